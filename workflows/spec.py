@@ -1,0 +1,99 @@
+"""What a caller asks for: the agent spec and the rules it must satisfy.
+
+Standard library only: the client, the CLI and the workflow sandbox all import this, and the workflow checks a spec
+again itself because a workflow can be started by anyone holding a Temporal client.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+PROVIDERS = ("local",)
+REGIONS = ("us-east", "us-west", "eu-central", "eu-north", "ap-southeast")
+SIZES = ("small", "medium", "large")
+
+DEFAULT_APPROVAL_TIMEOUT_S = 24 * 3600
+DEFAULT_HEALTH_TIMEOUT_S = 5 * 60
+MAX_SKILLS = 64
+
+# Ids end up in VM names, Vault paths, policy names and workflow ids: keep them DNS-label safe and short.
+_AGENT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+_ACCOUNT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_SKILL = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+
+
+class SpecError(ValueError):
+    """A field of a request is not acceptable. Carries the field so a CLI or API can point at it."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+@dataclass
+class AgentSpec:
+    account_id: str
+    name: str
+    provider: str = "local"
+    region: str = "eu-central"
+    size: str = "small"
+    skills: list[str] = field(default_factory=list)
+    require_approval: bool = False
+    # Left empty, the client assigns one; the workflow id is "agent-<agent_id>".
+    agent_id: str = ""
+    approval_timeout_s: int = DEFAULT_APPROVAL_TIMEOUT_S
+    health_timeout_s: int = DEFAULT_HEALTH_TIMEOUT_S
+
+
+def _check_pattern(field_name: str, value: object, pattern: re.Pattern[str], rule: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise SpecError(field_name, f"is required ({rule})")
+    if not pattern.fullmatch(value):
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        raise SpecError(field_name, f"{shown!r} is not allowed; must be {rule}")
+
+
+def _check_choice(field_name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise SpecError(field_name, f"{value!r} is not allowed; choose one of: {', '.join(allowed)}")
+
+
+def _check_seconds(field_name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise SpecError(field_name, f"{value!r} is not allowed; must be a whole number of seconds from {low} to {high}")
+
+
+AGENT_ID_RULE = "1-40 characters of a-z, 0-9 and '-', starting and ending with a letter or digit"
+ACCOUNT_ID_RULE = AGENT_ID_RULE
+NAME_RULE = "1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit"
+SKILL_RULE = "1-64 characters of a-z, 0-9, '_', '.' and '-', starting with a letter"
+
+
+def validate_agent_id(agent_id: object) -> None:
+    _check_pattern("agent_id", agent_id, _AGENT_ID, AGENT_ID_RULE)
+
+
+def validate_spec(spec: AgentSpec, *, providers: tuple[str, ...] = PROVIDERS) -> None:
+    """Raise SpecError naming the first bad field; returns quietly for a spec that may be provisioned."""
+    _check_pattern("account_id", spec.account_id, _ACCOUNT_ID, ACCOUNT_ID_RULE)
+    _check_pattern("name", spec.name, _NAME, NAME_RULE)
+    if spec.agent_id:
+        validate_agent_id(spec.agent_id)
+    _check_choice("provider", spec.provider, providers)
+    _check_choice("region", spec.region, REGIONS)
+    _check_choice("size", spec.size, SIZES)
+    if not isinstance(spec.skills, list):
+        raise SpecError("skills", "must be a list of skill names")
+    if len(spec.skills) > MAX_SKILLS:
+        raise SpecError("skills", f"{len(spec.skills)} given; at most {MAX_SKILLS} are allowed")
+    for skill in spec.skills:
+        _check_pattern("skills", skill, _SKILL, SKILL_RULE)
+    if len(set(spec.skills)) != len(spec.skills):
+        raise SpecError("skills", "each skill may be listed once")
+    if not isinstance(spec.require_approval, bool):
+        raise SpecError("require_approval", "must be true or false")
+    _check_seconds("approval_timeout_s", spec.approval_timeout_s, 60, 30 * 24 * 3600)
+    _check_seconds("health_timeout_s", spec.health_timeout_s, 1, 3600)
