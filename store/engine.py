@@ -1,0 +1,87 @@
+"""Engines for the registry database: an SQLite file by default, PostgreSQL in production."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlmodel import SQLModel
+
+from store.tables import AgentRow, AuditEvent
+
+__all__ = ["create_schema", "default_database_url", "make_engine"]
+
+# Several worker threads and processes write the same SQLite file: wait for the lock instead of failing at once.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Any constant shared by every process; serialises concurrent create_schema calls on PostgreSQL.
+_SCHEMA_LOCK_ID = 0x10B57AC4
+
+_POSTGRES_DRIVERS = ("postgres", "postgresql", "postgresql+psycopg")
+
+
+def default_database_url() -> str:
+    """`DATABASE_URL`, else an SQLite file under `LOBSTACK_HOME` (default `~/.lobstack`)."""
+    if url := os.environ.get("DATABASE_URL"):
+        return url
+    home = Path(os.environ.get("LOBSTACK_HOME") or "~/.lobstack").expanduser()
+    return f"sqlite:///{home / 'lobstack.db'}"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `sqlite:///path`, `postgresql://...` or `postgresql+psycopg://...`.
+
+    Parameters are never rendered into error messages or logs (`hide_parameters`): those messages can reach workflow
+    history.
+    """
+    parsed = make_url(url)
+    if parsed.drivername in ("sqlite", "sqlite+pysqlite"):
+        return _sqlite_engine(parsed)
+    if parsed.drivername in _POSTGRES_DRIVERS:
+        # psycopg 3 is the driver we ship; a bare postgresql:// would otherwise pick psycopg2.
+        return create_engine(parsed.set(drivername="postgresql+psycopg"), pool_pre_ping=True, hide_parameters=True)
+    raise ValueError(f"DATABASE_URL: scheme {parsed.drivername!r} is not supported; use sqlite:/// or postgresql://")
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
+        # Each pooled connection would get its own empty in-memory database.
+        raise ValueError("DATABASE_URL: SQLite needs a file path, e.g. sqlite:////var/lib/lobstack/lobstack.db")
+    Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        hide_parameters=True,
+        # Pooled connections move between the worker's threads; each is used by one thread at a time.
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            # busy_timeout first: switching to WAL briefly needs the lock another process may hold.
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            # WAL: readers never block the writer and vice versa.
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    return engine
+
+
+def create_schema(engine: Engine) -> None:
+    """Create the registry tables if they are missing; safe to call from every worker at start-up.
+
+    This is create-if-missing only, never an ALTER: schema changes will come with migrations (Alembic) later.
+    """
+    tables = [AgentRow.__table__, AuditEvent.__table__]
+    with engine.begin() as conn:
+        # Two processes starting together would both see "no table" and one CREATE would fail; take a lock first.
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _SCHEMA_LOCK_ID})
+        elif conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        SQLModel.metadata.create_all(conn, tables=tables)

@@ -1,0 +1,41 @@
+"""What the registry hands out: frozen copies of rows, never objects bound to a session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from workflows.models import AgentState
+
+__all__ = ["AgentRecord", "AuditRecord"]
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    agent_id: str
+    account_id: str
+    name: str
+    provider: str
+    region: str
+    size: str
+    state: AgentState
+    vm_id: str
+    address: str
+    health: str
+    created_at: datetime
+    updated_at: datetime
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    id: int
+    event_key: str
+    at: datetime
+    account_id: str
+    agent_id: str
+    action: str
+    state: AgentState
+    actor: str
+    reason: str
+    details: dict[str, str] = field(default_factory=dict)

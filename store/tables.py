@@ -1,0 +1,50 @@
+"""The registry's tables: `agents` holds the current state of each agent, `audit_events` every change, append-only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Field, SQLModel
+
+from store.types import JSON_OBJECT, UTCDateTime
+
+__all__ = ["LAST_ERROR_MAX", "REASON_MAX", "AgentRow", "AuditEvent"]
+
+# Free text is cut to these lengths rather than refused: an audit write must not fail because an error was wordy.
+LAST_ERROR_MAX = 500
+REASON_MAX = 1000
+
+
+class AgentRow(SQLModel, table=True):
+    __tablename__ = "agents"
+
+    agent_id: str = Field(primary_key=True, max_length=40)
+    account_id: str = Field(index=True, max_length=40)
+    name: str = Field(default="", max_length=63)
+    provider: str = Field(default="", max_length=32)
+    region: str = Field(default="", max_length=32)
+    size: str = Field(default="", max_length=32)
+    state: str = Field(index=True, max_length=32)
+    vm_id: str = Field(default="", max_length=128)
+    address: str = Field(default="", max_length=255)
+    health: str = Field(default="unknown", max_length=32)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    last_error: str = Field(default="", max_length=LAST_ERROR_MAX)
+
+
+class AuditEvent(SQLModel, table=True):
+    __tablename__ = "audit_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The idempotency key of the workflow step: a retried activity hits the unique constraint and writes nothing.
+    event_key: str = Field(unique=True, max_length=200)
+    at: datetime = Field(sa_type=UTCDateTime)
+    account_id: str = Field(index=True, max_length=40)
+    agent_id: str = Field(index=True, max_length=40)
+    action: str = Field(max_length=64)
+    state: str = Field(max_length=32)
+    actor: str = Field(default="", max_length=128)
+    reason: str = Field(default="", max_length=REASON_MAX)
+    # Short strings only (see store.validation); never secret values.
+    details: dict[str, str] = Field(default_factory=dict, sa_type=JSON_OBJECT)

@@ -1,0 +1,89 @@
+"""Session fixtures that start the real components: OpenBao, PostgreSQL databases, Temporal servers.
+
+Nothing is mocked. PostgreSQL is the machine's server at 127.0.0.1:5432; where it is unreachable the PostgreSQL cases
+are skipped on a developer machine and fail under CI (CI=true), because CI must prove both databases.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from workers import devstack
+
+PG_ADMIN_URL = os.environ.get("LOBSTACK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("lobstack")
+
+
+@pytest.fixture(scope="session")
+def openbao(session_dir: Path) -> Iterator[devstack.OpenBaoDev]:
+    server = devstack.start_openbao(session_dir)
+    yield server
+    server.stop()
+
+
+def _postgres_reachable() -> str | None:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(PG_ADMIN_URL)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("select 1"))
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+    finally:
+        engine.dispose()
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    problem = _postgres_reachable()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is required in CI: {problem}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {problem}")
+    return PG_ADMIN_URL
+
+
+def _fresh_postgres_database(admin_url: str) -> tuple[str, str]:
+    """Create an empty database for one test; returns (url, name)."""
+    import sqlalchemy
+
+    name = f"lobstack_t_{uuid.uuid4().hex[:12]}"
+    engine = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return admin_url.rsplit("/", 1)[0] + f"/{name}", name
+
+
+def _drop_postgres_database(admin_url: str, name: str) -> None:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each kind the service supports, one per test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'registry.db'}"
+        return
+    admin_url = request.getfixturevalue("postgres_admin_url")
+    url, name = _fresh_postgres_database(admin_url)
+    try:
+        yield url
+    finally:
+        _drop_postgres_database(admin_url, name)
