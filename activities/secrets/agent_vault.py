@@ -1,0 +1,300 @@
+"""Per-agent Vault state: mint, bootstrap, destroy, and count what is left. Synchronous (hvac is)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import hvac
+import hvac.exceptions as hv
+
+from activities.errors import SecretsRejected
+from activities.secrets.errors import vault_errors
+from activities.secrets.names import AgentNames
+from activities.secrets.policy import render_agent_policy
+from activities.secrets.settings import VaultSettings
+from activities.secrets.tokens import TokenFinder
+from bridge.config import BootstrapConfig
+from workflows.models import Residue, SecretRefs
+
+log = logging.getLogger(__name__)
+
+TRANSIT_KEY_TYPE = "aes256-gcm96"
+TRANSIT_AUTO_ROTATE = "2160h"  # 90 days; the KeyRotation schedule also rewraps and raises min_decryption_version
+ROLE_SETTINGS: dict[str, Any] = {
+    "secret_id_num_uses": 1,
+    "secret_id_ttl": "10m",
+    "token_ttl": "1h",
+    "token_max_ttl": "4h",
+    "token_num_uses": 0,
+}
+
+
+class AgentVault:
+    """Everything one agent owns in Vault. Build once per worker; methods are safe to call from several threads."""
+
+    def __init__(self, settings: VaultSettings, *, client: hvac.Client | None = None) -> None:
+        self.settings = settings
+        self._client = client or hvac.Client(
+            url=settings.addr, token=settings.token, timeout=settings.request_timeout_s
+        )
+        self._tokens = TokenFinder(self._client, settings.approle_mount)
+
+    @classmethod
+    def from_env(cls) -> AgentVault:
+        return cls(VaultSettings.from_env())
+
+    def close(self) -> None:
+        self._client.adapter.close()
+
+    def names(self, agent_id: str) -> AgentNames:
+        return AgentNames.of(agent_id, self.settings)
+
+    # --- engines -----------------------------------------------------------------------------------------------
+
+    def ensure_engines(self) -> None:
+        """Idempotently mount kv-v2, transit and approle where the settings say. Safe against a racing worker."""
+        s = self.settings
+        self._ensure_mount(s.kv_mount, "kv", options={"version": "2"})
+        self._ensure_mount(s.transit_mount, "transit")
+        self._ensure_auth(s.approle_mount, "approle")
+
+    def _ensure_mount(self, path: str, kind: str, options: dict[str, str] | None = None) -> None:
+        def current() -> dict[str, Any] | None:
+            with vault_errors("list", "sys/mounts"):
+                mounts = self._client.sys.list_mounted_secrets_engines()
+            return (mounts.get("data") or mounts).get(f"{path}/")
+
+        mount = current()
+        if mount is None:
+            with vault_errors("enable", f"sys/mounts/{path}"):
+                try:
+                    self._client.sys.enable_secrets_engine(kind, path=path, options=options)
+                except hv.InvalidRequest:
+                    mount = current()  # another worker mounted it meanwhile
+                    if mount is None:
+                        raise
+            mount = mount or current()
+        if mount is None or mount.get("type") != kind:
+            raise SecretsRejected(f"vault mount {path}/ is not a {kind} engine")
+        if kind == "kv" and (mount.get("options") or {}).get("version") != "2":
+            raise SecretsRejected(f"vault mount {path}/ is kv version 1; kv version 2 is required")
+
+    def _ensure_auth(self, path: str, kind: str) -> None:
+        def current() -> dict[str, Any] | None:
+            with vault_errors("list", "sys/auth"):
+                methods = self._client.sys.list_auth_methods()
+            return (methods.get("data") or methods).get(f"{path}/")
+
+        method = current()
+        if method is None:
+            with vault_errors("enable", f"sys/auth/{path}"):
+                try:
+                    self._client.sys.enable_auth_method(kind, path=path)
+                except hv.InvalidRequest:
+                    if current() is None:
+                        raise
+            method = current()
+        if method is None or method.get("type") != kind:
+            raise SecretsRejected(f"vault auth method {path}/ is not {kind}")
+
+    # --- mint --------------------------------------------------------------------------------------------------
+
+    def mint(self, agent_id: str, *, account_id: str = "") -> SecretRefs:
+        """Create the agent's policy, Transit key, AppRole role and identity secret. A retry changes nothing."""
+        n = self.names(agent_id)
+        s = self.settings
+        with vault_errors("write", f"sys/policies/acl/{n.policy}"):
+            self._client.sys.create_or_update_policy(n.policy, render_agent_policy(agent_id, s))
+
+        key_path = f"{s.transit_mount}/keys/{n.transit_key}"
+        with vault_errors("write", key_path):
+            # Creating an existing key is a no-op; the config call makes the rotation period right on both paths.
+            self._client.secrets.transit.create_key(
+                n.transit_key,
+                key_type=TRANSIT_KEY_TYPE,
+                auto_rotate_period=TRANSIT_AUTO_ROTATE,
+                mount_point=s.transit_mount,
+            )
+        with vault_errors("write", f"{key_path}/config"):
+            self._client.secrets.transit.update_key_configuration(
+                n.transit_key, auto_rotate_period=TRANSIT_AUTO_ROTATE, mount_point=s.transit_mount
+            )
+
+        with vault_errors("write", f"auth/{s.approle_mount}/role/{n.role}"):
+            self._client.auth.approle.create_or_update_approle(
+                n.role, token_policies=[n.policy], mount_point=s.approle_mount, **ROLE_SETTINGS
+            )
+
+        self._mint_identity(n, account_id)
+        log.info("minted secrets of agent %s", agent_id)
+        return SecretRefs(
+            kv_path=f"{s.kv_mount}/{n.kv_prefix}", policy=n.policy, role=n.role, transit_key=n.transit_key
+        )
+
+    def _mint_identity(self, n: AgentNames, account_id: str) -> None:
+        kv = self._client.secrets.kv.v2
+        path = f"{n.kv_mount}/data/{n.identity_path}"
+        with vault_errors("write", path):
+            try:
+                # cas=0: write only if absent, so a retried mint never rotates a key the agent may already hold.
+                kv.create_or_update_secret(
+                    n.identity_path, {"agent_key": secrets.token_urlsafe(32)}, cas=0, mount_point=n.kv_mount
+                )
+            except hv.InvalidRequest:
+                if not self._exists(
+                    f"{n.kv_mount}/metadata/{n.identity_path}",
+                    lambda: kv.read_secret_metadata(n.identity_path, mount_point=n.kv_mount),
+                ):
+                    raise
+        # Labels for the orphan sweep; no values.
+        labels = {"agent_id": n.agent_id, "account_id": account_id, "managed_by": "lobstack"}
+        labels = {k: v for k, v in labels.items() if v}  # Vault refuses empty custom_metadata values
+        with vault_errors("write", f"{n.kv_mount}/metadata/{n.identity_path}"):
+            kv.update_metadata(n.identity_path, custom_metadata=labels, mount_point=n.kv_mount)
+
+    # --- bootstrap ---------------------------------------------------------------------------------------------
+
+    def issue_bootstrap(
+        self, agent_id: str, *, listen_host: str = "127.0.0.1", listen_port: int = 0, address_file: str = ""
+    ) -> BootstrapConfig:
+        """A fresh single-use, response-wrapped SecretID for the agent's VM.
+
+        The only place the wrapped token exists on our side: it goes straight into the VM's user-data and must never be
+        logged, returned from an activity or put in workflow history.
+        """
+        n = self.names(agent_id)
+        s = self.settings
+        role_path = f"auth/{s.approle_mount}/role/{n.role}"
+        with vault_errors("read", f"{role_path}/role-id"):
+            role_id = self._client.auth.approle.read_role_id(n.role, mount_point=s.approle_mount)["data"]["role_id"]
+        with vault_errors("write", n.secret_id_path):
+            resp = self._client.auth.approle.generate_secret_id(
+                n.role, metadata={"agent_id": n.agent_id}, mount_point=s.approle_mount, wrap_ttl=f"{s.wrap_ttl_s}s"
+            )
+        wrap = resp.get("wrap_info") or {}
+        if not wrap.get("token"):
+            raise SecretsRejected(f"vault write {n.secret_id_path}: response was not wrapped")
+        if wrap.get("creation_path") != n.secret_id_path:
+            raise SecretsRejected(f"vault write {n.secret_id_path}: wrapped at an unexpected path")
+        log.info("issued bootstrap credential for agent %s (ttl %ss)", agent_id, wrap.get("ttl"))
+        return BootstrapConfig(
+            agent_id=n.agent_id,
+            vault_addr=s.bootstrap_addr,
+            role_id=role_id,
+            wrapped_secret_id=wrap["token"],
+            expected_creation_path=n.secret_id_path,
+            approle_mount=s.approle_mount,
+            kv_mount=s.kv_mount,
+            kv_prefix=n.kv_prefix,
+            listen_host=listen_host,
+            listen_port=listen_port,
+            address_file=address_file,
+        )
+
+    # --- destroy and residue -----------------------------------------------------------------------------------
+
+    def destroy(self, agent_id: str) -> Residue:
+        """Remove everything of the agent; returns what was there. Everything already gone is success.
+
+        The role goes first so no new login can happen, then the tokens (a deleted role leaves its tokens alive),
+        then the policy, the Transit key and the KV keys.
+        """
+        n = self.names(agent_id)
+        s = self.settings
+        found = Residue()
+
+        role_path = f"auth/{s.approle_mount}/role/{n.role}"
+        found.roles = int(self._role_exists(n))
+        with vault_errors("delete", role_path):
+            self._client.auth.approle.delete_role(n.role, mount_point=s.approle_mount)
+
+        accessors = self._tokens.accessors_of(n)
+        for accessor in accessors:
+            self._tokens.revoke(accessor)
+        found.tokens = len(accessors)
+
+        found.policies = int(self._policy_exists(n))
+        with vault_errors("delete", f"sys/policies/acl/{n.policy}"):
+            self._client.sys.delete_policy(n.policy)
+
+        found.keys = int(self._delete_transit_key(n))
+
+        keys = self._kv_keys(n)
+        for key in keys:
+            with vault_errors("delete", f"{s.kv_mount}/metadata/{key}"):
+                self._client.secrets.kv.v2.delete_metadata_and_all_versions(key, mount_point=s.kv_mount)
+        found.secrets = len(keys)
+
+        log.info("destroyed secrets of agent %s (found %s)", agent_id, found)
+        return found
+
+    def residue(self, agent_id: str) -> Residue:
+        """Count what is left of the agent in Vault; vms stays 0 here."""
+        n = self.names(agent_id)
+        return Residue(
+            secrets=len(self._kv_keys(n)),
+            policies=int(self._policy_exists(n)),
+            roles=int(self._role_exists(n)),
+            keys=int(self._transit_key_exists(n)),
+            tokens=len(self._tokens.accessors_of(n)),
+        )
+
+    def _delete_transit_key(self, n: AgentNames) -> bool:
+        s = self.settings
+        path = f"{s.transit_mount}/keys/{n.transit_key}"
+        if not self._transit_key_exists(n):
+            return False
+        with vault_errors("delete", path):
+            try:
+                # Transit refuses to delete a key until deletion is allowed explicitly.
+                self._client.secrets.transit.update_key_configuration(
+                    n.transit_key, deletion_allowed=True, mount_point=s.transit_mount
+                )
+                self._client.secrets.transit.delete_key(n.transit_key, mount_point=s.transit_mount)
+            except hv.InvalidRequest:
+                if self._transit_key_exists(n):  # "not found" from a concurrent destroy is fine; anything else not
+                    raise
+        return True
+
+    def _kv_keys(self, n: AgentNames) -> list[str]:
+        """Every key under the agent's prefix, recursively, relative to the mount."""
+        keys: list[str] = []
+        pending = [n.kv_prefix]
+        while pending:
+            folder = pending.pop()
+            with vault_errors("list", f"{n.kv_mount}/metadata/{folder}"):
+                try:
+                    resp = self._client.secrets.kv.v2.list_secrets(folder, mount_point=n.kv_mount)
+                except hv.InvalidPath:
+                    continue
+            for entry in (resp.get("data") or {}).get("keys") or []:
+                (pending if entry.endswith("/") else keys).append(folder + entry)
+        return sorted(keys)
+
+    def _policy_exists(self, n: AgentNames) -> bool:
+        return self._exists(f"sys/policies/acl/{n.policy}", lambda: self._client.sys.read_policy(n.policy))
+
+    def _role_exists(self, n: AgentNames) -> bool:
+        mount = self.settings.approle_mount
+        return self._exists(
+            f"auth/{mount}/role/{n.role}", lambda: self._client.auth.approle.read_role(n.role, mount_point=mount)
+        )
+
+    def _transit_key_exists(self, n: AgentNames) -> bool:
+        mount = self.settings.transit_mount
+        return self._exists(
+            f"{mount}/keys/{n.transit_key}",
+            lambda: self._client.secrets.transit.read_key(n.transit_key, mount_point=mount),
+        )
+
+    @staticmethod
+    def _exists(path: str, read: Callable[[], object]) -> bool:
+        with vault_errors("read", path):
+            try:
+                read()
+            except hv.InvalidPath:
+                return False
+        return True

@@ -1,0 +1,54 @@
+"""Every Vault name and path of one agent, derived from its id in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from activities.errors import SecretsRejected
+from activities.secrets.settings import VaultSettings
+from workflows.spec import SpecError, validate_agent_id
+
+IDENTITY_KEY = "identity"
+
+
+@dataclass(frozen=True)
+class AgentNames:
+    agent_id: str
+    kv_mount: str
+    transit_mount: str
+    approle_mount: str
+
+    @classmethod
+    def of(cls, agent_id: str, settings: VaultSettings) -> AgentNames:
+        # Checked again here although the workflow validated it: the id is spliced into policy text and paths.
+        try:
+            validate_agent_id(agent_id)
+        except SpecError as exc:
+            raise SecretsRejected(str(exc)) from exc
+        return cls(agent_id, settings.kv_mount, settings.transit_mount, settings.approle_mount)
+
+    @property
+    def policy(self) -> str:
+        return f"agent-{self.agent_id}"
+
+    @property
+    def role(self) -> str:
+        return f"agent-{self.agent_id}"
+
+    @property
+    def transit_key(self) -> str:
+        return f"agent-{self.agent_id}"
+
+    @property
+    def kv_prefix(self) -> str:
+        """Relative to the KV mount, with the trailing slash that keeps agent `a` out of agent `ab`."""
+        return f"agents/{self.agent_id}/"
+
+    @property
+    def identity_path(self) -> str:
+        return self.kv_prefix + IDENTITY_KEY
+
+    @property
+    def secret_id_path(self) -> str:
+        """Where Vault records a wrapped SecretID of this agent as created; the bridge checks it before unwrapping."""
+        return f"auth/{self.approle_mount}/role/{self.role}/secret-id"

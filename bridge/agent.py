@@ -1,0 +1,128 @@
+"""The bridge process: serve /health at once, introduce the agent to Vault in the background, keep its token alive."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import hvac.exceptions as hv
+import requests
+
+from bridge.config import BootstrapConfig
+from bridge.health import HealthState
+from bridge.introduction import AgentSession, Introduction, IntroductionRejected, VaultUnreachable
+from bridge.server import HealthServer, write_address_file
+
+log = logging.getLogger(__name__)
+
+
+class Bridge:
+    def __init__(
+        self,
+        config: BootstrapConfig,
+        *,
+        retry_for_s: float = 300.0,
+        first_backoff_s: float = 0.5,
+        max_backoff_s: float = 5.0,
+        vault_timeout_s: float = 10.0,
+    ) -> None:
+        self._introduction = Introduction(config, timeout_s=vault_timeout_s)
+        self.config = self._introduction.config  # without the wrapped token
+        self.state = HealthState(config.agent_id)
+        self._retry_for_s = retry_for_s
+        self._first_backoff_s = first_backoff_s
+        self._max_backoff_s = max_backoff_s
+        self._stop = threading.Event()
+        self._server: HealthServer | None = None
+        self._threads: list[threading.Thread] = []
+        self.session: AgentSession | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("bridge not started")
+        return self._server.base_url
+
+    def start(self) -> None:
+        """Bind and serve /health first (a prober sees "starting"), publish the address, then introduce."""
+        self._server = HealthServer(self.config.listen_host, self.config.listen_port, self.state)
+        self._spawn("health-server", self._server.serve_forever)
+        if self.config.address_file:
+            write_address_file(self.config.address_file, self._server.base_url)
+        log.info("agent %s bridge serving health at %s", self.config.agent_id, self._server.base_url)
+        self._spawn("introduction", self._introduce_and_renew)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        for thread in self._threads:
+            thread.join(timeout_s)
+        if self.session is not None:
+            self._revoke_own_token(self.session)
+
+    def _spawn(self, name: str, target: Callable[[], object]) -> None:
+        thread = threading.Thread(target=target, name=f"bridge-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _introduce_and_renew(self) -> None:
+        session = self._introduce()
+        if session is not None:
+            self.session = session
+            self._renew(session)
+
+    def _introduce(self) -> AgentSession | None:
+        deadline = time.monotonic() + self._retry_for_s
+        backoff = self._first_backoff_s
+        attempt = 0
+        while not self._stop.is_set():
+            attempt += 1
+            try:
+                session = self._introduction.run()
+            except IntroductionRejected as exc:
+                log.error("agent %s introduction refused: %s", self.config.agent_id, exc)
+                self.state.set("unhealthy", str(exc))
+                return None
+            except VaultUnreachable as exc:
+                if time.monotonic() + backoff > deadline:
+                    reason = f"{exc}; gave up after {attempt} attempts in {self._retry_for_s:.0f}s"
+                    log.error("agent %s introduction failed: %s", self.config.agent_id, reason)
+                    self.state.set("unhealthy", reason)
+                    return None
+                log.warning("agent %s introduction attempt %d: %s; retrying", self.config.agent_id, attempt, exc)
+                self.state.set("starting", f"{exc}; retrying (attempt {attempt})")
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, self._max_backoff_s)
+                continue
+            self.state.set("healthy", "", secrets_loaded=session.secrets_loaded)
+            return session
+        return None
+
+    def _renew(self, session: AgentSession) -> None:
+        """Renew the token at half its TTL; a revoked token (agent destroyed) turns the bridge unhealthy."""
+        ttl = session.lease_duration
+        if not session.renewable or ttl <= 0:
+            return
+        while not self._stop.wait(max(ttl / 2, 5.0)):
+            try:
+                resp = session.client.auth.token.renew_self()
+                ttl = int((resp.get("auth") or {}).get("lease_duration") or ttl)
+            except (hv.Forbidden, hv.Unauthorized, hv.InvalidRequest) as exc:
+                self.state.set("unhealthy", f"vault token no longer valid ({type(exc).__name__})")
+                return
+            except (hv.VaultError, requests.exceptions.RequestException) as exc:
+                log.warning("agent %s token renewal failed: %s; will retry", self.config.agent_id, type(exc).__name__)
+                ttl = max(ttl // 2, 10)
+
+    def _revoke_own_token(self, session: AgentSession) -> None:
+        # The SecretID was single-use, so a stopped bridge can never use this token again: do not leave it alive.
+        try:
+            session.client.auth.token.revoke_self()
+        except (hv.VaultError, requests.exceptions.RequestException) as exc:
+            log.warning("agent %s could not revoke its token: %s", self.config.agent_id, type(exc).__name__)
+        finally:
+            session.client.adapter.close()

@@ -1,0 +1,46 @@
+"""The bootstrap config a VM receives (through cloud-init user-data, or a file for the local provider).
+
+It carries the Vault address, the agent's AppRole role id and a response-wrapped SecretID: a single-use token with a
+TTL of at most ten minutes. The bridge checks the wrapping token's creation path before unwrapping, so a token minted
+for another path (or already unwrapped by an interceptor) is refused and reported.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class BootstrapConfig:
+    agent_id: str
+    vault_addr: str
+    role_id: str
+    wrapped_secret_id: str
+    # Where Vault must say the wrapped response was created; anything else means tampering.
+    expected_creation_path: str
+    approle_mount: str = "approle"
+    kv_mount: str = "secret"
+    kv_prefix: str = ""
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 0
+    # The bridge writes its bound address here (local provider), so a port is never guessed or raced for.
+    address_file: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> BootstrapConfig:
+        raw = json.loads(text)
+        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    @classmethod
+    def load(cls, path: Path) -> BootstrapConfig:
+        return cls.from_json(path.read_text(encoding="utf-8"))
+
+    def __repr__(self) -> str:
+        # Never print the wrapped token, even though it is single-use.
+        return f"BootstrapConfig(agent_id={self.agent_id!r}, vault_addr={self.vault_addr!r})"

