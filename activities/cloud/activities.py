@@ -1,0 +1,93 @@
+"""Cloud activities: create, wait for, delete and verify an agent's VM on whichever provider its spec names.
+
+The bootstrap credential is minted here, inside the create activity, and goes straight into the VM's user-data:
+it never passes through the workflow, so it never reaches Temporal history.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Protocol
+
+from temporalio import activity
+
+from activities.cloud.base import VM, CloudProvider
+from activities.errors import ProviderRejected, VMLeftBehind
+from bridge.config import BootstrapConfig
+from workflows.models import CreateVMRequest, Residue, VMLookup, VMRef
+
+
+class BootstrapIssuer(Protocol):
+    def issue_bootstrap(self, agent_id: str) -> BootstrapConfig: ...
+
+
+def _ref(vm: VM) -> VMRef:
+    return VMRef(provider=vm.provider, vm_id=vm.vm_id, name=vm.name, address=vm.address)
+
+
+class CloudActivities:
+    def __init__(self, *, providers: Mapping[str, CloudProvider], bootstrap: BootstrapIssuer) -> None:
+        self.providers = dict(providers)
+        self.bootstrap = bootstrap
+
+    def _provider(self, name: str) -> CloudProvider:
+        try:
+            return self.providers[name]
+        except KeyError:
+            raise ProviderRejected(f"provider {name!r} is not configured on this worker") from None
+
+    @activity.defn
+    def create_vm(self, request: CreateVMRequest) -> VMRef:
+        provider = self._provider(request.provider)
+        existing = provider.find(request.agent_id)
+        if existing is not None and existing.status != "stopped":
+            activity.logger.info("adopting existing VM %s for agent %s", existing.vm_id, request.agent_id)
+            return _ref(existing)
+        vm = provider.create(request, self.bootstrap.issue_bootstrap(request.agent_id))
+        activity.logger.info("created VM %s for agent %s", vm.vm_id, request.agent_id)
+        return _ref(vm)
+
+    @activity.defn
+    def wait_vm_running(self, lookup: VMLookup) -> VMRef:
+        """Poll until the VM runs and has an address; heartbeats so a dead worker is noticed and another resumes."""
+        provider = self._provider(lookup.provider)
+        delay = 0.05
+        while True:
+            vm = provider.get(lookup.vm_id)
+            if vm is None:
+                raise ProviderRejected(f"VM {lookup.vm_id} of agent {lookup.agent_id} disappeared while booting")
+            if vm.status == "stopped":
+                raise ProviderRejected(f"VM {lookup.vm_id} of agent {lookup.agent_id} stopped while booting")
+            if vm.status == "running" and vm.address:
+                return _ref(vm)
+            activity.heartbeat(vm.status)
+            time.sleep(delay)
+            delay = min(delay * 1.5, 2.0)
+
+    @activity.defn
+    def delete_vm(self, lookup: VMLookup) -> bool:
+        """Delete every VM of the agent (by id and by label); True when something was deleted."""
+        provider = self._provider(lookup.provider)
+        deleted = False
+        if lookup.vm_id:
+            deleted = provider.delete(lookup.vm_id)
+        found = provider.find(lookup.agent_id)
+        if found is not None:
+            deleted = provider.delete(found.vm_id) or deleted
+        if deleted:
+            activity.logger.info("deleted VM of agent %s", lookup.agent_id)
+        return deleted
+
+    @activity.defn
+    def verify_vm_gone(self, lookup: VMLookup) -> Residue:
+        provider = self._provider(lookup.provider)
+        left = [vm for vm in [provider.find(lookup.agent_id)] if vm is not None]
+        if lookup.vm_id and not left and provider.get(lookup.vm_id) is not None:
+            left.append(VM(lookup.provider, lookup.vm_id, "", lookup.agent_id, "running"))
+        if left:
+            raise VMLeftBehind(f"{len(left)} VM(s) of agent {lookup.agent_id} still exist: {left[0].vm_id}")
+        return Residue()
+
+
+__all__ = ["BootstrapIssuer", "CloudActivities"]

@@ -1,0 +1,59 @@
+"""The provider-neutral face of a VM provider: one protocol every adapter implements, and our own VM record.
+
+Adapters return `VM`, never an SDK object, and raise only `activities.errors.ProviderError` subclasses.
+Idempotency rests on two things every adapter keeps: a deterministic name and the `lobstack-agent=<id>` label,
+so a retried create finds the VM the first attempt made instead of making a second one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from bridge.config import BootstrapConfig
+from workflows.models import CreateVMRequest
+
+AGENT_LABEL = "lobstack-agent"
+ACCOUNT_LABEL = "lobstack-account"
+
+# "stopped": exists but not running (crashed process, powered-off server); it will not become healthy by waiting.
+VMStatus = Literal["creating", "running", "stopped", "gone"]
+
+
+def vm_name(agent_id: str) -> str:
+    """The deterministic VM name for an agent; agent ids are already DNS-label safe."""
+    return f"lobstack-{agent_id}"
+
+
+@dataclass(frozen=True)
+class VM:
+    provider: str
+    vm_id: str
+    name: str
+    agent_id: str
+    status: VMStatus
+    address: str = ""
+
+
+class CloudProvider(Protocol):
+    name: str
+
+    def find(self, agent_id: str) -> VM | None:
+        """The agent's VM if one exists (by label), whatever its status."""
+        ...
+
+    def create(self, request: CreateVMRequest, bootstrap: BootstrapConfig) -> VM:
+        """Create the agent's VM carrying `bootstrap` as its user-data. Callers `find` first."""
+        ...
+
+    def get(self, vm_id: str) -> VM | None:
+        """Current state of a VM, or None when it no longer exists."""
+        ...
+
+    def delete(self, vm_id: str) -> bool:
+        """Delete a VM; False when it was already gone (not an error)."""
+        ...
+
+    def list_managed(self) -> list[VM]:
+        """Every VM carrying the agent label, for verification and the orphan sweep."""
+        ...

@@ -1,0 +1,186 @@
+"""The `local` provider: each "VM" is a local process running the agent bridge.
+
+All state lives on disk under `<state_dir>/<agent_id>/` (vm.json, the bootstrap file, the bridge's address file and
+log), and the bridge runs in its own session, so a restarted worker adopts the processes an earlier one started.
+A per-agent file lock serialises create and delete, so an activity retried while its first attempt still runs
+cannot start a second process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from activities.cloud.base import AGENT_LABEL, VM, vm_name
+from activities.errors import ProviderRejected, ProviderUnavailable
+from bridge.config import BootstrapConfig
+from workflows.models import CreateVMRequest
+
+_PREFIX = "local-"
+
+
+def _atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _process_alive(pid: int, marker: str = "") -> bool:
+    """True when `pid` is a live (non-zombie) process whose command line contains `marker`, guarding against reuse."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)  # reap our own exited child so it does not linger as a zombie
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    state = stat.rsplit(")", 1)[-1].split()[0]
+    return state not in ("Z", "X") and marker in cmdline
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process id is still a live process (zombies count as gone)."""
+    return _process_alive(pid)
+
+
+class LocalProvider:
+    name = "local"
+
+    def __init__(
+        self, *, state_dir: Path, bridge_argv: Sequence[str] | None = None, stop_timeout_s: float = 10.0
+    ) -> None:
+        self.state_dir = state_dir
+        # The command that runs a bridge; the config path is appended. Injectable so tests can run a broken agent.
+        self.bridge_argv = list(bridge_argv) if bridge_argv else [sys.executable, "-m", "bridge", "--config"]
+        self.stop_timeout_s = stop_timeout_s
+
+    # --- paths and locking ----------------------------------------------------------------------------------------
+
+    def _dir(self, agent_id: str) -> Path:
+        return self.state_dir / agent_id
+
+    @contextlib.contextmanager
+    def _locked(self, agent_id: str) -> Iterator[Path]:
+        directory = self._dir(agent_id)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            lock = (self.state_dir / f".{agent_id}.lock").open("a")
+        except OSError as exc:
+            raise ProviderUnavailable(f"local provider cannot use {self.state_dir}: {exc.strerror}") from exc
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield directory
+
+    @staticmethod
+    def _agent_id(vm_id: str) -> str:
+        if not vm_id.startswith(_PREFIX):
+            raise ProviderRejected(f"{vm_id!r} is not a local VM id")
+        return vm_id.removeprefix(_PREFIX)
+
+    def _read(self, agent_id: str) -> VM | None:
+        directory = self._dir(agent_id)
+        try:
+            meta = json.loads((directory / "vm.json").read_text())
+        except (OSError, ValueError):
+            return None
+        config_path = str(directory / "bootstrap.json")
+        if not _process_alive(int(meta["pid"]), config_path):
+            return VM(self.name, meta["vm_id"], meta["name"], agent_id, "stopped")
+        try:
+            address = (directory / "address").read_text().strip()
+        except OSError:
+            address = ""
+        return VM(self.name, meta["vm_id"], meta["name"], agent_id, "running" if address else "creating", address)
+
+    def pid_of(self, agent_id: str) -> int | None:
+        """The process id of the agent's bridge, for operators and tests that check a process really ended."""
+        try:
+            return int(json.loads((self._dir(agent_id) / "vm.json").read_text())["pid"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    # --- CloudProvider --------------------------------------------------------------------------------------------
+
+    def find(self, agent_id: str) -> VM | None:
+        return self._read(agent_id)
+
+    def get(self, vm_id: str) -> VM | None:
+        return self._read(self._agent_id(vm_id))
+
+    def create(self, request: CreateVMRequest, bootstrap: BootstrapConfig) -> VM:
+        with self._locked(request.agent_id) as directory:
+            existing = self._read(request.agent_id)
+            if existing is not None and existing.status != "stopped":
+                return existing
+            config_path = directory / "bootstrap.json"
+            address_file = directory / "address"
+            address_file.unlink(missing_ok=True)
+            config = replace(bootstrap, listen_host="127.0.0.1", listen_port=0, address_file=str(address_file))
+            _atomic_write(config_path, config.to_json())
+            with (directory / "bridge.log").open("ab") as log:
+                proc = subprocess.Popen(
+                    [*self.bridge_argv, str(config_path)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,  # outlives the worker, like a real VM
+                    cwd=directory,
+                )
+            meta = {
+                "vm_id": _PREFIX + request.agent_id,
+                "name": vm_name(request.agent_id),
+                "pid": proc.pid,
+                "labels": {AGENT_LABEL: request.agent_id, "lobstack-account": request.account_id},
+                "created_at": datetime.now(UTC).isoformat(),
+            }
+            _atomic_write(directory / "vm.json", json.dumps(meta))
+            return VM(self.name, meta["vm_id"], meta["name"], request.agent_id, "creating")
+
+    def delete(self, vm_id: str) -> bool:
+        agent_id = self._agent_id(vm_id)
+        if not (self._dir(agent_id) / "vm.json").exists():
+            return False
+        with self._locked(agent_id) as directory:
+            try:
+                meta = json.loads((directory / "vm.json").read_text())
+            except (OSError, ValueError):
+                meta = None
+            if meta is not None:
+                self._terminate(int(meta["pid"]), str(directory / "bootstrap.json"))
+            shutil.rmtree(directory, ignore_errors=True)
+            (self.state_dir / f".{agent_id}.lock").unlink(missing_ok=True)
+        return meta is not None
+
+    def list_managed(self) -> list[VM]:
+        if not self.state_dir.exists():
+            return []
+        found = (self._read(child.name) for child in sorted(self.state_dir.iterdir()) if child.is_dir())
+        return [vm for vm in found if vm is not None]
+
+    def _terminate(self, pid: int, marker: str) -> None:
+        if not _process_alive(pid, marker):
+            return
+        for sig, wait_s in ((signal.SIGTERM, self.stop_timeout_s), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, sig)
+            deadline = time.monotonic() + wait_s
+            delay = 0.02
+            while time.monotonic() < deadline:
+                if not _process_alive(pid, marker):
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
+        raise ProviderUnavailable(f"local VM process {pid} did not exit after SIGKILL")

@@ -1,0 +1,75 @@
+"""Health checks: probe an agent bridge's `/health` until it is healthy or a deadline passes."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import httpx
+from temporalio import activity
+
+from activities.errors import AgentCompromised, AgentUnhealthy
+from workflows.models import HealthCheckRequest, HealthReport
+
+# The bridge says this when its bootstrap credential was already used: waiting longer cannot help.
+COMPROMISED_MARKER = "bootstrap credential rejected"
+
+
+def parse_health(agent_id: str, response: httpx.Response) -> HealthReport:
+    """Read a bridge's answer; anything unexpected counts as unhealthy with a reason, never as an exception."""
+    try:
+        body = response.json()
+    except ValueError:
+        return HealthReport(agent_id, False, "invalid", reason=f"HTTP {response.status_code}, body is not JSON")
+    if not isinstance(body, dict):
+        return HealthReport(agent_id, False, "invalid", reason="health body is not a JSON object")
+    status = str(body.get("status", "unknown"))
+    reason = str(body.get("reason", ""))[:300]
+    if body.get("agent_id") != agent_id:
+        return HealthReport(agent_id, False, "wrong-agent", reason="health endpoint answers for another agent")
+    loaded = body.get("secrets_loaded", 0)
+    loaded = loaded if isinstance(loaded, int) and not isinstance(loaded, bool) else 0
+    healthy = response.status_code == 200 and status == "healthy" and loaded > 0
+    return HealthReport(agent_id, healthy, status, secrets_loaded=loaded, reason=reason)
+
+
+async def probe(client: httpx.AsyncClient, agent_id: str, address: str) -> HealthReport:
+    try:
+        response = await client.get(f"{address.rstrip('/')}/health")
+    except httpx.HTTPError as exc:
+        return HealthReport(agent_id, False, "unreachable", reason=type(exc).__name__)
+    return parse_health(agent_id, response)
+
+
+class HealthActivities:
+    def __init__(self, *, timeout_s: float = 2.0, max_interval_s: float = 2.0) -> None:
+        self.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 1.0))
+        self.max_interval_s = max_interval_s
+
+    @activity.defn
+    async def wait_healthy(self, request: HealthCheckRequest) -> HealthReport:
+        """Probe with backoff until healthy; fails (not retryable) at the deadline or when the agent is compromised.
+
+        The deadline is absolute, so a retry on another worker after a crash keeps the original budget.
+        """
+        checks = 0
+        delay = 0.05
+        last = HealthReport(request.agent_id, False, "unchecked")
+        async with httpx.AsyncClient(timeout=self.timeout) as client:
+            while True:
+                checks += 1
+                last = await probe(client, request.agent_id, request.address)
+                last.checks = checks
+                if last.healthy:
+                    return last
+                if COMPROMISED_MARKER in last.reason:
+                    raise AgentCompromised(f"agent {request.agent_id}: {last.reason}")
+                activity.heartbeat(checks)
+                remaining = (request.deadline - datetime.now(UTC)).total_seconds()
+                if remaining <= 0:
+                    detail = f"{last.status}: {last.reason}" if last.reason else last.status
+                    raise AgentUnhealthy(
+                        f"agent {request.agent_id} not healthy by its deadline after {checks} checks (last {detail})"
+                    )
+                await asyncio.sleep(min(delay, remaining))
+                delay = min(delay * 1.6, self.max_interval_s)
