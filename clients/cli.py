@@ -1,0 +1,281 @@
+"""The `lobstack` command line, built on LobstackClient.
+
+Input is validated before any connection is made: a bad value exits with status 2 and a message that names the field
+and what is allowed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from workflows.models import AgentState, AgentStatus
+from workflows.spec import (
+    DEFAULT_APPROVAL_TIMEOUT_S,
+    DEFAULT_HEALTH_TIMEOUT_S,
+    PROVIDERS,
+    REGIONS,
+    SIZES,
+    AgentSpec,
+    SpecError,
+    validate_agent_id,
+    validate_spec,
+)
+
+EXIT_USAGE = 2
+
+
+def _address(args: argparse.Namespace) -> tuple[str, str]:
+    from workers.settings import TemporalSettings
+
+    env = TemporalSettings.from_env()
+    return args.address or env.address, args.namespace or env.namespace
+
+
+async def _client(args: argparse.Namespace) -> Any:
+    from clients.client import LobstackClient
+
+    address, namespace = _address(args)
+    return await LobstackClient.connect(address, namespace=namespace)
+
+
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    return asyncio.run(coro)
+
+
+def _print_status(status: AgentStatus, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(asdict(status), default=_json_default, indent=2))
+        return
+    for key, value in asdict(status).items():
+        if value not in ("", None):
+            shown = value.isoformat(timespec="seconds") if isinstance(value, datetime) else value
+            print(f"{key:>12}: {shown}")
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+# --- agent commands ------------------------------------------------------------------------------------------------
+
+
+def cmd_agent_create(args: argparse.Namespace) -> int:
+    spec = AgentSpec(
+        account_id=args.account,
+        name=args.name,
+        provider=args.provider,
+        region=args.region,
+        size=args.size,
+        skills=list(args.skill or []),
+        require_approval=args.require_approval,
+        agent_id=args.agent_id or "",
+        approval_timeout_s=args.approval_timeout,
+        health_timeout_s=args.health_timeout,
+    )
+    validate_spec(spec)
+
+    async def go() -> int:
+        client = await _client(args)
+        agent_id = await client.create_agent(spec)
+        print(agent_id)
+        if args.wait:
+            wanted = {AgentState.RUNNING, AgentState.PENDING_APPROVAL}
+            status = await client.wait_for(agent_id, wanted, timeout_s=args.health_timeout + 120)
+            _print_status(status, as_json=False)
+        return 0
+
+    return _run(go())
+
+
+def cmd_agent_status(args: argparse.Namespace) -> int:
+    validate_agent_id(args.agent_id)
+
+    async def go() -> int:
+        client = await _client(args)
+        _print_status(await client.status(args.agent_id), args.json)
+        return 0
+
+    return _run(go())
+
+
+def cmd_agent_list(args: argparse.Namespace) -> int:
+    async def go() -> int:
+        client = await _client(args)
+        agents = await client.list_agents(running_only=args.running)
+        for agent in agents:
+            started = agent.started_at.isoformat(timespec="seconds") if agent.started_at else "-"
+            print(f"{agent.agent_id:<42} {agent.workflow_status:<12} {started}")
+        if not agents:
+            print("no agents", file=sys.stderr)
+        return 0
+
+    return _run(go())
+
+
+def _decision_command(approve: bool) -> Callable[[argparse.Namespace], int]:
+    def command(args: argparse.Namespace) -> int:
+        validate_agent_id(args.agent_id)
+        if not args.approver.strip():
+            raise SpecError("approver", "is required")
+
+        async def go() -> int:
+            client = await _client(args)
+            send = client.approve if approve else client.reject
+            await send(args.agent_id, approver=args.approver, reason=args.reason)
+            print(f"{'approved' if approve else 'rejected'} {args.agent_id} as {args.approver}")
+            return 0
+
+        return _run(go())
+
+    return command
+
+
+def cmd_agent_destroy(args: argparse.Namespace) -> int:
+    validate_agent_id(args.agent_id)
+
+    async def go() -> int:
+        client = await _client(args)
+        await client.destroy(args.agent_id, requested_by=args.requested_by, reason=args.reason)
+        print(f"destroy requested for {args.agent_id}")
+        if args.wait:
+            result = await client.result(args.agent_id)
+            print(f"{args.agent_id}: {result.state.value}")
+        return 0
+
+    return _run(go())
+
+
+# --- process commands ----------------------------------------------------------------------------------------------
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from workers.main import run_worker_from_env
+
+    return _run(run_worker_from_env(*_address(args)))
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from workers.dev import run_dev
+
+    return _run(run_dev(show_root_token=args.show_root_token))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    validate_spec(AgentSpec(account_id="demo", name="demo", provider=args.provider))
+    from clients.demo import run_demo
+
+    return _run(run_demo(provider=args.provider))
+
+
+# --- parser --------------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lobstack", description="Give every AI agent its own VM, durably.")
+    parser.add_argument("--address", help="Temporal frontend host:port (env TEMPORAL_ADDRESS, default 127.0.0.1:7233)")
+    parser.add_argument("--namespace", help="Temporal namespace (env TEMPORAL_NAMESPACE, default 'default')")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="run Temporal (with Web UI), OpenBao and a worker locally; Ctrl-C stops all")
+    dev.add_argument("--show-root-token", action="store_true", help="print the OpenBao root token")
+    dev.set_defaults(func=cmd_dev)
+
+    worker = sub.add_parser("worker", help="run a worker (TEMPORAL_ADDRESS, VAULT_ADDR, VAULT_TOKEN, DATABASE_URL)")
+    worker.set_defaults(func=cmd_worker)
+
+    demo = sub.add_parser("demo", help="run a whole lifecycle end to end on the embedded defaults")
+    demo.add_argument("--provider", default="local", help=f"one of: {', '.join(PROVIDERS)}")
+    demo.set_defaults(func=cmd_demo)
+
+    agent = sub.add_parser("agent", help="create, inspect, approve and destroy agents")
+    agent_sub = agent.add_subparsers(dest="agent_command", required=True)
+
+    create = agent_sub.add_parser("create", help="start an agent's lifecycle")
+    create.add_argument("--account", required=True, help="account id")
+    create.add_argument("--name", required=True, help="agent name (DNS label)")
+    create.add_argument("--provider", default="local", help=f"one of: {', '.join(PROVIDERS)}")
+    create.add_argument("--region", default="eu-central", help=f"one of: {', '.join(REGIONS)}")
+    create.add_argument("--size", default="small", help=f"one of: {', '.join(SIZES)}")
+    create.add_argument("--skill", action="append", help="a skill to enable (repeatable)")
+    create.add_argument("--require-approval", action="store_true", help="hold provisioning for a human approval")
+    create.add_argument("--agent-id", help="choose the agent id (default: <name>-<random>)")
+    create.add_argument(
+        "--approval-timeout",
+        type=_seconds("approval_timeout_s"),
+        default=DEFAULT_APPROVAL_TIMEOUT_S,
+        help="seconds to wait for a decision before rejecting (default 86400)",
+    )
+    create.add_argument(
+        "--health-timeout",
+        type=_seconds("health_timeout_s"),
+        default=DEFAULT_HEALTH_TIMEOUT_S,
+        help="seconds to wait for the agent to become healthy (default 300)",
+    )
+    create.add_argument("--wait", action="store_true", help="wait until running or pending approval")
+    create.set_defaults(func=cmd_agent_create)
+
+    status = agent_sub.add_parser("status", help="show an agent's state")
+    status.add_argument("agent_id")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_agent_status)
+
+    listing = agent_sub.add_parser("list", help="list agents known to Temporal")
+    listing.add_argument("--running", action="store_true", help="only lifecycles still open")
+    listing.set_defaults(func=cmd_agent_list)
+
+    for verb, approve in (("approve", True), ("reject", False)):
+        decide = agent_sub.add_parser(verb, help=f"{verb} an agent waiting for approval")
+        decide.add_argument("agent_id")
+        decide.add_argument("--approver", required=True, help="who decides")
+        decide.add_argument("--reason", default="", help="why")
+        decide.set_defaults(func=_decision_command(approve))
+
+    destroy = agent_sub.add_parser("destroy", help="destroy an agent: VM, secrets and tokens")
+    destroy.add_argument("agent_id")
+    destroy.add_argument("--requested-by", default="", help="who asks")
+    destroy.add_argument("--reason", default="", help="why")
+    destroy.add_argument("--wait", action="store_true", help="wait until everything is gone")
+    destroy.set_defaults(func=cmd_agent_destroy)
+    return parser
+
+
+def _seconds(field_name: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{field_name}: {text!r} is not a whole number of seconds") from None
+
+    return parse
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SpecError as err:
+        print(f"lobstack: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:
+        from clients.client import LobstackClientError
+
+        if isinstance(err, LobstackClientError):
+            print(f"lobstack: error: {err}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

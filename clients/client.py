@@ -1,0 +1,167 @@
+"""LobstackClient: the typed async API backend services use to start agents and read their status."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from workflows.agent_lifecycle import AgentLifecycleWorkflow
+from workflows.models import AgentState, AgentStatus, Decision, DestroyRequest, LifecycleInput, LifecycleResult
+from workflows.queues import WORKFLOW_QUEUE, workflow_id
+from workflows.spec import AgentSpec, SpecError, validate_agent_id, validate_spec
+
+
+class LobstackClientError(Exception):
+    pass
+
+
+class TemporalUnreachable(LobstackClientError):
+    def __init__(self, address: str, err: Exception) -> None:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        super().__init__(f"cannot reach Temporal at {address} ({reason}); is `lobstack dev` or a cluster running?")
+
+
+class AgentExists(LobstackClientError):
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(f"agent_id: {agent_id!r} is already taken; choose another id or leave it empty")
+        self.agent_id = agent_id
+
+
+class AgentNotFound(LobstackClientError):
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(f"agent_id: no agent {agent_id!r}")
+        self.agent_id = agent_id
+
+
+@dataclass(frozen=True)
+class AgentSummary:
+    agent_id: str
+    workflow_status: str
+    started_at: datetime | None
+
+
+def new_agent_id(name: str) -> str:
+    """`<name prefix>-<12 hex>`: readable in the UI and unique; at most 40 characters like every agent id."""
+    return f"{name[:27].rstrip('-')}-{uuid.uuid4().hex[:12]}"
+
+
+class LobstackClient:
+    def __init__(self, client: Client, *, task_queue: str = WORKFLOW_QUEUE) -> None:
+        self.temporal = client
+        self.task_queue = task_queue
+
+    @classmethod
+    async def connect(cls, address: str, *, namespace: str = "default", **kwargs: object) -> LobstackClient:
+        try:
+            client = await Client.connect(address, namespace=namespace)
+        except RuntimeError as err:  # the SDK reports every connect failure this way
+            raise TemporalUnreachable(address, err) from None
+        return cls(client, **kwargs)  # type: ignore[arg-type]
+
+    def _handle(self, agent_id: str) -> WorkflowHandle[AgentLifecycleWorkflow, LifecycleResult]:
+        validate_agent_id(agent_id)
+        return self.temporal.get_workflow_handle_for(AgentLifecycleWorkflow.run, workflow_id(agent_id))
+
+    async def create_agent(self, spec: AgentSpec) -> str:
+        """Validate, assign an id if none was given, and start the lifecycle. Returns the agent id."""
+        validate_spec(spec)
+        if not spec.agent_id:
+            spec = replace(spec, agent_id=new_agent_id(spec.name))
+        try:
+            await self.temporal.start_workflow(
+                AgentLifecycleWorkflow.run,
+                LifecycleInput(spec=spec),
+                id=workflow_id(spec.agent_id),
+                task_queue=self.task_queue,
+                # An agent id names one agent for ever: never reuse it, even after its lifecycle closed.
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                static_summary=f"agent {spec.name} ({spec.account_id}, {spec.provider}/{spec.region})",
+            )
+        except WorkflowAlreadyStartedError:
+            raise AgentExists(spec.agent_id) from None
+        return spec.agent_id
+
+    async def status(self, agent_id: str) -> AgentStatus:
+        try:
+            return await self._handle(agent_id).query(AgentLifecycleWorkflow.status)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise AgentNotFound(agent_id) from None
+            raise
+
+    async def _signal(self, agent_id: str, signal: Callable[..., object], arg: object) -> None:
+        try:
+            await self._handle(agent_id).signal(signal, arg)  # type: ignore[arg-type]
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise AgentNotFound(agent_id) from None
+            raise
+
+    async def approve(self, agent_id: str, *, approver: str, reason: str = "") -> None:
+        _require("approver", approver)
+        await self._signal(agent_id, AgentLifecycleWorkflow.approve, Decision(approver=approver, reason=reason))
+
+    async def reject(self, agent_id: str, *, approver: str, reason: str = "") -> None:
+        _require("approver", approver)
+        await self._signal(agent_id, AgentLifecycleWorkflow.reject, Decision(approver=approver, reason=reason))
+
+    async def destroy(self, agent_id: str, *, requested_by: str = "", reason: str = "") -> None:
+        request = DestroyRequest(requested_by=requested_by, reason=reason)
+        await self._signal(agent_id, AgentLifecycleWorkflow.destroy, request)
+
+    async def result(self, agent_id: str) -> LifecycleResult:
+        """Wait for the lifecycle to end. A failed agent raises WorkflowFailureError (after its cleanup ran)."""
+        return await self._handle(agent_id).result()
+
+    async def wait_for(self, agent_id: str, states: Collection[AgentState], *, timeout_s: float = 120.0) -> AgentStatus:
+        """Poll the status query until the agent reaches one of `states`; raises TimeoutError with the last status."""
+        deadline = time.monotonic() + timeout_s
+        delay = 0.05
+        while True:
+            current = await self.status(agent_id)
+            if current.state in states:
+                return current
+            if current.state.terminal:
+                raise LobstackClientError(f"agent {agent_id} ended {current.state.value}: {current.last_error}")
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"agent {agent_id} still {current.state.value} after {timeout_s:.0f}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+    async def list_agents(self, *, running_only: bool = False) -> list[AgentSummary]:
+        query = "WorkflowType = 'AgentLifecycle'"
+        if running_only:
+            query += " AND ExecutionStatus = 'Running'"
+        found = []
+        async for wf in self.temporal.list_workflows(query):
+            status = wf.status.name.lower() if isinstance(wf.status, WorkflowExecutionStatus) else "unknown"
+            found.append(AgentSummary(wf.id.removeprefix("agent-"), status, wf.start_time))
+        return found
+
+
+def _require(field_name: str, value: str) -> None:
+    if not value or not value.strip():
+        raise SpecError(field_name, "is required")
+    if len(value) > 200:
+        raise SpecError(field_name, "must be at most 200 characters")
+
+
+__all__ = [
+    "AgentExists",
+    "AgentNotFound",
+    "AgentSummary",
+    "LobstackClient",
+    "LobstackClientError",
+    "TemporalUnreachable",
+    "new_agent_id",
+]

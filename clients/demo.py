@@ -1,0 +1,86 @@
+"""`make demo`: one agent's whole life on the embedded defaults, checked at the end.
+
+Starts Temporal (dev server + Web UI), OpenBao and a worker; creates an agent that needs approval, approves it as an
+approver would (a signal), waits until it is healthy, destroys it, then checks that its process is gone and OpenBao
+holds nothing of it. Prints one `demo ok: ...` line and exits 0, or says what was left and exits 1.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from activities.cloud.local import pid_alive
+from clients.client import LobstackClient
+from workers.dev import dev_stack
+from workflows.models import AgentState
+from workflows.spec import AgentSpec
+
+_T0 = time.monotonic()
+
+
+def say(text: str) -> None:
+    print(f"[{time.monotonic() - _T0:6.2f}s] {text}", flush=True)
+
+
+async def run_demo(*, provider: str = "local") -> int:
+    home = Path(tempfile.mkdtemp(prefix="lobstack-demo-"))
+    try:
+        return await _demo(home, provider)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+async def _demo(home: Path, provider: str) -> int:
+    say("starting Temporal dev server, OpenBao and a worker ...")
+    async with dev_stack(home) as stack:
+        say(f"Temporal Web UI at {stack.temporal.ui_url}; OpenBao at {stack.openbao.addr}")
+        client = LobstackClient(stack.client)
+        spec = AgentSpec(
+            account_id="demo-account",
+            name="mailer",
+            provider=provider,
+            region="eu-central",
+            size="small",
+            skills=["web.search", "email.send"],
+            require_approval=True,
+            health_timeout_s=120,
+        )
+        agent_id = await client.create_agent(spec)
+        say(f"created agent {agent_id} (workflow agent-{agent_id})")
+
+        status = await client.wait_for(agent_id, {AgentState.PENDING_APPROVAL}, timeout_s=30)
+        say(f"state {status.state.value}: {status.waiting_for}")
+        await client.approve(agent_id, approver="demo-approver", reason="demo run")
+        say("approved as demo-approver (signal `approve`)")
+
+        status = await client.wait_for(agent_id, {AgentState.RUNNING}, timeout_s=150)
+        say(f"state {status.state.value}: VM {status.vm_id} at {status.address}, health {status.health}")
+        async with httpx.AsyncClient(timeout=5) as http:
+            health = (await http.get(f"{status.address}/health")).json()
+        say(f"bridge /health: {health}")
+        pid = stack.local.pid_of(agent_id)
+
+        await client.destroy(agent_id, requested_by="demo", reason="demo finished")
+        result = await client.result(agent_id)
+        say(f"state {result.state.value}")
+
+        vms = len([vm for vm in stack.local.list_managed() if vm.agent_id == agent_id])
+        vms += 1 if pid is not None and pid_alive(pid) else 0
+        residue = stack.vault.residue(agent_id)
+        residue.vms = vms
+    say("stopped Temporal, OpenBao and the worker")
+    left = (
+        f"{residue.vms} VMs, {residue.secrets} secrets, {residue.policies} policies, {residue.roles} roles, "
+        f"{residue.keys} keys, {residue.tokens} tokens"
+    )
+    if result.state != AgentState.DESTROYED or residue.total:
+        print(f"demo FAILED: agent {agent_id} ended {result.state.value}; left behind: {left}", file=sys.stderr)
+        return 1
+    print(f"demo ok: agent {agent_id} destroyed; left behind: {left}")
+    return 0

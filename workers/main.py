@@ -1,0 +1,43 @@
+"""Worker process wiring: build the services from settings, connect, run until signalled."""
+
+from __future__ import annotations
+
+import logging
+
+from temporalio.client import Client
+
+from activities.cloud.base import CloudProvider
+from activities.secrets import AgentVault, SecretsActivities, VaultSettings
+from store import Registry, default_database_url
+from workers.settings import WorkerSettings
+from workers.worker import Services, default_providers, run_until_signalled
+
+
+def build_services(
+    *,
+    vault_settings: VaultSettings,
+    database_url: str,
+    worker_settings: WorkerSettings,
+    providers: dict[str, CloudProvider] | None = None,
+) -> Services:
+    vault = AgentVault(vault_settings)
+    return Services(
+        registry=Registry.from_url(database_url),
+        secrets=SecretsActivities(vault),
+        bootstrap=vault,
+        providers=providers if providers is not None else default_providers(worker_settings),
+    )
+
+
+async def run_worker_from_env(address: str, namespace: str) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = WorkerSettings.from_env()
+    vault_settings = VaultSettings.from_env()
+    services = build_services(
+        vault_settings=vault_settings, database_url=default_database_url(), worker_settings=settings
+    )
+    AgentVault(vault_settings).ensure_engines()
+    client = await Client.connect(address, namespace=namespace)
+    logging.getLogger("lobstack.worker").info("worker polling %s (namespace %s)", address, namespace)
+    await run_until_signalled(client, services, settings)
+    return 0

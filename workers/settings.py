@@ -1,0 +1,41 @@
+"""Where the service finds its components, from the environment, with embedded defaults for a laptop."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def lobstack_home() -> Path:
+    return Path(os.environ.get("LOBSTACK_HOME", Path.home() / ".lobstack"))
+
+
+@dataclass(frozen=True)
+class TemporalSettings:
+    address: str = "127.0.0.1:7233"
+    namespace: str = "default"
+
+    @classmethod
+    def from_env(cls) -> TemporalSettings:
+        return cls(
+            address=os.environ.get("TEMPORAL_ADDRESS", cls.address),
+            namespace=os.environ.get("TEMPORAL_NAMESPACE", cls.namespace),
+        )
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    home: Path
+    providers: tuple[str, ...] = ("local",)
+    max_concurrent_activities: int = 64
+    graceful_shutdown_s: float = 10.0
+
+    @property
+    def local_vm_dir(self) -> Path:
+        return self.home / "local-vms"
+
+    @classmethod
+    def from_env(cls) -> WorkerSettings:
+        providers = tuple(p for p in os.environ.get("LOBSTACK_PROVIDERS", "local").split(",") if p)
+        return cls(home=lobstack_home(), providers=providers)

@@ -1,0 +1,174 @@
+"""Build and run the workers: the workflow queue (lifecycle, secrets, registry, health) and one queue per provider.
+
+Dependencies are built once here and injected into the activity classes; tests build the same workers with their own
+providers and servers through `build_workers`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Worker
+
+from activities.cloud.activities import BootstrapIssuer, CloudActivities
+from activities.cloud.base import CloudProvider
+from activities.cloud.local import LocalProvider
+from activities.health import HealthActivities
+from activities.registry import RegistryActivities
+from activities.secrets import SecretsActivities
+from store import Registry
+from workers.interceptors import ErrorTranslation
+from workers.settings import WorkerSettings
+from workflows.agent_lifecycle import AgentLifecycleWorkflow
+from workflows.queues import WORKFLOW_QUEUE, cloud_queue
+
+
+@dataclass
+class Services:
+    """The clients the activities need; built once per worker process."""
+
+    registry: Registry
+    secrets: SecretsActivities
+    bootstrap: BootstrapIssuer
+    providers: Mapping[str, CloudProvider]
+
+
+def default_providers(settings: WorkerSettings) -> dict[str, CloudProvider]:
+    providers: dict[str, CloudProvider] = {}
+    for name in settings.providers:
+        if name == "local":
+            providers[name] = LocalProvider(state_dir=settings.local_vm_dir)
+        else:
+            raise ValueError(f"LOBSTACK_PROVIDERS: {name!r} is not available; choose from: local")
+    return providers
+
+
+def build_workers(
+    client: Client,
+    services: Services,
+    *,
+    executor: concurrent.futures.Executor,
+    task_queue: str = WORKFLOW_QUEUE,
+    max_concurrent_activities: int = 64,
+    graceful_shutdown: timedelta = timedelta(seconds=10),
+) -> list[Worker]:
+    common = {
+        "activity_executor": executor,
+        "interceptors": [ErrorTranslation()],
+        "max_concurrent_activities": max_concurrent_activities,
+        "graceful_shutdown_timeout": graceful_shutdown,
+    }
+    registry_acts = RegistryActivities(services.registry)
+    health_acts = HealthActivities()
+    cloud_acts = CloudActivities(providers=services.providers, bootstrap=services.bootstrap)
+    workers = [
+        Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[AgentLifecycleWorkflow],
+            activities=[
+                services.secrets.mint_secrets,
+                services.secrets.destroy_secrets,
+                services.secrets.verify_secrets_gone,
+                registry_acts.record_transition,
+                health_acts.wait_healthy,
+            ],
+            **common,
+        )
+    ]
+    cloud_activities: Sequence[object] = [
+        cloud_acts.create_vm,
+        cloud_acts.wait_vm_running,
+        cloud_acts.delete_vm,
+        cloud_acts.verify_vm_gone,
+    ]
+    for provider in services.providers:
+        workers.append(
+            Worker(client, task_queue=cloud_queue(provider, task_queue), activities=cloud_activities, **common)
+        )
+    return workers
+
+
+@contextlib.asynccontextmanager
+async def running_workers(
+    client: Client, services: Services, *, max_concurrent_activities: int = 64, **kwargs: object
+) -> AsyncIterator[list[Worker]]:
+    """Run the workers for the duration of the block; on exit they shut down gracefully."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max_concurrent_activities) as executor:
+        workers = build_workers(
+            client, services, executor=executor, max_concurrent_activities=max_concurrent_activities, **kwargs
+        )
+        tasks = [asyncio.create_task(w.run()) for w in workers]
+        try:
+            workflow_queue = workers[0].task_queue
+            kinds = [(workflow_queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)]
+            kinds += [(w.task_queue, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY) for w in workers]
+            await _until_polling(client, kinds, tasks)
+            yield workers
+        finally:
+            await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _until_polling(
+    client: Client,
+    queues: list[tuple[str, TaskQueueType.ValueType]],
+    tasks: list[asyncio.Task[None]],
+    timeout_s: float = 30,
+) -> None:
+    """Return once the server has seen a poller on every queue.
+
+    A query sent to a brand-new queue before its first poll arrives waits half a minute and fails, so callers that
+    start workers and then talk to workflows wait for this instead of guessing.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    pending = list(queues)
+    delay = 0.02
+    while pending:
+        for task in tasks:
+            if task.done():
+                task.result()  # a worker that died on start raises here
+        queue, kind = pending[0]
+        try:
+            response = await client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace=client.namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind
+                )
+            )
+        except RPCError as err:
+            if err.status == RPCStatusCode.UNIMPLEMENTED:  # the time-skipping test server has no such call
+                return
+            raise
+        if response.pollers:
+            pending.pop(0)
+            continue
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"no poller registered on task queue {queue!r} after {timeout_s}s")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+async def run_until_signalled(client: Client, services: Services, settings: WorkerSettings) -> None:
+    """The `lobstack worker` main loop: run until SIGINT or SIGTERM, then drain gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running_workers(
+        client,
+        services,
+        max_concurrent_activities=settings.max_concurrent_activities,
+        graceful_shutdown=timedelta(seconds=settings.graceful_shutdown_s),
+    ):
+        await stop.wait()

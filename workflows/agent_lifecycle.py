@@ -1,0 +1,451 @@
+"""AgentLifecycle: one agent's whole life as a durable workflow.
+
+validate -> approval gate (if asked) -> mint secrets -> create VM -> wait running -> health check -> running
+-> destroy: delete VM, delete every secret, revoke tokens, verify nothing is left.
+
+Any failure or cancellation after the approval gate runs the same cleanup, shielded from cancellation, with activities
+retried until they succeed. The workflow carries references only; the bootstrap credential is minted inside the create
+activity and never passes through here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ActivityCancellationType
+
+with workflow.unsafe.imports_passed_through():
+    from activities.cloud.activities import CloudActivities
+    from activities.health import HealthActivities
+    from activities.registry import RegistryActivities
+    from activities.secrets import SecretsActivities
+    from workflows.models import (
+        AgentRef,
+        AgentState,
+        AgentStatus,
+        CreateVMRequest,
+        Decision,
+        DestroyRequest,
+        HealthCheckRequest,
+        LifecycleInput,
+        LifecycleResult,
+        Transition,
+        VMLookup,
+        VMRef,
+    )
+    from workflows.queues import cloud_queue
+    from workflows.spec import SpecError, validate_spec
+
+T = TypeVar("T")
+
+# Provisioning gives up after a bounded number of attempts, then cleans up; cleanup never gives up.
+PROVISION_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=8
+)
+CLEANUP_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60), maximum_attempts=0
+)
+VERIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=5), maximum_attempts=3
+)
+REGISTRY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60), maximum_attempts=0
+)
+
+DESTROY_BODY = json.dumps({"requested_by": "<your name>", "reason": "<why>"})
+DECISION_BODY = json.dumps({"approver": "<your name>", "reason": "<why>"})
+
+
+class _DestroyRequested(Exception):
+    """A `destroy` signal arrived while a provisioning step was running."""
+
+
+@workflow.defn(name="AgentLifecycle")
+class AgentLifecycleWorkflow:
+    @workflow.init
+    def __init__(self, input: LifecycleInput) -> None:
+        spec = input.spec
+        self._spec = spec
+        self._state = AgentState.RUNNING if input.running_vm else AgentState.PROVISIONING
+        self._vm: VMRef | None = input.running_vm
+        self._health = "healthy" if input.running_vm else "unknown"
+        self._approved_by = input.approved_by
+        self._last_error = ""
+        self._waiting_for = ""
+        self._created_at = input.started_at
+        self._updated_at: datetime | None = None
+        self._running_at = input.running_at
+        self._finished_at: datetime | None = None
+        self._decision: tuple[bool, Decision] | None = None
+        self._destroy: DestroyRequest | None = None
+        self._step: asyncio.Task[object] | None = None
+        self._events = 0
+
+    # --- run ------------------------------------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, input: LifecycleInput) -> LifecycleResult:
+        spec = self._spec
+        try:
+            validate_spec(spec)
+            if not spec.agent_id:
+                raise SpecError("agent_id", "is required (the client assigns one)")
+        except SpecError as err:
+            raise ApplicationError(str(err), type="InvalidSpec", non_retryable=True) from None
+        self._created_at = self._created_at or workflow.now()
+
+        if input.running_vm is None:
+            if spec.require_approval and not await self._approval_gate():
+                return LifecycleResult(spec.agent_id, AgentState.REJECTED, self._last_error)
+            try:
+                await self._provision()
+            except _DestroyRequested:
+                pass
+            except asyncio.CancelledError:
+                self._last_error = "cancelled during provisioning"
+                await self._cleanup_shielded(AgentState.DESTROYED, "agent.cancelled")
+                raise
+            except (ActivityError, ApplicationError) as err:
+                self._last_error = _failure_message(err)
+                await self._cleanup_shielded(AgentState.FAILED, "agent.failed")
+                raise ApplicationError(
+                    f"agent {spec.agent_id} failed and was cleaned up: {self._last_error}",
+                    type="AgentFailed",
+                    non_retryable=True,
+                ) from None
+
+        if self._destroy is None:
+            try:
+                await self._serve()
+            except asyncio.CancelledError:
+                self._last_error = "cancelled while running"
+                await self._cleanup_shielded(AgentState.DESTROYED, "agent.cancelled")
+                raise
+
+        await self._cleanup_shielded(AgentState.DESTROYED, "agent.destroyed")
+        return LifecycleResult(spec.agent_id, AgentState.DESTROYED, self._destroy.reason if self._destroy else "")
+
+    async def _approval_gate(self) -> bool:
+        spec = self._spec
+        self._state = AgentState.PENDING_APPROVAL
+        expires = workflow.now() + timedelta(seconds=spec.approval_timeout_s)
+        self._set_waiting(
+            f"Waiting for a human to approve agent {spec.agent_id} ({spec.name}, account {spec.account_id}, "
+            f"{spec.provider}/{spec.region}/{spec.size}, skills: {', '.join(spec.skills) or 'none'}). "
+            f"To approve, send signal `approve` with body {DECISION_BODY}; to refuse, send signal `reject` with the "
+            f"same body. Without a decision by {expires:%Y-%m-%d %H:%M} UTC the request is rejected."
+        )
+        await self._record("agent.requested", reason="approval required")
+        try:
+            await workflow.wait_condition(
+                lambda: self._decision is not None or self._destroy is not None,
+                timeout=timedelta(seconds=spec.approval_timeout_s),
+            )
+        except TimeoutError:
+            # Caught on purpose: an uncaught TimeoutError would fail the workflow task, not decide anything.
+            self._last_error = "approval expired: no decision before the deadline"
+            return await self._end_rejected("agent.approval_expired", actor="lobstack")
+        if self._decision is None:
+            self._last_error = "destroyed before approval"
+            actor = self._destroy.requested_by if self._destroy else ""
+            return await self._end_rejected("agent.rejected", actor=actor or "unknown")
+        approved, decision = self._decision
+        if not approved:
+            self._last_error = f"rejected by {decision.approver}: {decision.reason}".rstrip(": ")
+            return await self._end_rejected("agent.rejected", actor=decision.approver, reason=decision.reason)
+        self._approved_by = decision.approver
+        self._state = AgentState.PROVISIONING
+        await self._record("agent.approved", actor=decision.approver, reason=decision.reason)
+        return True
+
+    async def _end_rejected(self, action: str, *, actor: str, reason: str = "") -> bool:
+        self._state = AgentState.REJECTED
+        self._finished_at = workflow.now()
+        self._set_waiting(
+            f"Finished: agent {self._spec.agent_id} was not approved ({self._last_error}). Nothing was created."
+        )
+        await self._record(action, actor=actor, reason=reason or self._last_error)
+        return False
+
+    async def _provision(self) -> None:
+        spec = self._spec
+        ref = AgentRef(spec.agent_id, spec.account_id)
+        self._state = AgentState.PROVISIONING
+        abort = f"To abort, send signal `destroy` with body {DESTROY_BODY}."
+        if not spec.require_approval:
+            await self._record("agent.requested", reason="no approval required")
+
+        self._set_waiting(f"Provisioning agent {spec.agent_id}: minting its secrets in Vault. {abort}")
+        await self._race(
+            lambda: workflow.execute_activity_method(
+                SecretsActivities.mint_secrets,
+                ref,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=PROVISION_RETRY,
+            )
+        )
+        await self._record("secrets.minted")
+
+        self._set_waiting(f"Provisioning agent {spec.agent_id}: creating its VM on {spec.provider}. {abort}")
+        request = CreateVMRequest(spec.agent_id, spec.account_id, spec.name, spec.provider, spec.region, spec.size)
+        self._vm = await self._race(
+            lambda: workflow.execute_activity_method(
+                CloudActivities.create_vm,
+                request,
+                task_queue=cloud_queue(spec.provider, workflow.info().task_queue),
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30), maximum_attempts=5
+                ),
+                # A retried or abandoned create must have finished before cleanup looks for what it made.
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            )
+        )
+        # Persist the VM id before any wait, so lost state can always be cleaned up.
+        await self._record("vm.created")
+
+        self._set_waiting(f"Provisioning agent {spec.agent_id}: waiting for VM {self._vm.vm_id} to boot. {abort}")
+        lookup = VMLookup(spec.provider, spec.agent_id, self._vm.vm_id)
+        self._vm = await self._race(
+            lambda: workflow.execute_activity_method(
+                CloudActivities.wait_vm_running,
+                lookup,
+                task_queue=cloud_queue(spec.provider, workflow.info().task_queue),
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
+        )
+        await self._record("vm.running")
+
+        self._set_waiting(
+            f"Provisioning agent {spec.agent_id}: waiting for its health check at {self._vm.address} "
+            f"(up to {spec.health_timeout_s}s). {abort}"
+        )
+        check = HealthCheckRequest(
+            spec.agent_id, self._vm.address, workflow.now() + timedelta(seconds=spec.health_timeout_s)
+        )
+        report = await self._race(
+            lambda: workflow.execute_activity_method(
+                HealthActivities.wait_healthy,
+                check,
+                start_to_close_timeout=timedelta(seconds=spec.health_timeout_s + 60),
+                heartbeat_timeout=timedelta(seconds=30),
+                retry_policy=RetryPolicy(maximum_attempts=5),
+            )
+        )
+        self._health = "healthy" if report.healthy else report.status
+        self._state = AgentState.RUNNING
+        self._running_at = workflow.now()
+        await self._record("agent.running", reason=f"healthy after {report.checks} checks")
+
+    async def _serve(self) -> None:
+        """Running: wait for `destroy`, continuing as new when the history grows long."""
+        spec = self._spec
+        vm = self._vm
+        assert vm is not None
+        self._set_waiting(
+            f"Agent {spec.agent_id} is running on VM {vm.vm_id} at {vm.address} (health: {self._health}). "
+            f"To destroy it, send signal `destroy` with body {DESTROY_BODY}."
+        )
+        await workflow.wait_condition(
+            lambda: self._destroy is not None or workflow.info().is_continue_as_new_suggested()
+        )
+        if self._destroy is None:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            workflow.continue_as_new(
+                LifecycleInput(
+                    spec=spec,
+                    running_vm=vm,
+                    started_at=self._created_at,
+                    running_at=self._running_at,
+                    approved_by=self._approved_by,
+                )
+            )
+
+    # --- cleanup --------------------------------------------------------------------------------------------------
+
+    async def _cleanup_shielded(self, final: AgentState, action: str) -> None:
+        cleanup = asyncio.ensure_future(self._cleanup(final, action))
+        while True:
+            try:
+                await asyncio.shield(cleanup)
+                return
+            except asyncio.CancelledError:
+                if cleanup.done():
+                    raise
+                # A cancel request while cleaning up must not leave anything behind: keep waiting for it.
+                continue
+
+    async def _cleanup(self, final: AgentState, action: str) -> None:
+        spec = self._spec
+        self._state = AgentState.DESTROYING
+        self._set_waiting(
+            f"Destroying agent {spec.agent_id}: deleting its VM, every secret and token, then "
+            "verifying nothing is left. No action needed."
+        )
+        if self._step is not None and not self._step.done():
+            self._step.cancel()
+            await workflow.wait([self._step])
+        actor = self._destroy.requested_by if self._destroy and self._destroy.requested_by else "lobstack"
+        await self._record("agent.destroying", actor=actor, reason=self._last_error)
+
+        lookup = VMLookup(spec.provider, spec.agent_id, self._vm.vm_id if self._vm else "")
+        ref = AgentRef(spec.agent_id, spec.account_id)
+        await self._until_clean(
+            CloudActivities.delete_vm,
+            CloudActivities.verify_vm_gone,
+            lookup,
+            task_queue=cloud_queue(spec.provider, workflow.info().task_queue),
+        )
+        await self._record("vm.deleted")
+        await self._until_clean(SecretsActivities.destroy_secrets, SecretsActivities.verify_secrets_gone, ref)
+        await self._record("secrets.deleted")
+
+        self._state = final
+        self._health = "gone"
+        self._finished_at = workflow.now()
+        outcome = "destroyed" if final == AgentState.DESTROYED else f"{final.value} ({self._last_error})"
+        self._set_waiting(
+            f"Finished: agent {spec.agent_id} {outcome}; its VM, secrets, policy, role, key and "
+            "tokens were removed and verified gone."
+        )
+        await self._record(
+            action, actor=actor, reason=self._last_error or (self._destroy.reason if self._destroy else "")
+        )
+
+    async def _until_clean(
+        self, delete: Callable[..., object], verify: Callable[..., object], arg: object, task_queue: str | None = None
+    ) -> None:
+        """Delete, then verify; a failed verification deletes again. Both are idempotent."""
+        delay = 1.0
+        while True:
+            await workflow.execute_activity_method(
+                delete,
+                arg,
+                task_queue=task_queue,
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=CLEANUP_RETRY,
+            )
+            try:
+                await workflow.execute_activity_method(
+                    verify,
+                    arg,
+                    task_queue=task_queue,
+                    start_to_close_timeout=timedelta(minutes=2),
+                    retry_policy=VERIFY_RETRY,
+                )
+                return
+            except ActivityError as err:
+                self._last_error = _failure_message(err)
+                workflow.logger.warning("cleanup verification failed, deleting again: %s", self._last_error)
+                await workflow.sleep(delay)
+                delay = min(delay * 2, 60.0)
+
+    # --- helpers --------------------------------------------------------------------------------------------------
+
+    async def _race(self, start: Callable[[], Awaitable[T]]) -> T:
+        """Run one provisioning step, abandoning it (and cancelling its activity) if `destroy` arrives."""
+        if self._destroy is not None:
+            raise _DestroyRequested
+        step: asyncio.Task[T] = asyncio.ensure_future(start())
+        self._step = step  # type: ignore[assignment]
+        await workflow.wait_condition(lambda: step.done() or self._destroy is not None)
+        if step.done():
+            self._step = None
+            return step.result()
+        raise _DestroyRequested
+
+    async def _record(self, action: str, *, actor: str = "lobstack", reason: str = "") -> None:
+        spec = self._spec
+        info = workflow.info()
+        self._events += 1
+        self._updated_at = workflow.now()
+        vm = self._vm
+        await workflow.execute_activity_method(
+            RegistryActivities.record_transition,
+            Transition(
+                event_key=f"{info.workflow_id}/{info.run_id}/{self._events}",
+                agent_id=spec.agent_id,
+                account_id=spec.account_id,
+                state=self._state,
+                action=action,
+                actor=actor,
+                reason=reason[:500],
+                name=spec.name,
+                provider=spec.provider,
+                region=spec.region,
+                size=spec.size,
+                vm_id=vm.vm_id if vm else "",
+                address=vm.address if vm else "",
+                health=self._health,
+                at=self._updated_at,
+                details={"vm_id": vm.vm_id, "provider": vm.provider} if vm else {},
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=REGISTRY_RETRY,
+        )
+
+    def _set_waiting(self, text: str) -> None:
+        self._waiting_for = text
+        workflow.set_current_details(text)
+
+    # --- signals and queries --------------------------------------------------------------------------------------
+
+    @workflow.signal
+    def approve(self, decision: Decision) -> None:
+        self._decide(True, decision)
+
+    @workflow.signal
+    def reject(self, decision: Decision) -> None:
+        self._decide(False, decision)
+
+    def _decide(self, approved: bool, decision: Decision) -> None:
+        if self._state != AgentState.PENDING_APPROVAL or self._decision is not None:
+            workflow.logger.info("ignoring a decision for agent %s in state %s", self._spec.agent_id, self._state)
+            return
+        if not decision.approver.strip():
+            self._last_error = 'ignored a decision without an approver; the body needs {"approver": "..."}'
+            return
+        self._decision = (approved, decision)
+
+    @workflow.signal
+    def destroy(self, request: DestroyRequest | None = None) -> None:
+        if self._destroy is None:
+            self._destroy = request or DestroyRequest()
+
+    @workflow.query
+    def status(self) -> AgentStatus:
+        spec = self._spec
+        vm = self._vm
+        return AgentStatus(
+            agent_id=spec.agent_id,
+            account_id=spec.account_id,
+            state=self._state,
+            provider=spec.provider,
+            region=spec.region,
+            vm_id=vm.vm_id if vm else "",
+            address=vm.address if vm else "",
+            health=self._health,
+            approved_by=self._approved_by,
+            last_error=self._last_error,
+            waiting_for=self._waiting_for,
+            created_at=self._created_at,
+            updated_at=self._updated_at,
+            running_at=self._running_at,
+            finished_at=self._finished_at,
+        )
+
+
+def _failure_message(err: BaseException) -> str:
+    """The innermost failure's message: that is the one that says what went wrong."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return str(err)[:500]
