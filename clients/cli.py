@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict
@@ -16,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from workflows.models import AgentState, AgentStatus
+from workflows.queues import WORKFLOW_QUEUE
 from workflows.spec import (
     DEFAULT_APPROVAL_TIMEOUT_S,
     DEFAULT_HEALTH_TIMEOUT_S,
@@ -42,7 +44,7 @@ async def _client(args: argparse.Namespace) -> Any:
     from clients.client import LobstackClient
 
     address, namespace = _address(args)
-    return await LobstackClient.connect(address, namespace=namespace)
+    return await LobstackClient.connect(address, namespace=namespace, task_queue=args.task_queue)
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:
@@ -160,13 +162,20 @@ def cmd_agent_destroy(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from workers.main import run_worker_from_env
 
-    return _run(run_worker_from_env(*_address(args)))
+    return _run(run_worker_from_env(*_address(args), task_queue=args.task_queue))
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
     from workers.dev import run_dev
 
-    return _run(run_dev(show_root_token=args.show_root_token))
+    return _run(
+        run_dev(
+            show_root_token=args.show_root_token,
+            temporal_port=args.temporal_port,
+            ui_port=args.ui_port,
+            vault_port=args.vault_port,
+        )
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -183,10 +192,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lobstack", description="Give every AI agent its own VM, durably.")
     parser.add_argument("--address", help="Temporal frontend host:port (env TEMPORAL_ADDRESS, default 127.0.0.1:7233)")
     parser.add_argument("--namespace", help="Temporal namespace (env TEMPORAL_NAMESPACE, default 'default')")
+    parser.add_argument(
+        "--task-queue",
+        default=os.environ.get("LOBSTACK_TASK_QUEUE", WORKFLOW_QUEUE),
+        help=f"workflow task queue (env LOBSTACK_TASK_QUEUE, default {WORKFLOW_QUEUE!r})",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     dev = sub.add_parser("dev", help="run Temporal (with Web UI), OpenBao and a worker locally; Ctrl-C stops all")
     dev.add_argument("--show-root-token", action="store_true", help="print the OpenBao root token")
+    dev.add_argument("--temporal-port", type=int, default=7233, help="Temporal frontend port (default 7233)")
+    dev.add_argument("--ui-port", type=int, default=8233, help="Temporal Web UI port (default 8233)")
+    dev.add_argument("--vault-port", type=int, default=8200, help="OpenBao port (default 8200)")
     dev.set_defaults(func=cmd_dev)
 
     worker = sub.add_parser("worker", help="run a worker (TEMPORAL_ADDRESS, VAULT_ADDR, VAULT_TOKEN, DATABASE_URL)")
@@ -277,5 +294,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
 
 
+def run() -> None:
+    """Console entry point.
+
+    Exits with os._exit after flushing: the Temporal SDK's Rust threads can still be winding down while CPython
+    finalizes, which aborts the process ("PyGILState_Release ... finalizing", temporalio/sdk-python#300) after all
+    the work is done. Skipping interpreter teardown is safe here: every file and stream is flushed first.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

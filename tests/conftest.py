@@ -7,12 +7,15 @@ are skipped on a developer machine and fail under CI (CI=true), because CI must 
 from __future__ import annotations
 
 import os
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
+from tests.stack import AGENTS, Stack, make_stack, reap
 from workers import devstack
 
 PG_ADMIN_URL = os.environ.get("LOBSTACK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -87,3 +90,50 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
     finally:
         _drop_postgres_database(admin_url, name)
+
+
+@pytest.fixture(scope="session")
+async def temporal_dev() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(dev_server_existing_path=devstack.temporal_binary())
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def temporal_time_skipping() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=devstack.temporal_test_server_binary()
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def stack(temporal_dev: WorkflowEnvironment, openbao: devstack.OpenBaoDev, tmp_path: Path) -> Iterator[Stack]:
+    """On the dev server with a SQLite registry; tests that must prove PostgreSQL too use `stack_any_db`."""
+    made = make_stack(temporal_dev.client, openbao, f"sqlite:///{tmp_path / 'registry.db'}", tmp_path)
+    yield made
+    reap(made)
+
+
+@pytest.fixture
+def stack_any_db(
+    temporal_dev: WorkflowEnvironment, openbao: devstack.OpenBaoDev, database_url: str, tmp_path: Path
+) -> Iterator[Stack]:
+    made = make_stack(temporal_dev.client, openbao, database_url, tmp_path)
+    yield made
+    reap(made)
+
+
+@pytest.fixture
+def never_healthy_argv() -> list[str]:
+    return [sys.executable, str(AGENTS / "never_healthy.py")]
+
+
+@pytest.fixture
+def gated_argv(tmp_path: Path) -> tuple[list[str], Path]:
+    import os
+
+    fifo = tmp_path / "boot-gate"
+    os.mkfifo(fifo)
+    return [sys.executable, str(AGENTS / "gated_bridge.py"), str(fifo)], fifo

@@ -75,15 +75,18 @@ async def dev_stack(
         temporal.stop()
 
 
-async def run_dev(*, show_root_token: bool = False) -> int:
+async def run_dev(
+    *, show_root_token: bool = False, temporal_port: int = 7233, ui_port: int = 8233, vault_port: int = 8200
+) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health probe drowns everything else
     home = Path(os.environ.get("LOBSTACK_DEV_HOME", Path(tempfile.gettempdir()) / "lobstack-dev"))
     shutil.rmtree(home, ignore_errors=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with dev_stack(home, temporal_port=7233, ui_port=8233, vault_port=8200) as stack:
+    async with dev_stack(home, temporal_port=temporal_port, ui_port=ui_port, vault_port=vault_port) as stack:
         token_file = home / "openbao-root-token"
         token_file.touch(mode=0o600)
         token_file.write_text(stack.openbao.root_token)

@@ -11,6 +11,7 @@ from activities.secrets import AgentVault, SecretsActivities, VaultSettings
 from store import Registry, default_database_url
 from workers.settings import WorkerSettings
 from workers.worker import Services, default_providers, run_until_signalled
+from workflows.queues import WORKFLOW_QUEUE
 
 
 def build_services(
@@ -29,8 +30,9 @@ def build_services(
     )
 
 
-async def run_worker_from_env(address: str, namespace: str) -> int:
+async def run_worker_from_env(address: str, namespace: str, *, task_queue: str = WORKFLOW_QUEUE) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health probe drowns everything else
     settings = WorkerSettings.from_env()
     vault_settings = VaultSettings.from_env()
     services = build_services(
@@ -39,5 +41,5 @@ async def run_worker_from_env(address: str, namespace: str) -> int:
     AgentVault(vault_settings).ensure_engines()
     client = await Client.connect(address, namespace=namespace)
     logging.getLogger("lobstack.worker").info("worker polling %s (namespace %s)", address, namespace)
-    await run_until_signalled(client, services, settings)
+    await run_until_signalled(client, services, settings, task_queue=task_queue)
     return 0

@@ -159,7 +159,9 @@ async def _until_polling(
         delay = min(delay * 2, 0.5)
 
 
-async def run_until_signalled(client: Client, services: Services, settings: WorkerSettings) -> None:
+async def run_until_signalled(
+    client: Client, services: Services, settings: WorkerSettings, *, task_queue: str = WORKFLOW_QUEUE
+) -> None:
     """The `lobstack worker` main loop: run until SIGINT or SIGTERM, then drain gracefully."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -168,6 +170,7 @@ async def run_until_signalled(client: Client, services: Services, settings: Work
     async with running_workers(
         client,
         services,
+        task_queue=task_queue,
         max_concurrent_activities=settings.max_concurrent_activities,
         graceful_shutdown=timedelta(seconds=settings.graceful_shutdown_s),
     ):

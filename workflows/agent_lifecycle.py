@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
@@ -73,7 +73,13 @@ class AgentLifecycleWorkflow:
     def __init__(self, input: LifecycleInput) -> None:
         spec = input.spec
         self._spec = spec
-        self._state = AgentState.RUNNING if input.running_vm else AgentState.PROVISIONING
+        # Set here, not in run: a signal that arrives with the start is handled before run begins.
+        if input.running_vm:
+            self._state = AgentState.RUNNING
+        elif spec.require_approval:
+            self._state = AgentState.PENDING_APPROVAL
+        else:
+            self._state = AgentState.PROVISIONING
         self._vm: VMRef | None = input.running_vm
         self._health = "healthy" if input.running_vm else "unknown"
         self._approved_by = input.approved_by
@@ -108,11 +114,12 @@ class AgentLifecycleWorkflow:
                 await self._provision()
             except _DestroyRequested:
                 pass
-            except asyncio.CancelledError:
-                self._last_error = "cancelled during provisioning"
-                await self._cleanup_shielded(AgentState.DESTROYED, "agent.cancelled")
-                raise
-            except (ActivityError, ApplicationError) as err:
+            except (asyncio.CancelledError, ActivityError, ApplicationError) as err:
+                if is_cancelled_exception(err):
+                    # The cancel may surface as the running activity's cancellation rather than in this coroutine.
+                    self._last_error = "cancelled during provisioning"
+                    await self._cleanup_shielded(AgentState.DESTROYED, "agent.cancelled")
+                    raise asyncio.CancelledError from None
                 self._last_error = _failure_message(err)
                 await self._cleanup_shielded(AgentState.FAILED, "agent.failed")
                 raise ApplicationError(
@@ -142,8 +149,8 @@ class AgentLifecycleWorkflow:
             f"To approve, send signal `approve` with body {DECISION_BODY}; to refuse, send signal `reject` with the "
             f"same body. Without a decision by {expires:%Y-%m-%d %H:%M} UTC the request is rejected."
         )
-        await self._record("agent.requested", reason="approval required")
         try:
+            await self._record("agent.requested", reason="approval required")
             await workflow.wait_condition(
                 lambda: self._decision is not None or self._destroy is not None,
                 timeout=timedelta(seconds=spec.approval_timeout_s),
@@ -152,6 +159,12 @@ class AgentLifecycleWorkflow:
             # Caught on purpose: an uncaught TimeoutError would fail the workflow task, not decide anything.
             self._last_error = "approval expired: no decision before the deadline"
             return await self._end_rejected("agent.approval_expired", actor="lobstack")
+        except (asyncio.CancelledError, ActivityError) as err:
+            if not is_cancelled_exception(err):
+                raise
+            self._last_error = "cancelled before approval"
+            await asyncio.shield(asyncio.ensure_future(self._end_rejected("agent.cancelled", actor="lobstack")))
+            raise asyncio.CancelledError from None
         if self._decision is None:
             self._last_error = "destroyed before approval"
             actor = self._destroy.requested_by if self._destroy else ""

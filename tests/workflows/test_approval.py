@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.workflows.conftest import make_stack
+from tests.stack import make_stack
 from workers import devstack
 from workflows.models import AgentState, Residue
 from workflows.spec import DEFAULT_APPROVAL_TIMEOUT_S

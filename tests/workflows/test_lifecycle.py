@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.cloud.local import pid_alive
 from clients.client import AgentExists
-from tests.workflows.conftest import Stack
+from tests.stack import Stack
 from workflows.models import AgentState, Residue
 from workflows.queues import workflow_id
 
@@ -237,3 +237,30 @@ async def _wait_vm_created(stack: Stack, agent_id: str):
 def _open_gate(gate: Path) -> None:
     with gate.open("wb") as fifo:
         fifo.write(b"boot")
+
+
+async def test_decision_sent_with_the_start_is_not_lost(stack: Stack) -> None:
+    """A signal can reach the workflow in its very first task, before `run` starts: it must still count."""
+    spec = stack.spec(require_approval=True)
+    async with stack.workers():
+        agent_id = await stack.client.create_agent(spec)
+        await stack.client.reject(agent_id, approver="gina", reason="changed my mind")
+        result = await stack.client.result(agent_id)
+    assert result.state == AgentState.REJECTED and "gina" in result.reason
+
+
+async def test_cancel_while_pending_approval_records_the_end(stack: Stack) -> None:
+    spec = stack.spec(require_approval=True)
+    async with stack.workers():
+        agent_id = await stack.client.create_agent(spec)
+        await stack.client.wait_for(agent_id, {AgentState.PENDING_APPROVAL}, timeout_s=30)
+        handle = stack.temporal.get_workflow_handle(workflow_id(agent_id))
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+    assert isinstance(failure.value.cause, CancelledError)
+    row = stack.registry.get(agent_id)
+    assert row is not None and row.state == "rejected"
+    # The cancel may land before or after the request was recorded; its end is always recorded.
+    assert actions(stack, agent_id)[-1] == "agent.cancelled"
+    assert_nothing_left(stack, agent_id)

