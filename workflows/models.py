@@ -55,6 +55,15 @@ class VMRef:
     vm_id: str
     name: str
     address: str = ""
+    location: str = ""
+    # Provider API requests the activity that returned this made (for the lifecycle's budget accounting).
+    api_calls: int = 0
+
+
+@dataclass
+class VMDeleted:
+    deleted: bool
+    api_calls: int = 0
 
 
 @dataclass
@@ -65,6 +74,7 @@ class LifecycleInput:
     started_at: datetime | None = None
     running_at: datetime | None = None
     approved_by: str = ""
+    api_calls: int = 0
 
 
 @dataclass
@@ -76,6 +86,7 @@ class AgentStatus:
     region: str
     vm_id: str = ""
     address: str = ""
+    location: str = ""
     health: str = "unknown"
     approved_by: str = ""
     last_error: str = ""
@@ -84,6 +95,7 @@ class AgentStatus:
     updated_at: datetime | None = None
     running_at: datetime | None = None
     finished_at: datetime | None = None
+    api_calls: int = 0
 
 
 @dataclass
@@ -91,6 +103,7 @@ class LifecycleResult:
     agent_id: str
     state: AgentState
     reason: str = ""
+    api_calls: int = 0
 
 
 # --- activity inputs and outputs -----------------------------------------------------------------------------------
@@ -120,6 +133,8 @@ class CreateVMRequest:
     provider: str
     region: str
     size: str
+    # The provider's location code chosen by the workflow; empty means the region's first location.
+    location: str = ""
 
 
 @dataclass

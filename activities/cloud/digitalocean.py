@@ -1,0 +1,248 @@
+"""The `digitalocean` provider: one Droplet per agent, through python-digitalocean.
+
+The SDK needs three things it cannot do by itself, so the adapter uses small subclasses of `Manager` and `Droplet`:
+- the end point and token are passed to every SDK object explicitly (`BaseAPI.__init__` sets any keyword as an
+  attribute, after reading `DIGITALOCEAN_END_POINT` from the environment), and `get_timeout()` is overridden: the
+  SDK otherwise only knows a process-wide environment variable and defaults to no timeout at all.
+- counting and status codes: GETs and DELETEs go through a per-object `requests.Session` but POSTs go through the
+  module-level `requests.post`, so no session hook sees every request. The one place all of them pass is the private
+  `BaseAPI.__perform_request`; the subclasses wrap it (it is name-mangled, hence `_BaseAPI__perform_request`).
+- errors: the SDK turns every failure into `DataReadError(message)`, dropping the status and the rate-limit
+  headers. The wrapper raises `_HTTPError` (status, error id, message, headers) for any non-2xx answer other than
+  404 before the SDK reads it; 404 is left to the SDK's `NotFoundError`.
+Each call builds fresh SDK objects: they carry per-call state (rate-limit attributes, round-robin token index) and
+adapters run concurrently in worker threads.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import digitalocean
+import requests
+from digitalocean.baseapi import GET, BaseAPI
+
+from activities.cloud.adapter_support import first_location, parse_float, pick, short, vm_user_data
+from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, VM, VMStatus, vm_name
+from activities.cloud.calls import ProviderCalls
+from activities.cloud.regions import IMAGES, plan
+from activities.cloud.userdata import BRIDGE_PORT
+from activities.errors import (
+    ProviderCapacityError,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+from bridge.config import BootstrapConfig
+from workflows.models import CreateVMRequest
+
+DEFAULT_ENDPOINT = "https://api.digitalocean.com/v2/"
+
+# Tags allow letters, digits, ":", "-" and "_" (no "="). The bare agent tag marks every managed Droplet, so
+# list_managed can filter server-side: DigitalOcean filters by exact tag name only.
+_AGENT_TAG = f"{AGENT_LABEL}:"
+_ACCOUNT_TAG = f"{ACCOUNT_LABEL}:"
+
+_STATUS: dict[str, VMStatus] = {"new": "creating", "active": "running", "off": "stopped", "archive": "gone"}
+
+# 422 messages that mean "not here, try elsewhere" rather than "your request is wrong".
+_CAPACITY = re.compile(r"not available|unavailable|capacity|sold out|out of stock", re.IGNORECASE)
+
+
+class _HTTPError(Exception):
+    """A non-2xx answer, with what the SDK would have dropped. Never leaves this module."""
+
+    def __init__(self, response: requests.Response) -> None:
+        self.status = response.status_code
+        self.headers: Mapping[str, str] = response.headers
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        body = body if isinstance(body, dict) else {}
+        self.error_id = str(body.get("id", ""))
+        self.message = str(body.get("message", "")) or response.reason or ""
+        super().__init__(f"HTTP {self.status} {self.error_id}")
+
+
+class _Observed:
+    """Mixed into SDK classes: explicit timeout, request counting, and status-preserving errors."""
+
+    lobstack_calls: ProviderCalls
+    lobstack_timeout: tuple[float, float]
+
+    def get_timeout(self) -> tuple[float, float]:
+        return self.lobstack_timeout
+
+    def _BaseAPI__perform_request(self, url: str, type: str = GET, params: dict[str, Any] | None = None) -> Any:
+        self.lobstack_calls.record()
+        response: requests.Response = BaseAPI._BaseAPI__perform_request(self, url, type, params)  # type: ignore[attr-defined]
+        if response.status_code >= 400 and response.status_code != 404:
+            raise _HTTPError(response)
+        return response
+
+
+class _Manager(_Observed, digitalocean.Manager):
+    pass
+
+
+class _Droplet(_Observed, digitalocean.Droplet):
+    pass
+
+
+_SDK_ERRORS = (_HTTPError, digitalocean.Error, requests.RequestException)
+
+
+class DigitalOceanProvider:
+    name = "digitalocean"
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        endpoint: str = DEFAULT_ENDPOINT,
+        timeout_s: float = 30.0,
+        connect_timeout_s: float = 5.0,
+        page_size: int = 200,
+        max_retry_after_s: float = 60.0,
+    ) -> None:
+        self._token = token  # kept only to scrub it from any text that reaches an exception
+        # The SDK joins relative paths onto the end point, so it must end with "/" ("…/v2/"), or "v2" is dropped.
+        self.endpoint = endpoint if endpoint.endswith("/") else endpoint + "/"
+        self.page_size = page_size
+        self.max_retry_after_s = max_retry_after_s
+        self.calls = ProviderCalls(self.name)
+        self._timeout = (connect_timeout_s, timeout_s)
+
+    def _sdk(self) -> dict[str, Any]:
+        return {
+            "token": self._token,
+            "end_point": self.endpoint,
+            "lobstack_calls": self.calls,
+            "lobstack_timeout": self._timeout,
+        }
+
+    # --- CloudProvider --------------------------------------------------------------------------------------------
+
+    def find(self, agent_id: str) -> VM | None:
+        return pick(self._list(_AGENT_TAG + agent_id))
+
+    def list_managed(self) -> list[VM]:
+        return self._list(AGENT_LABEL)
+
+    def get(self, vm_id: str) -> VM | None:
+        droplet_id = _droplet_id(vm_id)
+        try:
+            droplet = _Droplet(id=droplet_id, **self._sdk())
+            droplet.load()
+        except digitalocean.NotFoundError:
+            return None
+        except _SDK_ERRORS as exc:
+            raise self._error(exc, f"get droplet {droplet_id}") from exc
+        return self._vm(droplet)
+
+    def delete(self, vm_id: str) -> bool:
+        droplet_id = _droplet_id(vm_id)
+        try:
+            _Droplet(id=droplet_id, **self._sdk()).destroy()
+        except digitalocean.NotFoundError:
+            return False
+        except _SDK_ERRORS as exc:
+            raise self._error(exc, f"delete droplet {droplet_id}") from exc
+        return True
+
+    def create(self, request: CreateVMRequest, bootstrap: BootstrapConfig) -> VM:
+        user_data = vm_user_data(self.name, bootstrap)  # checked before any API call: it will not shrink on retry
+        location = request.location or first_location(self.name, request.region)
+        # Droplet names are not unique, so this lookup is the only guard against a second Droplet for the agent.
+        existing = self.find(request.agent_id)
+        if existing is not None and existing.status != "stopped":
+            return existing
+        if existing is not None:
+            self.delete(existing.vm_id)  # a dead Droplet is replaced, as the activity expects
+        name = vm_name(request.agent_id)
+        droplet = _Droplet(
+            name=name,
+            region=location,
+            size_slug=plan(self.name, request.size),
+            image=IMAGES[self.name],
+            user_data=user_data,
+            tags=[AGENT_LABEL, _AGENT_TAG + request.agent_id, _ACCOUNT_TAG + request.account_id],
+            **self._sdk(),
+        )
+        try:
+            droplet.create()
+        except _SDK_ERRORS as exc:
+            raise self._error(exc, f"create droplet {name} in {location}") from exc
+        except (KeyError, IndexError, TypeError) as exc:
+            # The Droplet exists but its answer was not the documented shape: retrying adopts it via find().
+            raise ProviderUnavailable(f"digitalocean create droplet {name}: unexpected answer") from exc
+        return VM(self.name, str(droplet.id), name, request.agent_id, "creating")
+
+    # --- helpers --------------------------------------------------------------------------------------------------
+
+    def _list(self, tag: str) -> list[VM]:
+        try:
+            # The SDK follows links.pages.next itself; per_page set here wins over its default of 200.
+            droplets = _Manager(**self._sdk()).get_all_droplets(params={"per_page": self.page_size}, tag_name=tag)
+        except _SDK_ERRORS as exc:
+            raise self._error(exc, f"list droplets (tag {tag})") from exc
+        return [self._vm(droplet) for droplet in droplets]
+
+    def _vm(self, droplet: digitalocean.Droplet) -> VM:
+        tags = droplet.tags or []
+        agent_id = next((t.removeprefix(_AGENT_TAG) for t in tags if t.startswith(_AGENT_TAG)), "")
+        ip = droplet.ip_address or ""
+        return VM(
+            provider=self.name,
+            vm_id=str(droplet.id),
+            name=droplet.name or "",
+            agent_id=agent_id,
+            status=_STATUS.get(droplet.status or "", "creating"),
+            address=f"http://{ip}:{BRIDGE_PORT}" if ip else "",
+        )
+
+    def _error(self, exc: Exception, what: str) -> ProviderError:
+        """The one place that decides what a failure means, most specific first."""
+        prefix = f"digitalocean {what}"
+        if isinstance(exc, _HTTPError):
+            detail = f"{prefix}: HTTP {exc.status} {exc.error_id or '-'}: {short(exc.message, self._token)}"
+            if exc.status == 429:
+                return ProviderRateLimited(detail, retry_after_s=self._retry_after(exc.headers))
+            if exc.status in (401, 403):
+                return ProviderRejected(detail)
+            if exc.status == 422 and _CAPACITY.search(exc.message):
+                return ProviderCapacityError(detail)
+            if exc.status >= 500 or exc.status in (408, 409, 423):
+                return ProviderUnavailable(detail)
+            return ProviderRejected(detail)
+        if isinstance(exc, digitalocean.TokenError):
+            return ProviderRejected(f"{prefix}: no API token configured")
+        if isinstance(exc, digitalocean.NotFoundError):
+            return ProviderRejected(f"{prefix}: HTTP 404 not_found")
+        if isinstance(exc, requests.Timeout):
+            return ProviderUnavailable(f"{prefix}: timed out ({type(exc).__name__})")
+        # Connection errors, and JSONReadError / DataReadError (a 2xx answer that is not the documented JSON).
+        return ProviderUnavailable(f"{prefix}: {type(exc).__name__}")
+
+    def _retry_after(self, headers: Mapping[str, str]) -> float:
+        # ratelimit-reset is the unix time the window resets; Retry-After (seconds) when only that is sent.
+        reset = parse_float(headers.get("ratelimit-reset"))
+        if reset is not None:
+            return min(max(reset - time.time(), 1.0), self.max_retry_after_s)
+        retry_after = parse_float(headers.get("retry-after"))
+        return min(max(retry_after, 1.0), self.max_retry_after_s) if retry_after is not None else 1.0
+
+
+def _droplet_id(vm_id: str) -> int:
+    try:
+        return int(vm_id)
+    except ValueError:
+        raise ProviderRejected(f"{vm_id!r} is not a DigitalOcean droplet id") from None
+
+
+__all__ = ["DEFAULT_ENDPOINT", "DigitalOceanProvider"]

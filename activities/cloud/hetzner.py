@@ -1,0 +1,278 @@
+"""The `hetzner` provider: one Hetzner Cloud server per agent, through hcloud-python.
+
+Two things are changed on hcloud's client, both on attributes it does not document (`Client._client` is its
+`ClientBase`), and both checked at construction so an SDK upgrade that moves them fails loudly:
+- its internal retries are switched off (`_retry_max_retries = 0`). hcloud retries `rate_limit_exceeded`,
+  `conflict`, 502/504 and read timeouts up to 5 times with jittered backoff of up to 60 s, blind to
+  `RateLimit-Reset`. Temporal owns retries here: every attempt is then visible in history, a 429 waits exactly
+  the provider's reset, an activity's duration stays bounded by one request's timeout, and the API calls it reports
+  are the calls it made.
+- a transport adapter is mounted on its requests session to count every request and remember, per thread, the
+  last response's status and headers: `APIException` carries only the API's error code, and a 429 needs
+  `RateLimit-Reset`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from hcloud import APIException, Client, HCloudException
+from hcloud.images import Image
+from hcloud.locations import Location
+from hcloud.server_types import ServerType
+from hcloud.servers import BoundServer, Server
+from requests.adapters import HTTPAdapter
+
+from activities.cloud.adapter_support import first_location, parse_float, pick, short, vm_user_data
+from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, VM, VMStatus, vm_name
+from activities.cloud.calls import ProviderCalls
+from activities.cloud.regions import IMAGES, plan
+from activities.cloud.userdata import BRIDGE_PORT
+from activities.errors import (
+    ProviderCapacityError,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+from bridge.config import BootstrapConfig
+from workflows.models import CreateVMRequest
+
+DEFAULT_ENDPOINT = "https://api.hetzner.cloud/v1"
+
+# Server.status -> ours. A migrating server keeps running; "unknown" is transient, so it keeps the caller waiting.
+_STATUS: dict[str, VMStatus] = {
+    "initializing": "creating",
+    "starting": "creating",
+    "rebuilding": "creating",
+    "unknown": "creating",
+    "running": "running",
+    "migrating": "running",
+    "stopping": "stopped",
+    "off": "stopped",
+    "deleting": "gone",
+}
+
+# Hetzner error codes (OpenAPI "Error Codes" table, plus the ones hcloud's retry policy names).
+_CAPACITY_CODES = frozenset({"resource_unavailable", "placement_error", "resource_limit_exceeded"})
+_REJECTED_CODES = frozenset(
+    {
+        "unauthorized",
+        "forbidden",
+        "token_readonly",
+        "invalid_input",
+        "json_error",
+        "protected",
+        "unsupported_error",
+        "uniqueness_error",
+        "not_found",
+    }
+)
+_UNAVAILABLE_CODES = frozenset(
+    {"conflict", "locked", "maintenance", "server_error", "service_error", "timeout", "bad_gateway", "unavailable"}
+)
+
+
+@dataclass(frozen=True)
+class _Response:
+    status: int
+    headers: Mapping[str, str]
+
+
+class _ObservingAdapter(HTTPAdapter):
+    """Counts each request before it is sent and keeps the last response's status and headers for this thread."""
+
+    def __init__(self, calls: ProviderCalls) -> None:
+        super().__init__()
+        self._calls = calls
+        self._local = threading.local()
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        self._calls.record()
+        self._local.last = None
+        response = super().send(request, **kwargs)
+        self._local.last = _Response(response.status_code, response.headers)
+        return response
+
+    def last(self) -> _Response | None:
+        return getattr(self._local, "last", None)
+
+
+class HetznerProvider:
+    name = "hetzner"
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        endpoint: str = DEFAULT_ENDPOINT,
+        timeout_s: float = 30.0,
+        connect_timeout_s: float = 5.0,
+        page_size: int = 50,
+        max_retry_after_s: float = 60.0,
+    ) -> None:
+        self._token = token  # kept only to scrub it from any text that reaches an exception
+        self.endpoint = endpoint.rstrip("/")
+        self.page_size = page_size
+        self.max_retry_after_s = max_retry_after_s
+        self.calls = ProviderCalls(self.name)
+        self._client = Client(
+            token=token,
+            api_endpoint=self.endpoint,
+            application_name="lobstack",
+            timeout=(connect_timeout_s, timeout_s),
+        )
+        base = self._client._client
+        if not hasattr(base, "_retry_max_retries") or not isinstance(getattr(base, "_session", None), requests.Session):
+            raise RuntimeError("hcloud's ClientBase changed: review HetznerProvider's retry and counting hooks")
+        base._retry_max_retries = 0
+        self._http = _ObservingAdapter(self.calls)
+        base._session.mount("https://", self._http)
+        base._session.mount("http://", self._http)
+
+    # --- CloudProvider --------------------------------------------------------------------------------------------
+
+    def find(self, agent_id: str) -> VM | None:
+        return pick(self._list(f"{AGENT_LABEL}={agent_id}"))
+
+    def list_managed(self) -> list[VM]:
+        return self._list(AGENT_LABEL)
+
+    def get(self, vm_id: str) -> VM | None:
+        server_id = _server_id(vm_id)
+        try:
+            return self._vm(self._client.servers.get_by_id(server_id))
+        except (HCloudException, requests.RequestException) as exc:
+            if _not_found(exc):
+                return None
+            raise self._error(exc, f"get server {server_id}") from exc
+
+    def delete(self, vm_id: str) -> bool:
+        server_id = _server_id(vm_id)
+        try:
+            self._client.servers.delete(Server(id=server_id))
+        except (HCloudException, requests.RequestException) as exc:
+            if _not_found(exc):
+                return False
+            raise self._error(exc, f"delete server {server_id}") from exc
+        return True
+
+    def create(self, request: CreateVMRequest, bootstrap: BootstrapConfig) -> VM:
+        user_data = vm_user_data(self.name, bootstrap)  # checked before any API call: it will not shrink on retry
+        location = request.location or first_location(self.name, request.region)
+        existing = self.find(request.agent_id)
+        if existing is not None and existing.status != "stopped":
+            return existing
+        if existing is not None:
+            # A dead server is replaced, as the activity expects; its name must be free before the new one is made.
+            self.delete(existing.vm_id)
+        name = vm_name(request.agent_id)
+        what = f"create server {name} in {location}"
+        try:
+            response = self._client.servers.create(
+                name=name,
+                server_type=ServerType(name=plan(self.name, request.size)),
+                image=Image(name=IMAGES[self.name]),
+                location=Location(name=location),
+                user_data=user_data,
+                labels={AGENT_LABEL: request.agent_id, ACCOUNT_LABEL: request.account_id},
+            )
+        except (HCloudException, requests.RequestException) as exc:
+            if isinstance(exc, APIException) and exc.code == "uniqueness_error":
+                # Names are unique per project: an earlier attempt made this server and its answer was lost.
+                adopted = self.find(request.agent_id)
+                if adopted is not None:
+                    return adopted
+                if self._name_held_by_deleting_server(name):
+                    raise ProviderUnavailable(f"hetzner {what}: name still held by a server being deleted") from exc
+            raise self._error(exc, what) from exc
+        return self._vm(response.server)
+
+    # --- helpers --------------------------------------------------------------------------------------------------
+
+    def _list(self, selector: str) -> list[VM]:
+        vms: list[VM] = []
+        page: int | None = 1
+        try:
+            while page:
+                servers, meta = self._client.servers.get_list(
+                    label_selector=selector, page=page, per_page=self.page_size
+                )
+                vms.extend(self._vm(server) for server in servers)
+                page = meta.pagination.next_page if meta and meta.pagination else None
+        except (HCloudException, requests.RequestException) as exc:
+            raise self._error(exc, f"list servers ({selector}, page {page})") from exc
+        return vms
+
+    def _name_held_by_deleting_server(self, name: str) -> bool:
+        try:
+            server = self._client.servers.get_by_name(name)
+        except (HCloudException, requests.RequestException) as exc:
+            raise self._error(exc, f"look up server {name}") from exc
+        return server is not None and server.status == "deleting"
+
+    def _vm(self, server: BoundServer) -> VM:
+        labels = server.labels or {}
+        public = server.public_net
+        ip = public.ipv4.ip if public is not None and public.ipv4 is not None else ""
+        return VM(
+            provider=self.name,
+            vm_id=str(server.id),
+            name=server.name or "",
+            agent_id=labels.get(AGENT_LABEL, ""),
+            status=_STATUS.get(server.status or "", "creating"),
+            address=f"http://{ip}:{BRIDGE_PORT}" if ip else "",
+        )
+
+    def _error(self, exc: Exception, what: str) -> ProviderError:
+        """The one place that decides what a failure means: most specific first (error code, then HTTP status)."""
+        prefix = f"hetzner {what}"
+        if isinstance(exc, requests.Timeout):
+            return ProviderUnavailable(f"{prefix}: timed out ({type(exc).__name__})")
+        if isinstance(exc, requests.RequestException):
+            return ProviderUnavailable(f"{prefix}: {type(exc).__name__}")
+        if not isinstance(exc, APIException):
+            return ProviderUnavailable(f"{prefix}: {type(exc).__name__}")
+        last = self._http.last()
+        # `code` is the API's error code, or the HTTP status when the body carried no error object.
+        status = last.status if last is not None else (exc.code if isinstance(exc.code, int) else 0)
+        code = exc.code if isinstance(exc.code, str) else ""
+        detail = f"{prefix}: HTTP {status} {code or '-'}: {short(str(exc.message), self._token)}"
+        if code == "rate_limit_exceeded" or status == 429:
+            headers = last.headers if last is not None else {}
+            return ProviderRateLimited(detail, retry_after_s=self._retry_after(headers))
+        if code in _CAPACITY_CODES:
+            return ProviderCapacityError(detail)
+        if code in _REJECTED_CODES:
+            return ProviderRejected(detail)
+        if code in _UNAVAILABLE_CODES or status >= 500 or status in (0, 408, 409, 423):
+            return ProviderUnavailable(detail)
+        return ProviderRejected(detail)
+
+    def _retry_after(self, headers: Mapping[str, str]) -> float:
+        # RateLimit-Reset is the unix time of a *full* refill; Hetzner refills one request a second, so the wait is
+        # capped: a retry after `max_retry_after_s` finds budget again even if the bucket is not full.
+        reset = parse_float(headers.get("RateLimit-Reset"))
+        if reset is not None:
+            return min(max(reset - time.time(), 1.0), self.max_retry_after_s)
+        retry_after = parse_float(headers.get("Retry-After"))
+        return min(max(retry_after, 1.0), self.max_retry_after_s) if retry_after is not None else 1.0
+
+
+def _server_id(vm_id: str) -> int:
+    try:
+        return int(vm_id)
+    except ValueError:
+        raise ProviderRejected(f"{vm_id!r} is not a Hetzner server id") from None
+
+
+def _not_found(exc: Exception) -> bool:
+    return isinstance(exc, APIException) and exc.code in ("not_found", 404)
+
+
+__all__ = ["DEFAULT_ENDPOINT", "HetznerProvider"]

@@ -1,0 +1,40 @@
+"""Cloud-init user-data that carries an agent's bootstrap config to its VM.
+
+The config travels base64-encoded inside `write_files`, so no value in it (names, addresses, the wrapped token) can
+break the YAML or reach a shell: cloud-init decodes it to a root-only file and the bridge reads that file.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from activities.cloud.regions import USER_DATA_LIMITS
+from activities.errors import ProviderRejected
+from bridge.config import BootstrapConfig
+
+BOOTSTRAP_PATH = "/etc/lobstack/bootstrap.json"
+# Agents' bridges listen here on their VM; the health check probes http://<public ip>:<port>/health.
+BRIDGE_PORT = 8787
+
+
+def render_cloud_init(bootstrap: BootstrapConfig) -> str:
+    payload = base64.b64encode(bootstrap.to_json().encode()).decode()
+    return (
+        "#cloud-config\n"
+        "write_files:\n"
+        f"  - path: {BOOTSTRAP_PATH}\n"
+        "    owner: root:root\n"
+        '    permissions: "0600"\n'
+        "    encoding: b64\n"
+        f"    content: {payload}\n"
+        "runcmd:\n"
+        f"  - [python3, -m, bridge, --config, {BOOTSTRAP_PATH}]\n"
+    )
+
+
+def check_size(provider: str, user_data: str) -> None:
+    """Refuse user-data over the provider's limit before any API call (not retryable: it will not shrink)."""
+    limit = USER_DATA_LIMITS[provider]
+    size = len(user_data.encode())
+    if size > limit:
+        raise ProviderRejected(f"user_data: {size} bytes is over {provider}'s limit of {limit} bytes")

@@ -1,0 +1,224 @@
+"""The `vultr` provider: one Vultr instance per agent, through Vultr API v2 with httpx.
+
+There is no maintained Python SDK, so this adapter speaks the API itself (request fields from govultr's
+`InstanceCreateReq`, cursor pagination from its `Meta`/`Links`). A sync `httpx.Client` suits it: adapters run in the
+worker's thread pool like the SDK-based ones. Every request is counted by an httpx `request` event hook, so
+requests that then time out are counted too.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from activities.cloud.adapter_support import first_location, pick, short, vm_user_data
+from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, VM, VMStatus, vm_name
+from activities.cloud.calls import ProviderCalls
+from activities.cloud.regions import IMAGES, plan
+from activities.cloud.userdata import BRIDGE_PORT
+from activities.errors import (
+    ProviderCapacityError,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+from bridge.config import BootstrapConfig
+from workflows.models import CreateVMRequest
+
+DEFAULT_ENDPOINT = "https://api.vultr.com/v2"
+
+# Tags are free text: `lobstack-agent=<id>` finds one agent's instance, the bare `lobstack-agent` every managed one
+# (the list filter matches a whole tag only).
+_AGENT_TAG = f"{AGENT_LABEL}="
+_ACCOUNT_TAG = f"{ACCOUNT_LABEL}="
+
+# Vultr answers 429 without any reset header; its limit is per second, so a short wait is enough.
+DEFAULT_RETRY_AFTER_S = 1.0
+
+# 4xx messages that mean "not here, try elsewhere" rather than "your request is wrong".
+_CAPACITY = re.compile(r"not available|unavailable|capacity|sold out|out of stock", re.IGNORECASE)
+
+
+class VultrProvider:
+    name = "vultr"
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        endpoint: str = DEFAULT_ENDPOINT,
+        timeout_s: float = 30.0,
+        connect_timeout_s: float = 5.0,
+        page_size: int = 100,
+        max_retry_after_s: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._token = token  # kept only to scrub it from any text that reaches an exception
+        self.endpoint = endpoint.rstrip("/")
+        self.page_size = page_size
+        self.max_retry_after_s = max_retry_after_s
+        self.calls = ProviderCalls(self.name)
+        self._http = httpx.Client(
+            base_url=self.endpoint + "/",
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "lobstack"},
+            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            event_hooks={"request": [self._count]},
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _count(self, request: httpx.Request) -> None:
+        self.calls.record()
+
+    # --- CloudProvider --------------------------------------------------------------------------------------------
+
+    def find(self, agent_id: str) -> VM | None:
+        return pick(self._list(_AGENT_TAG + agent_id))
+
+    def list_managed(self) -> list[VM]:
+        return self._list(AGENT_LABEL)
+
+    def get(self, vm_id: str) -> VM | None:
+        response = self._request("GET", _instance_path(vm_id), f"get instance {vm_id}", missing_ok=True)
+        if response.status_code == 404:
+            return None
+        return self._vm(_json(response).get("instance") or {})
+
+    def delete(self, vm_id: str) -> bool:
+        response = self._request("DELETE", _instance_path(vm_id), f"delete instance {vm_id}", missing_ok=True)
+        return response.status_code != 404
+
+    def create(self, request: CreateVMRequest, bootstrap: BootstrapConfig) -> VM:
+        user_data = vm_user_data(self.name, bootstrap)  # checked before any API call: it will not shrink on retry
+        location = request.location or first_location(self.name, request.region)
+        # Labels are not unique, so this lookup is the only guard against a second instance for the agent.
+        existing = self.find(request.agent_id)
+        if existing is not None and existing.status != "stopped":
+            return existing
+        if existing is not None:
+            self.delete(existing.vm_id)  # a dead instance is replaced, as the activity expects
+        name = vm_name(request.agent_id)
+        body = {
+            "region": location,
+            "plan": plan(self.name, request.size),
+            "os_id": int(IMAGES[self.name]),
+            "label": name,
+            "hostname": name,
+            "tags": [AGENT_LABEL, _AGENT_TAG + request.agent_id, _ACCOUNT_TAG + request.account_id],
+            "user_data": base64.b64encode(user_data.encode()).decode(),
+            "backups": "disabled",
+        }
+        response = self._request("POST", "instances", f"create instance {name} in {location}", json=body)
+        instance = _json(response).get("instance")
+        if not isinstance(instance, dict) or not instance.get("id"):
+            # The instance may exist; a retry adopts it via find().
+            raise ProviderUnavailable(f"vultr create instance {name}: answer without an instance id")
+        return self._vm(instance)
+
+    # --- helpers --------------------------------------------------------------------------------------------------
+
+    def _list(self, tag: str) -> list[VM]:
+        vms: list[VM] = []
+        params: dict[str, Any] = {"tag": tag, "per_page": self.page_size}
+        while True:
+            data = _json(self._request("GET", "instances", f"list instances (tag {tag})", params=params))
+            vms.extend(self._vm(item) for item in data.get("instances") or [] if isinstance(item, dict))
+            cursor = ((data.get("meta") or {}).get("links") or {}).get("next") or ""
+            if not cursor:
+                return vms
+            params = {**params, "cursor": cursor}
+
+    def _request(self, method: str, path: str, what: str, *, missing_ok: bool = False, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise self._error(exc, what) from exc
+        if response.is_success or (missing_ok and response.status_code == 404):
+            return response
+        raise self._error(response, what)
+
+    def _vm(self, instance: dict[str, Any]) -> VM:
+        tags = [str(t) for t in instance.get("tags") or []]
+        agent_id = next((t.removeprefix(_AGENT_TAG) for t in tags if t.startswith(_AGENT_TAG)), "")
+        ip = str(instance.get("main_ip") or "")
+        has_ip = ip not in ("", "0.0.0.0")  # noqa: S104 - Vultr's placeholder until an address is assigned
+        return VM(
+            provider=self.name,
+            vm_id=str(instance.get("id", "")),
+            name=str(instance.get("label") or ""),
+            agent_id=agent_id,
+            status=_status(instance),
+            address=f"http://{ip}:{BRIDGE_PORT}" if has_ip else "",
+        )
+
+    def _error(self, failure: httpx.HTTPError | httpx.Response, what: str) -> ProviderError:
+        """The one place that decides what a failure means, most specific first."""
+        prefix = f"vultr {what}"
+        if isinstance(failure, httpx.TimeoutException):
+            return ProviderUnavailable(f"{prefix}: timed out ({type(failure).__name__})")
+        if isinstance(failure, httpx.HTTPError):
+            # Connection refused or lost, protocol errors: the request may or may not have been applied.
+            return ProviderUnavailable(f"{prefix}: {type(failure).__name__}")
+        status = failure.status_code
+        message = _error_message(failure) or failure.reason_phrase
+        detail = f"{prefix}: HTTP {status}: {short(message, self._token)}"
+        if status == 429:
+            return ProviderRateLimited(detail, retry_after_s=self._retry_after(failure.headers))
+        if status in (401, 403):
+            return ProviderRejected(detail)
+        if status in (400, 409, 422) and _CAPACITY.search(message):
+            return ProviderCapacityError(detail)
+        if status >= 500 or status in (408, 423):
+            return ProviderUnavailable(detail)
+        return ProviderRejected(detail)
+
+    def _retry_after(self, headers: httpx.Headers) -> float:
+        try:
+            retry_after = float(headers.get("retry-after", ""))
+        except ValueError:
+            return DEFAULT_RETRY_AFTER_S
+        return min(max(retry_after, 0.5), self.max_retry_after_s)
+
+
+def _status(instance: dict[str, Any]) -> VMStatus:
+    status = instance.get("status")
+    if status == "active":
+        if instance.get("power_status") == "stopped":
+            return "stopped"
+        # "active" comes before the OS has booted; server_status "ok" says it has (installingbooting, locked: not yet).
+        return "running" if instance.get("server_status", "ok") == "ok" else "creating"
+    if status == "suspended":
+        return "stopped"
+    return "creating"  # pending, resizing
+
+
+def _instance_path(vm_id: str) -> str:
+    if not vm_id:
+        raise ProviderRejected("vm_id: empty Vultr instance id")
+    return "instances/" + quote(vm_id, safe="")
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise ProviderUnavailable(f"vultr: HTTP {response.status_code} answer is not JSON") from exc
+    return data if isinstance(data, dict) else {}
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return ""
+    return str(data.get("error", "")) if isinstance(data, dict) else ""
+
+
+__all__ = ["DEFAULT_ENDPOINT", "DEFAULT_RETRY_AFTER_S", "VultrProvider"]
