@@ -1,0 +1,160 @@
+"""The simulator's whole state: VMs, provider actions, counters. One lock guards it; handlers hold it only briefly."""
+
+from __future__ import annotations
+
+import random
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from cloudsim.boot import BRIDGE_PORT
+
+# provisioning -> starting -> running; each provider maps these phases onto its own status words.
+Phase = Literal["provisioning", "starting", "running"]
+
+
+@dataclass
+class Action:
+    """A provider-side asynchronous operation (Hetzner actions, DigitalOcean actions)."""
+
+    provider: str
+    id: int
+    command: str
+    resource_id: int | str
+    started: float
+    finished: float | None = None
+    status: str = "running"
+    # DigitalOcean actions also carry the region.
+    region: str = ""
+
+
+@dataclass
+class VM:
+    provider: str
+    id: int | str
+    name: str
+    location: str
+    plan: str
+    image: str
+    ip: str
+    vm_dir: Path
+    created: float
+    labels: dict[str, str] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    user_data: str = ""
+    phase: Phase = "provisioning"
+    bridge: subprocess.Popen[bytes] | None = None
+    # Provider-specific fields that only that provider's renderer reads (hostname, os_id, action ids...).
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SimState:
+    def __init__(self, *, state_dir: Path, seed: int, boot_latency_s: float) -> None:
+        self.lock = threading.RLock()
+        self.state_dir = state_dir
+        self.seed = seed
+        self.boot_latency_s = boot_latency_s
+        self.rng = random.Random(seed)  # noqa: S311 - reproducible ids, not secrets
+        self.vms: dict[tuple[str, str], VM] = {}
+        self.actions: dict[tuple[str, int], Action] = {}
+        self.calls: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.rate_limited: dict[str, int] = defaultdict(int)
+        self._next_id: dict[str, int] = {"hetzner": 42_000_000, "digitalocean": 510_000_000, "action": 1_200_000}
+        self._ip_block = 1
+        self._ip_next = 0
+
+    def set_ip_block(self, port: int) -> None:
+        # A per-process /16 (127.<block>.x.y), so two simulators on one machine rarely hand out the same address.
+        with self.lock:
+            self._ip_block = 1 + port % 250
+
+    # --- identifiers
+    def next_int_id(self, kind: str) -> int:
+        with self.lock:
+            self._next_id[kind] += 1
+            return self._next_id[kind]
+
+    def next_uuid(self) -> str:
+        with self.lock:
+            return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def allocate_ip(self) -> str:
+        """A loopback address no VM holds and where the bridge port is free (Linux routes all of 127/8 to lo)."""
+        with self.lock:
+            in_use = {vm.ip for vm in self.vms.values()}
+            for _ in range(250 * 250):
+                n = self._ip_next
+                self._ip_next = (self._ip_next + 1) % (250 * 250)
+                ip = f"127.{self._ip_block}.{n // 250}.{n % 250 + 2}"
+                if ip not in in_use and _port_free(ip, BRIDGE_PORT):
+                    return ip
+        raise RuntimeError("no free loopback address left")
+
+    # --- VMs
+    def add_vm(self, vm: VM) -> None:
+        with self.lock:
+            self.vms[(vm.provider, str(vm.id))] = vm
+
+    def get_vm(self, provider: str, vm_id: str) -> VM | None:
+        with self.lock:
+            return self.vms.get((provider, vm_id))
+
+    def pop_vm(self, provider: str, vm_id: str) -> VM | None:
+        with self.lock:
+            return self.vms.pop((provider, vm_id), None)
+
+    def list_vms(self, provider: str) -> list[VM]:
+        with self.lock:
+            found = [vm for vm in self.vms.values() if vm.provider == provider]
+        return sorted(found, key=lambda vm: (vm.created, str(vm.id)))
+
+    # --- actions
+    def add_action(self, provider: str, command: str, resource_id: int | str, region: str = "") -> Action:
+        action = Action(provider, self.next_int_id("action"), command, resource_id, time.time(), region=region)
+        with self.lock:
+            self.actions[(provider, action.id)] = action
+        return action
+
+    def finish_action(self, action: Action, status: str = "success") -> None:
+        with self.lock:
+            if action.finished is None:
+                action.status = status
+                action.finished = time.time()
+
+    def get_action(self, provider: str, action_id: int) -> Action | None:
+        with self.lock:
+            return self.actions.get((provider, action_id))
+
+    # --- counters
+    def count_call(self, provider: str, key: str) -> None:
+        with self.lock:
+            self.calls[provider][key] += 1
+
+    def count_rate_limited(self, provider: str) -> None:
+        with self.lock:
+            self.rate_limited[provider] += 1
+
+    def zero_counters(self) -> None:
+        with self.lock:
+            self.calls.clear()
+            self.rate_limited.clear()
+            self.actions.clear()
+
+    def snapshot_counters(self) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+        with self.lock:
+            return {p: dict(c) for p, c in self.calls.items()}, dict(self.rate_limited)
+
+
+def _port_free(ip: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((ip, port))
+        except OSError:
+            return False
+    return True
