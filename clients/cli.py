@@ -79,6 +79,7 @@ def cmd_agent_create(args: argparse.Namespace) -> int:
         size=args.size,
         skills=list(args.skill or []),
         require_approval=args.require_approval,
+        strict_region=args.strict_region,
         agent_id=args.agent_id or "",
         approval_timeout_s=args.approval_timeout,
         health_timeout_s=args.health_timeout,
@@ -178,6 +179,12 @@ def cmd_dev(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_cloudsim(args: argparse.Namespace) -> int:
+    from cloudsim.__main__ import main as cloudsim_main
+
+    return int(cloudsim_main(args.sim_args) or 0)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     validate_spec(AgentSpec(account_id="demo", name="demo", provider=args.provider))
     from clients.demo import run_demo
@@ -213,6 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--provider", default="local", help=f"one of: {', '.join(PROVIDERS)}")
     demo.set_defaults(func=cmd_demo)
 
+    sim = sub.add_parser("cloudsim", help="serve the Hetzner, DigitalOcean and Vultr APIs locally (development only)")
+    sim.add_argument("sim_args", nargs=argparse.REMAINDER, help="arguments for python -m cloudsim (see --help)")
+    sim.set_defaults(func=cmd_cloudsim)
+
     agent = sub.add_parser("agent", help="create, inspect, approve and destroy agents")
     agent_sub = agent.add_subparsers(dest="agent_command", required=True)
 
@@ -224,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--size", default="small", help=f"one of: {', '.join(SIZES)}")
     create.add_argument("--skill", action="append", help="a skill to enable (repeatable)")
     create.add_argument("--require-approval", action="store_true", help="hold provisioning for a human approval")
+    create.add_argument(
+        "--strict-region", action="store_true", help="data residency: refuse a provider's nearest substitute location"
+    )
     create.add_argument("--agent-id", help="choose the agent id (default: <name>-<random>)")
     create.add_argument(
         "--approval-timeout",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from activities.cloud.base import vm_name
 from activities.cloud.local import pid_alive
 from clients.client import LobstackClient
 from workers.dev import dev_stack
@@ -40,6 +41,7 @@ async def _demo(home: Path, provider: str) -> int:
     say("starting Temporal dev server, OpenBao and a worker ...")
     async with dev_stack(home) as stack:
         say(f"Temporal Web UI at {stack.temporal.ui_url}; OpenBao at {stack.openbao.addr}")
+        say(f"cloudsim (Hetzner, DigitalOcean, Vultr APIs) at {stack.cloudsim.url}")
         client = LobstackClient(stack.client)
         spec = AgentSpec(
             account_id="demo-account",
@@ -60,7 +62,10 @@ async def _demo(home: Path, provider: str) -> int:
         say("approved as demo-approver (signal `approve`)")
 
         status = await client.wait_for(agent_id, {AgentState.RUNNING}, timeout_s=150)
-        say(f"state {status.state.value}: VM {status.vm_id} at {status.address}, health {status.health}")
+        say(
+            f"state {status.state.value}: VM {status.vm_id} on {status.provider}/{status.location or '-'} at "
+            f"{status.address}, health {status.health}"
+        )
         async with httpx.AsyncClient(timeout=5) as http:
             health = (await http.get(f"{status.address}/health")).json()
         say(f"bridge /health: {health}")
@@ -68,9 +73,12 @@ async def _demo(home: Path, provider: str) -> int:
 
         await client.destroy(agent_id, requested_by="demo", reason="demo finished")
         result = await client.result(agent_id)
-        say(f"state {result.state.value}")
+        say(f"state {result.state.value} after {result.api_calls} provider API calls")
 
-        vms = len([vm for vm in stack.local.list_managed() if vm.agent_id == agent_id])
+        # Counted independently of the adapters: the simulator's own state, and the local process table.
+        name = vm_name(agent_id)
+        sim_vms = [vm for vm in stack.cloudsim.state()["vms"] if vm["name"] == name]
+        vms = stack.vms_of(agent_id) + len(sim_vms)
         vms += 1 if pid is not None and pid_alive(pid) else 0
         residue = stack.vault.residue(agent_id)
         residue.vms = vms
@@ -82,5 +90,6 @@ async def _demo(home: Path, provider: str) -> int:
     if result.state != AgentState.DESTROYED or residue.total:
         print(f"demo FAILED: agent {agent_id} ended {result.state.value}; left behind: {left}", file=sys.stderr)
         return 1
-    print(f"demo ok: agent {agent_id} destroyed; left behind: {left}")
+    calls = f"; api calls: {result.api_calls}" if provider != "local" else ""
+    print(f"demo ok: agent {agent_id} destroyed; left behind: {left}{calls}")
     return 0

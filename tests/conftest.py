@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from cloudsim.testing import RunningSim, start_cloudsim
 from tests.stack import AGENTS, Stack, make_stack, reap
 from workers import devstack
 
@@ -137,3 +138,17 @@ def gated_argv(tmp_path: Path) -> tuple[list[str], Path]:
     fifo = tmp_path / "boot-gate"
     os.mkfifo(fifo)
     return [sys.executable, str(AGENTS / "gated_bridge.py"), str(fifo)], fifo
+
+
+@pytest.fixture(scope="session")
+def cloudsim(session_dir: Path) -> Iterator[RunningSim]:
+    sim = start_cloudsim(session_dir / "cloudsim", boot_latency_s=0.2)
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def sim(cloudsim: RunningSim) -> Iterator[RunningSim]:
+    """The session's cloudsim, with faults cleared after each test so no test inherits another's weather."""
+    yield cloudsim
+    cloudsim.clear_faults()

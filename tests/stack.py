@@ -12,6 +12,7 @@ import hvac
 import hvac.exceptions
 from temporalio.client import Client
 
+from activities.cloud.base import CloudProvider
 from activities.cloud.local import LocalProvider
 from activities.secrets import AgentVault, VaultSettings
 from clients.client import LobstackClient
@@ -37,10 +38,14 @@ class Stack:
     services: Services
     task_queue: str
 
-    def workers(self, local: LocalProvider | None = None) -> contextlib.AbstractAsyncContextManager[object]:
+    def workers(
+        self, local: LocalProvider | None = None, *, providers: dict[str, CloudProvider] | None = None
+    ) -> contextlib.AbstractAsyncContextManager[object]:
         services = self.services
+        chosen = dict(services.providers) if providers is None else dict(providers)
         if local is not None:
-            services = Services(services.registry, services.secrets, services.bootstrap, {"local": local})
+            chosen["local"] = local
+        services = Services(services.registry, services.secrets, services.bootstrap, chosen)
         return running_workers(self.temporal, services, task_queue=self.task_queue)
 
     def spec(self, **overrides: object) -> AgentSpec:

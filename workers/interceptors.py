@@ -18,8 +18,10 @@ class _TranslateErrors(ActivityInboundInterceptor):
         try:
             return await super().execute_activity(input)
         except LobstackError as exc:
-            # Retryable or not is decided by the class, on purpose, not by whoever caught it.
-            raise exc.to_application_error() from exc
+            # Retryable or not is decided by the class, on purpose, not by whoever caught it. `from None`: the SDK
+            # exception underneath may quote a response body, and failures land in workflow history; our message
+            # already names the provider, code and ids.
+            raise exc.to_application_error() from None
 
 
 class ErrorTranslation(Interceptor):

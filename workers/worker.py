@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
 import signal
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ from temporalio.worker import Worker
 
 from activities.cloud.activities import BootstrapIssuer, CloudActivities
 from activities.cloud.base import CloudProvider
+from activities.cloud.budget import ApiBudget, Budgeted
 from activities.cloud.local import LocalProvider
+from activities.cloud.providers import build_providers
 from activities.health import HealthActivities
 from activities.registry import RegistryActivities
 from activities.secrets import SecretsActivities
@@ -44,13 +47,15 @@ class Services:
     providers: Mapping[str, CloudProvider]
 
 
-def default_providers(settings: WorkerSettings) -> dict[str, CloudProvider]:
+def default_providers(settings: WorkerSettings, env: Mapping[str, str] | None = None) -> dict[str, CloudProvider]:
+    """The providers this worker serves (LOBSTACK_PROVIDERS); clouds are wrapped in their API budget."""
+    env = os.environ if env is None else env
     providers: dict[str, CloudProvider] = {}
-    for name in settings.providers:
-        if name == "local":
-            providers[name] = LocalProvider(state_dir=settings.local_vm_dir)
-        else:
-            raise ValueError(f"LOBSTACK_PROVIDERS: {name!r} is not available; choose from: local")
+    clouds = [name for name in settings.providers if name != "local"]
+    if "local" in settings.providers:
+        providers["local"] = LocalProvider(state_dir=settings.local_vm_dir)
+    for name, adapter in build_providers(clouds, env).items():
+        providers[name] = Budgeted(adapter, ApiBudget.for_provider(name, env))
     return providers
 
 
@@ -93,9 +98,17 @@ def build_workers(
         cloud_acts.delete_vm,
         cloud_acts.verify_vm_gone,
     ]
-    for provider in services.providers:
+    for name, provider in services.providers.items():
+        # Temporal enforces this across every worker on the queue: the fleet-wide share of the provider's budget.
+        rate = provider.budget.activities_per_s if isinstance(provider, Budgeted) else None
         workers.append(
-            Worker(client, task_queue=cloud_queue(provider, task_queue), activities=cloud_activities, **common)
+            Worker(
+                client,
+                task_queue=cloud_queue(name, task_queue),
+                activities=cloud_activities,
+                max_task_queue_activities_per_second=rate,
+                **common,
+            )
         )
     return workers
 

@@ -23,6 +23,7 @@ from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.cloud.activities import CloudActivities
+    from activities.cloud.regions import Location, placements
     from activities.health import HealthActivities
     from activities.registry import RegistryActivities
     from activities.secrets import SecretsActivities
@@ -41,11 +42,19 @@ with workflow.unsafe.imports_passed_through():
         VMRef,
     )
     from workflows.queues import cloud_queue
-    from workflows.spec import SpecError, validate_spec
+    from workflows.spec import AgentSpec, SpecError, validate_spec
 
 T = TypeVar("T")
 
 # Provisioning gives up after a bounded number of attempts, then cleans up; cleanup never gives up.
+# Creates retry a few times on one placement (adopting anything a lost response made), then fail over.
+CREATE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30), maximum_attempts=5
+)
+# A cloud error of these kinds at one placement moves the create on to the next placement.
+FAILOVER_ON = frozenset({"ProviderCapacityError", "ProviderUnavailable", "ProviderRateLimited"})
+# A create refused with these made nothing (auth, validation, no capacity): cleanup need not look there.
+CREATED_NOTHING = frozenset({"ProviderCapacityError", "ProviderRejected"})
 PROVISION_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=8
 )
@@ -93,6 +102,9 @@ class AgentLifecycleWorkflow:
         self._destroy: DestroyRequest | None = None
         self._step: asyncio.Task[object] | None = None
         self._events = 0
+        self._tried: list[str] = [input.running_vm.provider] if input.running_vm else []
+        self._may_have_vm: set[str] = set(self._tried)
+        self._api_calls = input.api_calls
 
     # --- run ------------------------------------------------------------------------------------------------------
 
@@ -137,7 +149,8 @@ class AgentLifecycleWorkflow:
                 raise
 
         await self._cleanup_shielded(AgentState.DESTROYED, "agent.destroyed")
-        return LifecycleResult(spec.agent_id, AgentState.DESTROYED, self._destroy.reason if self._destroy else "")
+        reason = self._destroy.reason if self._destroy else ""
+        return LifecycleResult(spec.agent_id, AgentState.DESTROYED, reason, api_calls=self._api_calls)
 
     async def _approval_gate(self) -> bool:
         spec = self._spec
@@ -206,36 +219,25 @@ class AgentLifecycleWorkflow:
         )
         await self._record("secrets.minted")
 
-        self._set_waiting(f"Provisioning agent {spec.agent_id}: creating its VM on {spec.provider}. {abort}")
-        request = CreateVMRequest(spec.agent_id, spec.account_id, spec.name, spec.provider, spec.region, spec.size)
-        self._vm = await self._race(
-            lambda: workflow.execute_activity_method(
-                CloudActivities.create_vm,
-                request,
-                task_queue=cloud_queue(spec.provider, workflow.info().task_queue),
-                start_to_close_timeout=timedelta(minutes=2),
-                retry_policy=RetryPolicy(
-                    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30), maximum_attempts=5
-                ),
-                # A retried or abandoned create must have finished before cleanup looks for what it made.
-                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            )
-        )
-        # Persist the VM id before any wait, so lost state can always be cleaned up.
-        await self._record("vm.created")
+        self._vm = await self._create_vm(abort)
+        # The VM id is persisted before any wait, so lost state can always be cleaned up.
+        await self._record("vm.created", details={"location": self._vm.location})
 
-        self._set_waiting(f"Provisioning agent {spec.agent_id}: waiting for VM {self._vm.vm_id} to boot. {abort}")
-        lookup = VMLookup(spec.provider, spec.agent_id, self._vm.vm_id)
-        self._vm = await self._race(
+        vm = self._vm
+        self._set_waiting(f"Provisioning agent {spec.agent_id}: waiting for VM {vm.vm_id} to boot. {abort}")
+        lookup = VMLookup(vm.provider, spec.agent_id, vm.vm_id)
+        booted = await self._race(
             lambda: workflow.execute_activity_method(
                 CloudActivities.wait_vm_running,
                 lookup,
-                task_queue=cloud_queue(spec.provider, workflow.info().task_queue),
+                task_queue=cloud_queue(vm.provider, workflow.info().task_queue),
                 start_to_close_timeout=timedelta(minutes=10),
                 heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(maximum_attempts=3),
             )
         )
+        self._api_calls += booted.api_calls
+        self._vm = VMRef(vm.provider, vm.vm_id, vm.name, booted.address, location=vm.location)
         await self._record("vm.running")
 
         self._set_waiting(
@@ -259,6 +261,50 @@ class AgentLifecycleWorkflow:
         self._running_at = workflow.now()
         await self._record("agent.running", reason=f"healthy after {report.checks} checks")
 
+    async def _create_vm(self, abort: str) -> VMRef:
+        """Create the VM at the first placement that works; capacity or outage at one moves on to the next."""
+        spec = self._spec
+        candidates = _placements(spec)
+        for index, place in enumerate(candidates):
+            if place.provider not in self._tried:
+                self._tried.append(place.provider)
+            # Until the provider says otherwise, a create may have made a VM (a lost response still makes one).
+            self._may_have_vm.add(place.provider)
+            where = f"{place.provider}/{place.code}" if place.code else place.provider
+            self._set_waiting(f"Provisioning agent {spec.agent_id}: creating its VM on {where}. {abort}")
+            request = CreateVMRequest(
+                spec.agent_id, spec.account_id, spec.name, place.provider, spec.region, spec.size, location=place.code
+            )
+            try:
+                vm = await self._race(
+                    lambda request=request: workflow.execute_activity_method(
+                        CloudActivities.create_vm,
+                        request,
+                        task_queue=cloud_queue(request.provider, workflow.info().task_queue),
+                        start_to_close_timeout=timedelta(minutes=2),
+                        retry_policy=CREATE_RETRY,
+                        # A retried or abandoned create must have finished before cleanup looks for what it made.
+                        cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                    )
+                )
+            except ActivityError as err:
+                kind = _failure_type(err)
+                if kind in CREATED_NOTHING and not is_cancelled_exception(err):
+                    self._may_have_vm.discard(place.provider)
+                if is_cancelled_exception(err) or kind not in FAILOVER_ON or index == len(candidates) - 1:
+                    raise
+                await self._record(
+                    "vm.failover",
+                    reason=f"{where}: {_failure_message(err)}",
+                    details={"provider": place.provider, "location": place.code, "error": kind},
+                )
+                continue
+            self._api_calls += vm.api_calls
+            return vm
+        raise ApplicationError(
+            f"no placement for {spec.provider} in {spec.region}", type="NoPlacement", non_retryable=True
+        )
+
     async def _serve(self) -> None:
         """Running: wait for `destroy`, continuing as new when the history grows long."""
         spec = self._spec
@@ -280,6 +326,7 @@ class AgentLifecycleWorkflow:
                     started_at=self._created_at,
                     running_at=self._running_at,
                     approved_by=self._approved_by,
+                    api_calls=self._api_calls,
                 )
             )
 
@@ -301,7 +348,7 @@ class AgentLifecycleWorkflow:
         spec = self._spec
         self._state = AgentState.DESTROYING
         self._set_waiting(
-            f"Destroying agent {spec.agent_id}: deleting its VM, every secret and token, then "
+            f"Destroying agent {spec.agent_id}: revoking every secret and token, deleting its VM, then "
             "verifying nothing is left. No action needed."
         )
         if self._step is not None and not self._step.done():
@@ -310,17 +357,24 @@ class AgentLifecycleWorkflow:
         actor = self._destroy.requested_by if self._destroy and self._destroy.requested_by else "lobstack"
         await self._record("agent.destroying", actor=actor, reason=self._last_error)
 
-        lookup = VMLookup(spec.provider, spec.agent_id, self._vm.vm_id if self._vm else "")
         ref = AgentRef(spec.agent_id, spec.account_id)
-        await self._until_clean(
-            CloudActivities.delete_vm,
-            CloudActivities.verify_vm_gone,
-            lookup,
-            task_queue=cloud_queue(spec.provider, workflow.info().task_queue),
-        )
-        await self._record("vm.deleted")
+        vm = self._vm
+        # Every provider a create may have reached holds a VM until proven otherwise: look on all of them.
+        providers = [name for name in self._tried if name in self._may_have_vm]
+        if vm and vm.provider not in providers:
+            providers.append(vm.provider)
+        # Credentials first: from here on the agent can read nothing, even if deleting its VM has to wait.
         await self._until_clean(SecretsActivities.destroy_secrets, SecretsActivities.verify_secrets_gone, ref)
         await self._record("secrets.deleted")
+        for provider in providers:
+            lookup = VMLookup(provider, spec.agent_id, vm.vm_id if vm and vm.provider == provider else "")
+            await self._until_clean(
+                CloudActivities.delete_vm,
+                CloudActivities.verify_vm_gone,
+                lookup,
+                task_queue=cloud_queue(provider, workflow.info().task_queue),
+            )
+        await self._record("vm.deleted")
 
         self._state = final
         self._health = "gone"
@@ -337,17 +391,22 @@ class AgentLifecycleWorkflow:
     async def _until_clean(
         self, delete: Callable[..., object], verify: Callable[..., object], arg: object, task_queue: str | None = None
     ) -> None:
-        """Delete, then verify; a failed verification deletes again. Both are idempotent."""
+        """Delete, then verify, until verification passes. Both are idempotent.
+
+        Never gives up: a failed verification deletes again, and even a non-retryable delete failure (say, a revoked
+        cloud token) is tried again after a pause, with the current details telling an operator what blocks it.
+        """
         delay = 1.0
         while True:
-            await workflow.execute_activity_method(
-                delete,
-                arg,
-                task_queue=task_queue,
-                start_to_close_timeout=timedelta(minutes=2),
-                retry_policy=CLEANUP_RETRY,
-            )
             try:
+                deleted = await workflow.execute_activity_method(
+                    delete,
+                    arg,
+                    task_queue=task_queue,
+                    start_to_close_timeout=timedelta(minutes=2),
+                    retry_policy=CLEANUP_RETRY,
+                )
+                self._api_calls += getattr(deleted, "api_calls", 0)
                 await workflow.execute_activity_method(
                     verify,
                     arg,
@@ -357,10 +416,14 @@ class AgentLifecycleWorkflow:
                 )
                 return
             except ActivityError as err:
-                self._last_error = _failure_message(err)
-                workflow.logger.warning("cleanup verification failed, deleting again: %s", self._last_error)
+                blocker = _failure_message(err)
+                workflow.logger.warning("cleanup step failed, trying again in %.0fs: %s", delay, blocker)
+                self._set_waiting(
+                    f"Destroying agent {self._spec.agent_id} is blocked: {blocker}. Retrying every {delay:.0f}s until "
+                    "it succeeds; fix the cause (credentials, provider outage) and it completes on its own."
+                )
                 await workflow.sleep(delay)
-                delay = min(delay * 2, 60.0)
+                delay = min(delay * 2, 300.0)
 
     # --- helpers --------------------------------------------------------------------------------------------------
 
@@ -376,7 +439,9 @@ class AgentLifecycleWorkflow:
             return step.result()
         raise _DestroyRequested
 
-    async def _record(self, action: str, *, actor: str = "lobstack", reason: str = "") -> None:
+    async def _record(
+        self, action: str, *, actor: str = "lobstack", reason: str = "", details: dict[str, str] | None = None
+    ) -> None:
         spec = self._spec
         info = workflow.info()
         self._events += 1
@@ -393,14 +458,14 @@ class AgentLifecycleWorkflow:
                 actor=actor,
                 reason=reason[:500],
                 name=spec.name,
-                provider=spec.provider,
+                provider=vm.provider if vm else spec.provider,
                 region=spec.region,
                 size=spec.size,
                 vm_id=vm.vm_id if vm else "",
                 address=vm.address if vm else "",
                 health=self._health,
                 at=self._updated_at,
-                details={"vm_id": vm.vm_id, "provider": vm.provider} if vm else {},
+                details={**({"vm_id": vm.vm_id, "provider": vm.provider} if vm else {}), **(details or {})},
             ),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=REGISTRY_RETRY,
@@ -442,10 +507,11 @@ class AgentLifecycleWorkflow:
             agent_id=spec.agent_id,
             account_id=spec.account_id,
             state=self._state,
-            provider=spec.provider,
+            provider=vm.provider if vm else spec.provider,
             region=spec.region,
             vm_id=vm.vm_id if vm else "",
             address=vm.address if vm else "",
+            location=vm.location if vm else "",
             health=self._health,
             approved_by=self._approved_by,
             last_error=self._last_error,
@@ -454,6 +520,7 @@ class AgentLifecycleWorkflow:
             updated_at=self._updated_at,
             running_at=self._running_at,
             finished_at=self._finished_at,
+            api_calls=self._api_calls,
         )
 
 
@@ -462,3 +529,18 @@ def _failure_message(err: BaseException) -> str:
     while err.__cause__ is not None:
         err = err.__cause__
     return str(err)[:500]
+
+
+def _failure_type(err: BaseException | None) -> str:
+    """The type of the first ApplicationError in a failure chain: our exception class name."""
+    while err is not None:
+        if isinstance(err, ApplicationError):
+            return err.type or ""
+        err = err.__cause__
+    return ""
+
+
+def _placements(spec: AgentSpec) -> list[Location]:
+    if spec.provider == "local":
+        return [Location("local", "", "this machine", exact=True)]
+    return placements(spec.provider, spec.region, exact_only=spec.strict_region)

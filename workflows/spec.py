@@ -1,7 +1,7 @@
 """What a caller asks for: the agent spec and the rules it must satisfy.
 
-Standard library only: the client, the CLI and the workflow sandbox all import this, and the workflow checks a spec
-again itself because a workflow can be started by anyone holding a Temporal client.
+Standard library and our region table only: the client, the CLI and the workflow sandbox all import this, and the
+workflow checks a spec again itself because a workflow can be started by anyone holding a Temporal client.
 """
 
 from __future__ import annotations
@@ -9,7 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-PROVIDERS = ("local",)
+from activities.cloud.regions import CLOUD_PROVIDERS, locations
+
+# `auto` picks among the clouds in the configured failover order; `local` runs agents as local processes.
+PROVIDERS = ("local", *CLOUD_PROVIDERS, "auto")
 REGIONS = ("us-east", "us-west", "eu-central", "eu-north", "ap-southeast")
 SIZES = ("small", "medium", "large")
 
@@ -42,6 +45,8 @@ class AgentSpec:
     size: str = "small"
     skills: list[str] = field(default_factory=list)
     require_approval: bool = False
+    # Data residency: only locations in the region's own city, never a provider's nearest substitute.
+    strict_region: bool = False
     # Left empty, the client assigns one; the workflow id is "agent-<agent_id>".
     agent_id: str = ""
     approval_timeout_s: int = DEFAULT_APPROVAL_TIMEOUT_S
@@ -72,6 +77,20 @@ NAME_RULE = "1-63 characters of a-z, 0-9 and '-', starting and ending with a let
 SKILL_RULE = "1-64 characters of a-z, 0-9, '_', '.' and '-', starting with a letter"
 
 
+def _check_placement(spec: AgentSpec) -> None:
+    """A strict account must get an exact location from the provider (or, for auto, from at least one)."""
+    if spec.provider == "local" or not spec.strict_region:
+        return
+    candidates = CLOUD_PROVIDERS if spec.provider == "auto" else (spec.provider,)
+    if not any(locations(name, spec.region, exact_only=True) for name in candidates):
+        exact = [name for name in CLOUD_PROVIDERS if locations(name, spec.region, exact_only=True)]
+        raise SpecError(
+            "region",
+            f"{spec.provider} has no location in {spec.region} itself and the account refuses substitutes "
+            f"(strict_region); providers with an exact location there: {', '.join(exact) or 'none'}",
+        )
+
+
 def validate_agent_id(agent_id: object) -> None:
     _check_pattern("agent_id", agent_id, _AGENT_ID, AGENT_ID_RULE)
 
@@ -85,6 +104,9 @@ def validate_spec(spec: AgentSpec, *, providers: tuple[str, ...] = PROVIDERS) ->
     _check_choice("provider", spec.provider, providers)
     _check_choice("region", spec.region, REGIONS)
     _check_choice("size", spec.size, SIZES)
+    if not isinstance(spec.strict_region, bool):
+        raise SpecError("strict_region", "must be true or false")
+    _check_placement(spec)
     if not isinstance(spec.skills, list):
         raise SpecError("skills", "must be a list of skill names")
     if len(spec.skills) > MAX_SKILLS:

@@ -13,23 +13,27 @@ from typing import Protocol
 from temporalio import activity
 
 from activities.cloud.base import VM, CloudProvider
+from activities.cloud.calls import counting
 from activities.errors import ProviderRejected, VMLeftBehind
 from bridge.config import BootstrapConfig
-from workflows.models import CreateVMRequest, Residue, VMLookup, VMRef
+from workflows.models import CreateVMRequest, Residue, VMDeleted, VMLookup, VMRef
 
 
 class BootstrapIssuer(Protocol):
     def issue_bootstrap(self, agent_id: str) -> BootstrapConfig: ...
 
 
-def _ref(vm: VM) -> VMRef:
-    return VMRef(provider=vm.provider, vm_id=vm.vm_id, name=vm.name, address=vm.address)
+def _ref(vm: VM, api_calls: int, location: str = "") -> VMRef:
+    return VMRef(vm.provider, vm.vm_id, vm.name, vm.address, location=location, api_calls=api_calls)
 
 
 class CloudActivities:
-    def __init__(self, *, providers: Mapping[str, CloudProvider], bootstrap: BootstrapIssuer) -> None:
+    def __init__(
+        self, *, providers: Mapping[str, CloudProvider], bootstrap: BootstrapIssuer, max_poll_interval_s: float = 5.0
+    ) -> None:
         self.providers = dict(providers)
         self.bootstrap = bootstrap
+        self.max_poll_interval_s = max_poll_interval_s
 
     def _provider(self, name: str) -> CloudProvider:
         try:
@@ -40,44 +44,49 @@ class CloudActivities:
     @activity.defn
     def create_vm(self, request: CreateVMRequest) -> VMRef:
         provider = self._provider(request.provider)
-        existing = provider.find(request.agent_id)
-        if existing is not None and existing.status != "stopped":
-            activity.logger.info("adopting existing VM %s for agent %s", existing.vm_id, request.agent_id)
-            return _ref(existing)
-        vm = provider.create(request, self.bootstrap.issue_bootstrap(request.agent_id))
+        with counting() as calls:
+            existing = provider.find(request.agent_id)
+            if existing is not None and existing.status != "stopped":
+                # A previous attempt made it (its response may have been lost): adopt, never duplicate.
+                activity.logger.info("adopting existing VM %s for agent %s", existing.vm_id, request.agent_id)
+                return _ref(existing, calls.total, request.location)
+            vm = provider.create(request, self.bootstrap.issue_bootstrap(request.agent_id))
         activity.logger.info("created VM %s for agent %s", vm.vm_id, request.agent_id)
-        return _ref(vm)
+        return _ref(vm, calls.total, request.location)
 
     @activity.defn
     def wait_vm_running(self, lookup: VMLookup) -> VMRef:
         """Poll until the VM runs and has an address; heartbeats so a dead worker is noticed and another resumes."""
         provider = self._provider(lookup.provider)
         delay = 0.05
-        while True:
-            vm = provider.get(lookup.vm_id)
-            if vm is None:
-                raise ProviderRejected(f"VM {lookup.vm_id} of agent {lookup.agent_id} disappeared while booting")
-            if vm.status == "stopped":
-                raise ProviderRejected(f"VM {lookup.vm_id} of agent {lookup.agent_id} stopped while booting")
-            if vm.status == "running" and vm.address:
-                return _ref(vm)
-            activity.heartbeat(vm.status)
-            time.sleep(delay)
-            delay = min(delay * 1.5, 2.0)
+        with counting() as calls:
+            while True:
+                vm = provider.get(lookup.vm_id)
+                if vm is None:
+                    raise ProviderRejected(f"VM {lookup.vm_id} of agent {lookup.agent_id} disappeared while booting")
+                if vm.status == "stopped":
+                    raise ProviderRejected(f"VM {lookup.vm_id} of agent {lookup.agent_id} stopped while booting")
+                if vm.status == "running" and vm.address:
+                    return _ref(vm, calls.total)
+                activity.heartbeat(vm.status)
+                time.sleep(delay)
+                # Bounded backoff: each poll is an API call out of the provider's budget.
+                delay = min(delay * 1.5, self.max_poll_interval_s)
 
     @activity.defn
-    def delete_vm(self, lookup: VMLookup) -> bool:
-        """Delete every VM of the agent (by id and by label); True when something was deleted."""
+    def delete_vm(self, lookup: VMLookup) -> VMDeleted:
+        """Delete every VM of the agent (by id and by label); gone already counts as success."""
         provider = self._provider(lookup.provider)
         deleted = False
-        if lookup.vm_id:
-            deleted = provider.delete(lookup.vm_id)
-        found = provider.find(lookup.agent_id)
-        if found is not None:
-            deleted = provider.delete(found.vm_id) or deleted
+        with counting() as calls:
+            if lookup.vm_id:
+                deleted = provider.delete(lookup.vm_id)
+            found = provider.find(lookup.agent_id)
+            if found is not None:
+                deleted = provider.delete(found.vm_id) or deleted
         if deleted:
-            activity.logger.info("deleted VM of agent %s", lookup.agent_id)
-        return deleted
+            activity.logger.info("deleted VM of agent %s on %s", lookup.agent_id, lookup.provider)
+        return VMDeleted(deleted, calls.total)
 
     @activity.defn
     def verify_vm_gone(self, lookup: VMLookup) -> Residue:

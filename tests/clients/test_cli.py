@@ -31,7 +31,8 @@ def lobstack(*args: str) -> subprocess.CompletedProcess[str]:
     ("extra", "field", "allowed"),
     [
         (["--region", "mars"], "region", "us-east, us-west, eu-central, eu-north, ap-southeast"),
-        (["--provider", "aws"], "provider", "local"),
+        (["--provider", "aws"], "provider", "local, hetzner, digitalocean, vultr, auto"),
+        (["--provider", "hetzner", "--region", "eu-central", "--strict-region"], "region", "refuses substitutes"),
         (["--size", "huge"], "size", "small, medium, large"),
         (["--skill", "Rm -rf"], "skills", "starting with a letter"),
         (["--skill", "a", "--skill", "a"], "skills", "once"),
