@@ -27,7 +27,9 @@ from workflows.spec import (
     AgentSpec,
     SpecError,
     validate_agent_id,
+    validate_skills,
     validate_spec,
+    validate_tool_patterns,
 )
 
 EXIT_USAGE = 2
@@ -157,6 +159,58 @@ def cmd_agent_destroy(args: argparse.Namespace) -> int:
     return _run(go())
 
 
+def cmd_agent_skills(args: argparse.Namespace) -> int:
+    validate_agent_id(args.agent_id)
+    skills = list(args.skill or [])
+    validate_skills(skills)
+    gated = list(args.approval_required) if args.approval_required is not None else None
+    if gated is not None:
+        validate_tool_patterns(gated)
+
+    async def go() -> int:
+        client = await _client(args)
+        await client.update_skills(args.agent_id, skills, approval_required=gated, requested_by=args.requested_by)
+        print(f"skills of {args.agent_id}: {', '.join(skills) or 'none'}")
+        return 0
+
+    return _run(go())
+
+
+# --- approval commands ---------------------------------------------------------------------------------------------
+
+
+def cmd_approvals_list(args: argparse.Namespace) -> int:
+    async def go() -> int:
+        client = await _client(args)
+        approvals = await client.list_approvals(pending_only=not args.all)
+        for a in approvals:
+            escalated = " (escalated)" if a.escalated else ""
+            print(f"{a.approval_id:<60} {a.state.value:<9} {a.tool:<20} approvers: {', '.join(a.approvers)}{escalated}")
+        if not approvals:
+            print("no pending approvals", file=sys.stderr)
+        return 0
+
+    return _run(go())
+
+
+def _approval_command(approved: bool) -> Callable[[argparse.Namespace], int]:
+    def command(args: argparse.Namespace) -> int:
+        if not args.approver.strip():
+            raise SpecError("approver", "is required")
+
+        async def go() -> int:
+            client = await _client(args)
+            status = await client.decide_approval(
+                args.approval_id, approver=args.approver, approved=approved, reason=args.reason
+            )
+            print(f"{status.approval_id}: {status.state.value} by {status.decided_by}")
+            return 0
+
+        return _run(go())
+
+    return command
+
+
 # --- process commands ----------------------------------------------------------------------------------------------
 
 
@@ -270,12 +324,30 @@ def build_parser() -> argparse.ArgumentParser:
         decide.add_argument("--reason", default="", help="why")
         decide.set_defaults(func=_decision_command(approve))
 
+    skills = agent_sub.add_parser("skills", help="replace an agent's enabled skills (the bridge picks them up)")
+    skills.add_argument("agent_id")
+    skills.add_argument("--skill", action="append", help="a skill to enable (repeatable; none disables all)")
+    skills.add_argument("--approval-required", action="append", help="a tool pattern that needs approval (repeatable)")
+    skills.add_argument("--requested-by", default="", help="who asks")
+    skills.set_defaults(func=cmd_agent_skills)
+
     destroy = agent_sub.add_parser("destroy", help="destroy an agent: VM, secrets and tokens")
     destroy.add_argument("agent_id")
     destroy.add_argument("--requested-by", default="", help="who asks")
     destroy.add_argument("--reason", default="", help="why")
     destroy.add_argument("--wait", action="store_true", help="wait until everything is gone")
     destroy.set_defaults(func=cmd_agent_destroy)
+    approvals = sub.add_parser("approvals", help="list and decide tool approvals")
+    approvals_sub = approvals.add_subparsers(dest="approvals_command", required=True)
+    listing = approvals_sub.add_parser("list", help="approvals waiting for a decision")
+    listing.add_argument("--all", action="store_true", help="include decided ones")
+    listing.set_defaults(func=cmd_approvals_list)
+    for verb, approved in (("approve", True), ("reject", False)):
+        decide = approvals_sub.add_parser(verb, help=f"{verb} a tool request (refused unless you are an approver)")
+        decide.add_argument("approval_id")
+        decide.add_argument("--approver", required=True, help="who decides")
+        decide.add_argument("--reason", default="", help="why")
+        decide.set_defaults(func=_approval_command(approved))
     return parser
 
 

@@ -3,21 +3,41 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from workflows.agent_lifecycle import AgentLifecycleWorkflow
-from workflows.models import AgentState, AgentStatus, Decision, DestroyRequest, LifecycleInput, LifecycleResult
+from workflows.models import (
+    AgentPolicy,
+    AgentState,
+    AgentStatus,
+    ApprovalDecision,
+    ApprovalStatus,
+    Decision,
+    DestroyRequest,
+    LifecycleInput,
+    LifecycleResult,
+    SkillUpdate,
+)
 from workflows.queues import WORKFLOW_QUEUE, workflow_id
-from workflows.spec import AgentSpec, SpecError, validate_agent_id, validate_spec
+from workflows.spec import (
+    AgentSpec,
+    SpecError,
+    validate_agent_id,
+    validate_skills,
+    validate_spec,
+    validate_tool_patterns,
+)
+from workflows.tool_approval import ToolApprovalWorkflow
 
 
 class LobstackClientError(Exception):
@@ -34,6 +54,17 @@ class AgentExists(LobstackClientError):
     def __init__(self, agent_id: str) -> None:
         super().__init__(f"agent_id: {agent_id!r} is already taken; choose another id or leave it empty")
         self.agent_id = agent_id
+
+
+class ApprovalNotFound(LobstackClientError):
+    def __init__(self, approval_id: str) -> None:
+        super().__init__(f"approval_id: no approval {approval_id!r}")
+
+
+class DecisionRefused(LobstackClientError):
+    def __init__(self, approval_id: str, why: str) -> None:
+        super().__init__(f"decision on {approval_id} refused: {why}")
+        self.why = why
 
 
 class AgentNotFound(LobstackClientError):
@@ -138,6 +169,64 @@ class LobstackClient:
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 1.0)
 
+    async def update_skills(
+        self, agent_id: str, skills: list[str], *, approval_required: list[str] | None = None, requested_by: str = ""
+    ) -> None:
+        validate_skills(skills)
+        if approval_required is not None:
+            validate_tool_patterns(approval_required)
+        update = SkillUpdate(skills=skills, approval_required=approval_required, requested_by=requested_by)
+        await self._signal(agent_id, AgentLifecycleWorkflow.update_skills, update)
+
+    async def policy(self, agent_id: str) -> AgentPolicy:
+        try:
+            return await self._handle(agent_id).query(AgentLifecycleWorkflow.policy)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise AgentNotFound(agent_id) from None
+            raise
+
+    # --- tool approvals -------------------------------------------------------------------------------------------
+
+    async def list_approvals(self, *, pending_only: bool = True) -> list[ApprovalStatus]:
+        """Approvals awaiting a decision (open ToolApproval workflows), with their current status."""
+        query = "WorkflowType = 'ToolApproval'"
+        if pending_only:
+            query += " AND ExecutionStatus = 'Running'"
+        found = []
+        async for wf in self.temporal.list_workflows(query):
+            handle = self.temporal.get_workflow_handle_for(ToolApprovalWorkflow.run, wf.id)
+            found.append(await handle.query(ToolApprovalWorkflow.status))
+        return found
+
+    async def approval(self, approval_id: str) -> ApprovalStatus:
+        _check_approval_id(approval_id)
+        handle = self.temporal.get_workflow_handle_for(ToolApprovalWorkflow.run, approval_id)
+        try:
+            return await handle.query(ToolApprovalWorkflow.status)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise ApprovalNotFound(approval_id) from None
+            raise
+
+    async def decide_approval(
+        self, approval_id: str, *, approver: str, approved: bool, reason: str = ""
+    ) -> ApprovalStatus:
+        """Approve or reject through the `decide` update: a refused approver gets the refusal back as an error."""
+        _check_approval_id(approval_id)
+        _require("approver", approver)
+        handle = self.temporal.get_workflow_handle_for(ToolApprovalWorkflow.run, approval_id)
+        decision = ApprovalDecision(approver=approver, reason=reason, approved=approved)
+        try:
+            return await handle.execute_update(ToolApprovalWorkflow.decide, decision)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise ApprovalNotFound(approval_id) from None
+            raise
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            raise DecisionRefused(approval_id, str(cause.message if hasattr(cause, "message") else cause)) from None
+
     async def list_agents(self, *, running_only: bool = False) -> list[AgentSummary]:
         query = "WorkflowType = 'AgentLifecycle'"
         if running_only:
@@ -147,6 +236,14 @@ class LobstackClient:
             status = wf.status.name.lower() if isinstance(wf.status, WorkflowExecutionStatus) else "unknown"
             found.append(AgentSummary(wf.id.removeprefix("agent-"), status, wf.start_time))
         return found
+
+
+_APPROVAL_ID = re.compile(r"^approval-[a-z0-9-]{3,90}$")
+
+
+def _check_approval_id(approval_id: str) -> None:
+    if not isinstance(approval_id, str) or not _APPROVAL_ID.fullmatch(approval_id):
+        raise SpecError("approval_id", f"{approval_id!r} is not allowed; looks like approval-<agent_id>-<request_id>")
 
 
 def _require(field_name: str, value: str) -> None:
@@ -160,6 +257,8 @@ __all__ = [
     "AgentExists",
     "AgentNotFound",
     "AgentSummary",
+    "ApprovalNotFound",
+    "DecisionRefused",
     "LobstackClient",
     "LobstackClientError",
     "TemporalUnreachable",

@@ -115,6 +115,8 @@ class Registry:
         with self.engine.begin() as conn:
             if conn.execute(event).scalar_one_or_none() is None:
                 return False
+            if t.audit_only:
+                return True
             if conn.execute(upsert_agent).scalar_one_or_none() is None:
                 raise SpecError("account_id", f"agent {t.agent_id!r} is registered under another account")
         return True

@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 from cloudsim.testing import RunningSim, start_cloudsim
 from tests.stack import AGENTS, Stack, make_stack, reap
 from workers import devstack
+from workflows.tool_approval import APPROVAL_STATE
 
 PG_ADMIN_URL = os.environ.get("LOBSTACK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -95,7 +96,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture(scope="session")
 async def temporal_dev() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=devstack.temporal_binary())
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=devstack.temporal_binary(), search_attributes=[APPROVAL_STATE]
+    )
     yield env
     await env.shutdown()
 

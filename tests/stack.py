@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import hvac
 import hvac.exceptions
@@ -24,6 +26,7 @@ from workers.worker import Services, running_workers
 from workflows.spec import AgentSpec
 
 AGENTS = Path(__file__).parent / "agents"
+T = TypeVar("T")
 
 
 @dataclass
@@ -110,3 +113,17 @@ def reap(stack: Stack) -> None:
     for vm in stack.local.list_managed():
         stack.local.delete(vm.vm_id)
     stack.registry.close()
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], *, timeout_s: float = 30, what: str = "") -> T:
+    """Poll an observable condition until it holds (returns non-None) or the deadline passes; never a blind sleep."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    delay = 0.02
+    while True:
+        result = await check()
+        if result is not None:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not within {timeout_s}s: {what or check}")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)

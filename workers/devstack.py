@@ -183,6 +183,9 @@ def start_temporal(
         str(ui_port),
         "--log-level",
         "warn",
+        # Pending tool approvals are found in the Web UI by this attribute.
+        "--search-attribute",
+        "LobstackApprovalState=Keyword",
     ]
     if db_file is not None:
         argv += ["--db-filename", str(db_file)]

@@ -35,6 +35,7 @@ from workers.interceptors import ErrorTranslation
 from workers.settings import WorkerSettings
 from workflows.agent_lifecycle import AgentLifecycleWorkflow
 from workflows.queues import WORKFLOW_QUEUE, cloud_queue
+from workflows.tool_approval import ToolApprovalWorkflow
 
 
 @dataclass
@@ -81,11 +82,12 @@ def build_workers(
         Worker(
             client,
             task_queue=task_queue,
-            workflows=[AgentLifecycleWorkflow],
+            workflows=[AgentLifecycleWorkflow, ToolApprovalWorkflow],
             activities=[
                 services.secrets.mint_secrets,
                 services.secrets.destroy_secrets,
                 services.secrets.verify_secrets_gone,
+                services.secrets.revoke_agent_tokens,
                 registry_acts.record_transition,
                 health_acts.wait_healthy,
             ],

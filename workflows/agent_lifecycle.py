@@ -28,21 +28,24 @@ with workflow.unsafe.imports_passed_through():
     from activities.registry import RegistryActivities
     from activities.secrets import SecretsActivities
     from workflows.models import (
+        AgentPolicy,
         AgentRef,
         AgentState,
         AgentStatus,
         CreateVMRequest,
         Decision,
         DestroyRequest,
+        HealthChange,
         HealthCheckRequest,
         LifecycleInput,
         LifecycleResult,
+        SkillUpdate,
         Transition,
         VMLookup,
         VMRef,
     )
     from workflows.queues import cloud_queue
-    from workflows.spec import AgentSpec, SpecError, validate_spec
+    from workflows.spec import AgentSpec, SpecError, validate_skills, validate_spec, validate_tool_patterns
 
 T = TypeVar("T")
 
@@ -102,6 +105,13 @@ class AgentLifecycleWorkflow:
         self._destroy: DestroyRequest | None = None
         self._step: asyncio.Task[object] | None = None
         self._events = 0
+        self._skills: list[str] = list(input.skills if input.skills is not None else spec.skills)
+        self._approval_required = list(
+            input.approval_required if input.approval_required is not None else spec.approval_required
+        )
+        self._policy_version = input.policy_version
+        self._failures = 0
+        self._replace_requested = False
         self._tried: list[str] = [input.running_vm.provider] if input.running_vm else []
         self._may_have_vm: set[str] = set(self._tried)
         self._api_calls = input.api_calls
@@ -119,36 +129,31 @@ class AgentLifecycleWorkflow:
             raise ApplicationError(str(err), type="InvalidSpec", non_retryable=True) from None
         self._created_at = self._created_at or workflow.now()
 
-        if input.running_vm is None:
-            if spec.require_approval and not await self._approval_gate():
-                return LifecycleResult(spec.agent_id, AgentState.REJECTED, self._last_error)
-            try:
+        if input.running_vm is None and spec.require_approval and not await self._approval_gate():
+            return LifecycleResult(spec.agent_id, AgentState.REJECTED, self._last_error)
+        try:
+            if input.running_vm is None:
                 await self._provision()
-            except _DestroyRequested:
-                pass
-            except (asyncio.CancelledError, ActivityError, ApplicationError) as err:
-                if is_cancelled_exception(err):
-                    # The cancel may surface as the running activity's cancellation rather than in this coroutine.
-                    self._last_error = "cancelled during provisioning"
-                    await self._cleanup_shielded(AgentState.DESTROYED, "agent.cancelled")
-                    raise asyncio.CancelledError from None
-                self._last_error = _failure_message(err)
-                await self._cleanup_shielded(AgentState.FAILED, "agent.failed")
-                raise ApplicationError(
-                    f"agent {spec.agent_id} failed and was cleaned up: {self._last_error}",
-                    type="AgentFailed",
-                    non_retryable=True,
-                ) from None
-
-        if self._destroy is None:
-            try:
+            if self._destroy is None:
                 await self._serve()
-            except asyncio.CancelledError:
-                self._last_error = "cancelled while running"
+        except _DestroyRequested:
+            pass
+        except (asyncio.CancelledError, ActivityError, ApplicationError) as err:
+            if is_cancelled_exception(err):
+                # The cancel may surface as the running activity's cancellation rather than in this coroutine.
+                self._last_error = f"cancelled while {self._state.value}"
                 await self._cleanup_shielded(AgentState.DESTROYED, "agent.cancelled")
-                raise
+                raise asyncio.CancelledError from None
+            self._last_error = _failure_message(err)
+            await self._cleanup_shielded(AgentState.FAILED, "agent.failed")
+            raise ApplicationError(
+                f"agent {spec.agent_id} failed and was cleaned up: {self._last_error}",
+                type="AgentFailed",
+                non_retryable=True,
+            ) from None
 
         await self._cleanup_shielded(AgentState.DESTROYED, "agent.destroyed")
+        await workflow.wait_condition(workflow.all_handlers_finished)
         reason = self._destroy.reason if self._destroy else ""
         return LifecycleResult(spec.agent_id, AgentState.DESTROYED, reason, api_calls=self._api_calls)
 
@@ -219,6 +224,11 @@ class AgentLifecycleWorkflow:
         )
         await self._record("secrets.minted")
 
+        await self._boot(abort)
+
+    async def _boot(self, abort: str) -> None:
+        """Create a VM, wait for it, health-check it: the agent is running when this returns."""
+        spec = self._spec
         self._vm = await self._create_vm(abort)
         # The VM id is persisted before any wait, so lost state can always be cleaned up.
         await self._record("vm.created", details={"location": self._vm.location})
@@ -306,18 +316,28 @@ class AgentLifecycleWorkflow:
         )
 
     async def _serve(self) -> None:
-        """Running: wait for `destroy`, continuing as new when the history grows long."""
+        """Running: wait for `destroy`, replace an unhealthy VM when asked, continue as new when history grows."""
         spec = self._spec
-        vm = self._vm
-        assert vm is not None
-        self._set_waiting(
-            f"Agent {spec.agent_id} is running on VM {vm.vm_id} at {vm.address} (health: {self._health}). "
-            f"To destroy it, send signal `destroy` with body {DESTROY_BODY}."
-        )
-        await workflow.wait_condition(
-            lambda: self._destroy is not None or workflow.info().is_continue_as_new_suggested()
-        )
-        if self._destroy is None:
+        while True:
+            vm = self._vm
+            assert vm is not None
+            self._set_waiting(
+                f"Agent {spec.agent_id} is {self._state.value} on VM {vm.vm_id} at {vm.address} (health: "
+                f"{self._health}). To destroy it, send signal `destroy` with body {DESTROY_BODY}."
+            )
+            await workflow.wait_condition(
+                lambda: (
+                    self._destroy is not None
+                    or self._replace_requested
+                    or workflow.info().is_continue_as_new_suggested()
+                )
+            )
+            if self._destroy is not None:
+                return
+            if self._replace_requested:
+                self._replace_requested = False
+                await self._replace()
+                continue
             await workflow.wait_condition(workflow.all_handlers_finished)
             workflow.continue_as_new(
                 LifecycleInput(
@@ -327,8 +347,94 @@ class AgentLifecycleWorkflow:
                     running_at=self._running_at,
                     approved_by=self._approved_by,
                     api_calls=self._api_calls,
+                    skills=self._skills,
+                    approval_required=self._approval_required,
+                    policy_version=self._policy_version,
                 )
             )
+
+    async def _replace(self) -> None:
+        """A new VM for the same agent: the old VM's tokens revoked, the old VM deleted, a fresh bootstrap for the new.
+
+        The old VM goes first: its name is the agent's, and an unhealthy agent is serving nobody anyway.
+        """
+        spec = self._spec
+        old = self._vm
+        assert old is not None
+        ref = AgentRef(spec.agent_id, spec.account_id)
+        abort = f"To abort, send signal `destroy` with body {DESTROY_BODY}."
+        self._set_waiting(f"Replacing unhealthy agent {spec.agent_id}: retiring VM {old.vm_id}. {abort}")
+        await self._record("agent.replacing", reason=f"{self._failures} failed health checks in a row")
+        await workflow.execute_activity_method(
+            SecretsActivities.revoke_agent_tokens,
+            ref,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=CLEANUP_RETRY,
+        )
+        await self._until_clean(
+            CloudActivities.delete_vm,
+            CloudActivities.verify_vm_gone,
+            VMLookup(old.provider, spec.agent_id, old.vm_id),
+            task_queue=cloud_queue(old.provider, workflow.info().task_queue),
+        )
+        self._vm = None
+        self._tried, self._may_have_vm = [], set()
+        self._failures = 0
+        await self._boot(abort)
+        await self._record("agent.replaced", details={"old_vm_id": old.vm_id})
+
+    # --- policy and health ----------------------------------------------------------------------------------------
+
+    @workflow.signal
+    async def update_skills(self, update: SkillUpdate) -> None:
+        try:
+            skills = validate_skills(update.skills)
+            gated = validate_tool_patterns(update.approval_required) if update.approval_required is not None else None
+        except SpecError as err:
+            self._last_error = f"ignored update_skills: {err}"
+            return
+        self._skills = skills
+        if gated is not None:
+            self._approval_required = gated
+        self._policy_version += 1
+        await self._record(
+            "skills.updated",
+            actor=update.requested_by or "unknown",
+            reason=f"skills: {', '.join(skills) or 'none'}",
+            details={"policy_version": str(self._policy_version)},
+        )
+
+    @workflow.signal
+    async def health_changed(self, change: HealthChange) -> None:
+        """From the fleet monitor, only when health changes: degrade past the threshold, recover when healthy."""
+        if self._state not in (AgentState.RUNNING, AgentState.DEGRADED):
+            return
+        self._health = "healthy" if change.healthy else (change.status or "unhealthy")
+        self._failures = 0 if change.healthy else max(change.consecutive_failures, self._failures + 1)
+        if change.healthy and self._state == AgentState.DEGRADED:
+            self._state = AgentState.RUNNING
+            await self._record("agent.recovered", reason=change.reason)
+        elif not change.healthy and self._state == AgentState.RUNNING:
+            if self._failures >= self._spec.unhealthy_threshold:
+                self._state = AgentState.DEGRADED
+                await self._record("agent.degraded", reason=f"{self._failures} failed checks: {change.reason}")
+                self._replace_requested = self._spec.replace_unhealthy
+        elif not change.healthy and self._state == AgentState.DEGRADED and self._spec.replace_unhealthy:
+            self._replace_requested = True
+
+    @workflow.query
+    def policy(self) -> AgentPolicy:
+        spec = self._spec
+        return AgentPolicy(
+            agent_id=spec.agent_id,
+            account_id=spec.account_id,
+            state=self._state,
+            skills=list(self._skills),
+            approval_required=list(self._approval_required),
+            approvers=list(spec.approvers),
+            escalation_approvers=list(spec.escalation_approvers),
+            version=self._policy_version,
+        )
 
     # --- cleanup --------------------------------------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ class AgentState(StrEnum):
     PENDING_APPROVAL = "pending_approval"
     PROVISIONING = "provisioning"
     RUNNING = "running"
+    # Running, but failed enough health checks in a row; replaced automatically where the spec asks for it.
+    DEGRADED = "degraded"
     DESTROYING = "destroying"
     DESTROYED = "destroyed"
     REJECTED = "rejected"
@@ -36,6 +38,15 @@ class Decision:
 
     approver: str = ""
     reason: str = ""
+
+
+@dataclass
+class ApprovalDecision:
+    """Body of a tool approval's `decide` update (the CLI's path): a decision that reports back."""
+
+    approver: str = ""
+    reason: str = ""
+    approved: bool = False
 
 
 @dataclass
@@ -75,6 +86,10 @@ class LifecycleInput:
     running_at: datetime | None = None
     approved_by: str = ""
     api_calls: int = 0
+    # Skills changed by `update_skills` since the start (None: as in the spec).
+    skills: list[str] | None = None
+    approval_required: list[str] | None = None
+    policy_version: int = 0
 
 
 @dataclass
@@ -200,3 +215,97 @@ class Transition:
     health: str = ""
     at: datetime | None = None
     details: dict[str, str] = field(default_factory=dict)
+    # Append the event only, leaving the agent's row alone (approval decisions, sweeps, rotations).
+    audit_only: bool = False
+
+
+# --- skills, health and tool approvals (issue 4) ---------------------------------------------------------------
+
+
+@dataclass
+class SkillUpdate:
+    """Body of the lifecycle's `update_skills` signal, e.g. {"skills": ["web.search"], "requested_by": "alice"}.
+
+    `approval_required` holds fnmatch patterns of tools that need a human first; None keeps the current ones.
+    """
+
+    skills: list[str] = field(default_factory=list)
+    approval_required: list[str] | None = None
+    requested_by: str = ""
+
+
+@dataclass
+class SkillConfig:
+    """What the bridge enforces: the enabled tools, and which of them need an approval."""
+
+    agent_id: str
+    skills: list[str]
+    approval_required: list[str]
+    version: int = 0
+
+
+@dataclass
+class AgentPolicy:
+    """The lifecycle's `policy` query: what the gateway needs to decide for an agent."""
+
+    agent_id: str
+    account_id: str
+    state: AgentState
+    skills: list[str]
+    approval_required: list[str]
+    approvers: list[str]
+    escalation_approvers: list[str]
+    version: int = 0
+
+
+@dataclass
+class HealthChange:
+    """Sent by the fleet monitor to a lifecycle only when an agent's health changes (never once per probe)."""
+
+    healthy: bool
+    status: str
+    reason: str = ""
+    consecutive_failures: int = 0
+    checked_at: datetime | None = None
+
+
+class ApprovalState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+@dataclass
+class ToolApprovalInput:
+    """A bridge asks before running a gated tool. `arguments` are already redacted by the gateway."""
+
+    agent_id: str
+    account_id: str
+    request_id: str
+    tool: str
+    arguments: dict[str, str] = field(default_factory=dict)
+    risk: str = "high"
+    requested_by: str = ""
+    approvers: list[str] = field(default_factory=list)
+    timeout_s: int = 3600
+    # After `timeout_s` with no decision, the escalation group may decide for another `escalation_timeout_s`.
+    escalation_approvers: list[str] = field(default_factory=list)
+    escalation_timeout_s: int = 0
+    # Publish the `LobstackApprovalState` search attribute (the server must have it registered).
+    publish_search_attribute: bool = True
+
+
+@dataclass
+class ApprovalStatus:
+    approval_id: str
+    agent_id: str
+    tool: str
+    state: ApprovalState
+    approvers: list[str] = field(default_factory=list)
+    escalated: bool = False
+    decided_by: str = ""
+    reason: str = ""
+    requested_at: datetime | None = None
+    decided_at: datetime | None = None
+    refused: int = 0

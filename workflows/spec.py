@@ -19,12 +19,15 @@ SIZES = ("small", "medium", "large")
 DEFAULT_APPROVAL_TIMEOUT_S = 24 * 3600
 DEFAULT_HEALTH_TIMEOUT_S = 5 * 60
 MAX_SKILLS = 64
+DEFAULT_APPROVAL_REQUIRED = ("email.*", "payments.*", "purchases.*")
 
 # Ids end up in VM names, Vault paths, policy names and workflow ids: keep them DNS-label safe and short.
 _AGENT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 _ACCOUNT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _SKILL = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+_TOOL_PATTERN = re.compile(r"^[a-z*][a-z0-9_.*?-]{0,63}$")
+_APPROVER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 
 
 class SpecError(ValueError):
@@ -51,6 +54,15 @@ class AgentSpec:
     agent_id: str = ""
     approval_timeout_s: int = DEFAULT_APPROVAL_TIMEOUT_S
     health_timeout_s: int = DEFAULT_HEALTH_TIMEOUT_S
+    # Tools (fnmatch patterns) the bridge runs only after a human approves: sending email and spending money.
+    approval_required: list[str] = field(default_factory=lambda: list(DEFAULT_APPROVAL_REQUIRED))
+    # Who may approve this agent's requests; empty means the worker's configured default approvers.
+    approvers: list[str] = field(default_factory=list)
+    escalation_approvers: list[str] = field(default_factory=list)
+    # Fleet health: this many failed checks in a row make the agent `degraded`; with `replace_unhealthy` it is then
+    # rebuilt on a new VM with a fresh bootstrap credential.
+    unhealthy_threshold: int = 3
+    replace_unhealthy: bool = False
 
 
 def _check_pattern(field_name: str, value: object, pattern: re.Pattern[str], rule: str) -> None:
@@ -75,6 +87,8 @@ AGENT_ID_RULE = "1-40 characters of a-z, 0-9 and '-', starting and ending with a
 ACCOUNT_ID_RULE = AGENT_ID_RULE
 NAME_RULE = "1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit"
 SKILL_RULE = "1-64 characters of a-z, 0-9, '_', '.' and '-', starting with a letter"
+TOOL_PATTERN_RULE = "1-64 characters of a-z, 0-9, '_', '.', '-' and the wildcards '*' and '?'"
+APPROVER_RULE = "1-64 characters of letters, digits, '.', '_', '@', '+' and '-' (a user name or e-mail)"
 
 
 def _check_placement(spec: AgentSpec) -> None:
@@ -89,6 +103,26 @@ def _check_placement(spec: AgentSpec) -> None:
             f"{spec.provider} has no location in {spec.region} itself and the account refuses substitutes "
             f"(strict_region); providers with an exact location there: {', '.join(exact) or 'none'}",
         )
+
+
+def _check_names(field_name: str, values: object, pattern: re.Pattern[str], rule: str) -> list[str]:
+    if not isinstance(values, list):
+        raise SpecError(field_name, "must be a list")
+    if len(values) > MAX_SKILLS:
+        raise SpecError(field_name, f"{len(values)} given; at most {MAX_SKILLS} are allowed")
+    for value in values:
+        _check_pattern(field_name, value, pattern, rule)
+    if len(set(values)) != len(values):
+        raise SpecError(field_name, "each entry may be listed once")
+    return list(values)
+
+
+def validate_skills(skills: object) -> list[str]:
+    return _check_names("skills", skills, _SKILL, SKILL_RULE)
+
+
+def validate_tool_patterns(patterns: object) -> list[str]:
+    return _check_names("approval_required", patterns, _TOOL_PATTERN, TOOL_PATTERN_RULE)
 
 
 def validate_agent_id(agent_id: object) -> None:
@@ -107,14 +141,18 @@ def validate_spec(spec: AgentSpec, *, providers: tuple[str, ...] = PROVIDERS) ->
     if not isinstance(spec.strict_region, bool):
         raise SpecError("strict_region", "must be true or false")
     _check_placement(spec)
-    if not isinstance(spec.skills, list):
-        raise SpecError("skills", "must be a list of skill names")
-    if len(spec.skills) > MAX_SKILLS:
-        raise SpecError("skills", f"{len(spec.skills)} given; at most {MAX_SKILLS} are allowed")
-    for skill in spec.skills:
-        _check_pattern("skills", skill, _SKILL, SKILL_RULE)
-    if len(set(spec.skills)) != len(spec.skills):
-        raise SpecError("skills", "each skill may be listed once")
+    validate_skills(spec.skills)
+    validate_tool_patterns(spec.approval_required)
+    _check_names("approvers", spec.approvers, _APPROVER, APPROVER_RULE)
+    _check_names("escalation_approvers", spec.escalation_approvers, _APPROVER, APPROVER_RULE)
+    if (
+        isinstance(spec.unhealthy_threshold, bool)
+        or not isinstance(spec.unhealthy_threshold, int)
+        or not (1 <= spec.unhealthy_threshold <= 100)
+    ):
+        raise SpecError("unhealthy_threshold", f"{spec.unhealthy_threshold!r} is not allowed; must be 1 to 100")
+    if not isinstance(spec.replace_unhealthy, bool):
+        raise SpecError("replace_unhealthy", "must be true or false")
     if not isinstance(spec.require_approval, bool):
         raise SpecError("require_approval", "must be true or false")
     _check_seconds("approval_timeout_s", spec.approval_timeout_s, 60, 30 * 24 * 3600)

@@ -39,3 +39,10 @@ class SecretsActivities:
         if left.total:
             raise SecretsLeftBehind(f"agent {ref.agent_id} still has Vault state: {describe(left)}")
         return left
+
+    @activity.defn
+    def revoke_agent_tokens(self, ref: AgentRef) -> int:
+        """Revoke the agent's live tokens only (a VM replacement); returns how many were revoked."""
+        revoked = self.vault.revoke_tokens(ref.agent_id)
+        activity.logger.info("revoked %d token(s) of agent %s", revoked, ref.agent_id)
+        return revoked

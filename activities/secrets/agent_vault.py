@@ -231,6 +231,17 @@ class AgentVault:
         log.info("destroyed secrets of agent %s (found %s)", agent_id, found)
         return found
 
+    def revoke_tokens(self, agent_id: str) -> int:
+        """Revoke every live token of the agent (login and unused wrapping tokens), keeping its role and secrets.
+
+        Used when an agent moves to a new VM: the old VM's credentials die, the new VM introduces itself afresh.
+        """
+        n = self.names(agent_id)
+        accessors = self._tokens.accessors_of(n)
+        for accessor in accessors:
+            self._tokens.revoke(accessor)
+        return len(accessors)
+
     def residue(self, agent_id: str) -> Residue:
         """Count what is left of the agent in Vault; vms stays 0 here."""
         n = self.names(agent_id)
