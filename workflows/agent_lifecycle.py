@@ -71,8 +71,9 @@ REGISTRY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60), maximum_attempts=0
 )
 
-DESTROY_BODY = json.dumps({"requested_by": "<your name>", "reason": "<why>"})
-DECISION_BODY = json.dumps({"approver": "<your name>", "reason": "<why>"})
+# The Web UI renders current details as Markdown: example values, never <placeholders> it would swallow as HTML.
+DESTROY_BODY = json.dumps({"requested_by": "your-name", "reason": "why"})
+DECISION_BODY = json.dumps({"approver": "your-name", "reason": "why"})
 
 
 class _DestroyRequested(Exception):
@@ -164,7 +165,7 @@ class AgentLifecycleWorkflow:
         self._set_waiting(
             f"Waiting for a human to approve agent {spec.agent_id} ({spec.name}, account {spec.account_id}, "
             f"{spec.provider}/{spec.region}/{spec.size}, skills: {', '.join(spec.skills) or 'none'}). "
-            f"To approve, send signal `approve` with body {DECISION_BODY}; to refuse, send signal `reject` with the "
+            f"To approve, send signal `approve` with body `{DECISION_BODY}`; to refuse, send signal `reject` with the "
             f"same body. Without a decision by {expires:%Y-%m-%d %H:%M} UTC the request is rejected."
         )
         try:
@@ -209,7 +210,7 @@ class AgentLifecycleWorkflow:
         spec = self._spec
         ref = AgentRef(spec.agent_id, spec.account_id)
         self._state = AgentState.PROVISIONING
-        abort = f"To abort, send signal `destroy` with body {DESTROY_BODY}."
+        abort = f"To abort, send signal `destroy` with body `{DESTROY_BODY}`."
         if not spec.require_approval:
             await self._record("agent.requested", reason="no approval required")
 
@@ -323,7 +324,7 @@ class AgentLifecycleWorkflow:
             assert vm is not None
             self._set_waiting(
                 f"Agent {spec.agent_id} is {self._state.value} on VM {vm.vm_id} at {vm.address} (health: "
-                f"{self._health}). To destroy it, send signal `destroy` with body {DESTROY_BODY}."
+                f"{self._health}). To destroy it, send signal `destroy` with body `{DESTROY_BODY}`."
             )
             await workflow.wait_condition(
                 lambda: (
@@ -362,7 +363,7 @@ class AgentLifecycleWorkflow:
         old = self._vm
         assert old is not None
         ref = AgentRef(spec.agent_id, spec.account_id)
-        abort = f"To abort, send signal `destroy` with body {DESTROY_BODY}."
+        abort = f"To abort, send signal `destroy` with body `{DESTROY_BODY}`."
         self._set_waiting(f"Replacing unhealthy agent {spec.agent_id}: retiring VM {old.vm_id}. {abort}")
         await self._record("agent.replacing", reason=f"{self._failures} failed health checks in a row")
         await workflow.execute_activity_method(

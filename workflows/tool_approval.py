@@ -91,9 +91,11 @@ class ToolApprovalWorkflow:
         if i.publish_search_attribute:
             workflow.upsert_search_attributes([APPROVAL_STATE.value_set(self._state.value)])
         if self._state != ApprovalState.PENDING:
-            workflow.set_current_details(f"Decided: {self._state.value} (tool {i.tool} for agent {i.agent_id}).")
+            who = f" by {self._decision[1].approver}: {self._decision[1].reason}" if self._decision else ""
+            workflow.set_current_details(f"Decided: {self._state.value}{who} (tool `{i.tool}`, agent {i.agent_id}).")
             return
-        body = json.dumps({"approver": "<your name>", "reason": "<why>"})
+        # The UI renders current details as Markdown: example values, never <placeholders> it would eat as HTML.
+        body = json.dumps({"approver": self._approvers[0] if self._approvers else "your-name", "reason": "why"})
         args = ", ".join(f"{k}={v}" for k, v in i.arguments.items()) or "none"
         escalated = " (escalated)" if self._escalated else ""
         workflow.set_current_details(
@@ -132,7 +134,7 @@ class ToolApprovalWorkflow:
         if self._state != ApprovalState.PENDING or self._decision is not None:
             return f"already decided: {self._state.value}"
         if not decision.approver.strip():
-            return 'the body needs {"approver": "<your name>"}'
+            return 'the body needs {"approver": "your-name"}'
         if decision.approver not in self._approvers:
             return f"{decision.approver!r} is not an allowed approver (allowed: {', '.join(self._approvers)})"
         return ""
