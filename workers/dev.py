@@ -26,6 +26,7 @@ from activities.secrets import AgentVault, VaultSettings
 from cloudsim.testing import RunningSim, start_cloudsim
 from workers import devstack
 from workers.main import build_services
+from workers.redaction import configure_logging
 from workers.settings import WorkerSettings
 from workers.worker import default_providers, running_workers
 
@@ -95,8 +96,7 @@ async def dev_stack(
 async def run_dev(
     *, show_root_token: bool = False, temporal_port: int = 7233, ui_port: int = 8233, vault_port: int = 8200
 ) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health probe drowns everything else
+    configure_logging()
     home = Path(os.environ.get("LOBSTACK_DEV_HOME", Path(tempfile.gettempdir()) / "lobstack-dev"))
     shutil.rmtree(home, ignore_errors=True)
     stop = asyncio.Event()

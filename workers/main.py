@@ -9,6 +9,7 @@ from temporalio.client import Client
 from activities.cloud.base import CloudProvider
 from activities.secrets import AgentVault, SecretsActivities, VaultSettings
 from store import Registry, default_database_url
+from workers.redaction import configure_logging
 from workers.settings import WorkerSettings
 from workers.worker import Services, default_providers, run_until_signalled
 from workflows.queues import WORKFLOW_QUEUE
@@ -31,8 +32,7 @@ def build_services(
 
 
 async def run_worker_from_env(address: str, namespace: str, *, task_queue: str = WORKFLOW_QUEUE) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health probe drowns everything else
+    configure_logging()
     settings = WorkerSettings.from_env()
     vault_settings = VaultSettings.from_env()
     services = build_services(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 
 import hvac
 import hvac.exceptions as hv
@@ -99,3 +100,23 @@ def test_garbage_token_is_refused_as_used_or_expired(vault: AgentVault, agent_id
     config = dataclasses.replace(vault.issue_bootstrap(agent_id), wrapped_secret_id="s.AAAAAAAAAAAAAAAAAAAAAAAA")
     with pytest.raises(IntroductionRejected, match="already used or expired"):
         Introduction(config).run()
+
+
+def test_an_expired_bootstrap_credential_is_refused(
+    vault_settings: VaultSettings, root: hvac.Client, agent_id: str
+) -> None:
+    vault = AgentVault(dataclasses.replace(vault_settings, wrap_ttl_s=1))
+    vault.mint(agent_id)
+    config = vault.issue_bootstrap(agent_id)
+    # Vault expires the wrapping token itself; wait until it says so (bounded), then introduce too late.
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            _lookup(root, config.wrapped_secret_id)
+        except hv.InvalidRequest:
+            break
+        assert time.monotonic() < deadline, "the 1 s wrapping token is still alive after 15 s"
+        time.sleep(0.2)
+    with pytest.raises(IntroductionRejected) as err:
+        Introduction(config).run()
+    assert str(err.value) == REASON_USED
