@@ -1,5 +1,8 @@
-"""The agent-side process: secure introduction to Vault and `/health`. Runs on every VM: standard library + hvac.
+"""The agent-side process: secure introduction to Vault, `/health`, and the tools' policy decision point
+(`POST /tools/{tool}/authorize`, skills and approvals through the gateway). Runs on every VM: standard library + hvac
+(and requests, which hvac brings).
 
 Kept import-light on purpose: the orchestrator imports `bridge.config` for the bootstrap contract. Run it as
-`python -m bridge --config PATH`; the pieces live in `bridge.agent`, `bridge.introduction` and `bridge.server`.
+`python -m bridge --config PATH`; the pieces live in `bridge.agent`, `bridge.introduction`, `bridge.server` and
+`bridge.tools`.
 """

@@ -1,4 +1,5 @@
-"""The bridge process: serve /health at once, introduce the agent to Vault in the background, keep its token alive."""
+"""The bridge process: serve /health at once, introduce the agent to Vault in the background, keep its token alive,
+and (with a gateway configured) keep the agent's skills current for POST /tools/{tool}/authorize."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from bridge.config import BootstrapConfig
 from bridge.health import HealthState
 from bridge.introduction import AgentSession, Introduction, IntroductionRejected, VaultUnreachable
 from bridge.server import HealthServer, write_address_file
+from bridge.tools import Authorizer, GatewayClient, SkillsState
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,10 @@ class Bridge:
     ) -> None:
         self._introduction = Introduction(config, timeout_s=vault_timeout_s)
         self.config = self._introduction.config  # without the wrapped token
-        self.state = HealthState(config.agent_id)
+        self.skills = SkillsState(stale_after_s=config.skills_stale_s)
+        self.state = HealthState(
+            config.agent_id, skills_version=(lambda: self.skills.version) if config.gateway_url else None
+        )
         self._retry_for_s = retry_for_s
         self._first_backoff_s = first_backoff_s
         self._max_backoff_s = max_backoff_s
@@ -38,6 +43,8 @@ class Bridge:
         self._server: HealthServer | None = None
         self._threads: list[threading.Thread] = []
         self.session: AgentSession | None = None
+        self._gateway = GatewayClient(config.gateway_url, self._token) if config.gateway_url else None
+        self.authorizer = Authorizer(self._gateway, self.skills, wait_s=config.authorize_wait_s, stop=self._stop)
 
     @property
     def base_url(self) -> str:
@@ -47,7 +54,7 @@ class Bridge:
 
     def start(self) -> None:
         """Bind and serve /health first (a prober sees "starting"), publish the address, then introduce."""
-        self._server = HealthServer(self.config.listen_host, self.config.listen_port, self.state)
+        self._server = HealthServer(self.config.listen_host, self.config.listen_port, self.state, self.authorizer)
         self._spawn("health-server", self._server.serve_forever)
         if self.config.address_file:
             write_address_file(self.config.address_file, self._server.base_url)
@@ -61,6 +68,8 @@ class Bridge:
             self._server.server_close()
         for thread in self._threads:
             thread.join(timeout_s)
+        if self._gateway is not None:
+            self._gateway.close()
         if self.session is not None:
             self._revoke_own_token(self.session)
 
@@ -69,11 +78,24 @@ class Bridge:
         thread.start()
         self._threads.append(thread)
 
+    def _token(self) -> str:
+        session = self.session
+        return str(session.client.token or "") if session is not None else ""
+
     def _introduce_and_renew(self) -> None:
         session = self._introduce()
         if session is not None:
             self.session = session
+            if self._gateway is not None:
+                self._spawn("skills", self._poll_skills)
             self._renew(session)
+
+    def _poll_skills(self) -> None:
+        """Re-read the skills every few seconds: an `update_skills` signal reaches the bridge within one period."""
+        while True:
+            self.authorizer.refresh()
+            if self._stop.wait(self.config.skills_poll_s):
+                return
 
     def _introduce(self) -> AgentSession | None:
         deadline = time.monotonic() + self._retry_for_s

@@ -1,8 +1,8 @@
 """The bootstrap config a VM receives (through cloud-init user-data, or a file for the local provider).
 
-It carries the Vault address, the agent's AppRole role id and a response-wrapped SecretID: a single-use token with a
-TTL of at most ten minutes. The bridge checks the wrapping token's creation path before unwrapping, so a token minted
-for another path (or already unwrapped by an interceptor) is refused and reported.
+It carries the Vault address, the gateway address, the agent's AppRole role id and a response-wrapped SecretID: a
+single-use token with a TTL of at most ten minutes. The bridge checks the wrapping token's creation path before
+unwrapping, so a token minted for another path (or already unwrapped by an interceptor) is refused and reported.
 """
 
 from __future__ import annotations
@@ -27,6 +27,14 @@ class BootstrapConfig:
     listen_port: int = 0
     # The bridge writes its bound address here (local provider), so a port is never guessed or raced for.
     address_file: str = ""
+    # The gateway the bridge asks for its skills and approvals, with its own Vault token. Empty: no gateway, and then
+    # no tool is enabled (POST /tools/{tool}/authorize refuses everything).
+    gateway_url: str = ""
+    # How often the bridge re-reads its skills, and how long it trusts the last ones while the gateway is unreachable.
+    skills_poll_s: float = 2.0
+    skills_stale_s: float = 60.0
+    # How long one authorize call waits for a human before answering "pending" (ask again with the same request_id).
+    authorize_wait_s: float = 300.0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

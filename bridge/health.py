@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any, Literal
 
 Status = Literal["starting", "healthy", "unhealthy"]
 
 
 class HealthState:
-    def __init__(self, agent_id: str) -> None:
+    def __init__(self, agent_id: str, *, skills_version: Callable[[], int | None] | None = None) -> None:
         self.agent_id = agent_id
+        # Shown on /health only where a gateway is configured, so bridges without one answer exactly as before.
+        self._skills_version = skills_version
         self._lock = threading.Lock()
         self._status: Status = "starting"
         self._reason = "introduction in progress"
@@ -30,9 +33,12 @@ class HealthState:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {
+            body: dict[str, Any] = {
                 "agent_id": self.agent_id,
                 "status": self._status,
                 "secrets_loaded": self._secrets_loaded,
                 "reason": self._reason,
             }
+        if self._skills_version is not None:
+            body["skills_version"] = self._skills_version()
+        return body

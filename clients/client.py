@@ -8,10 +8,17 @@ import time
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.converter import DataConverter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -91,9 +98,19 @@ class LobstackClient:
         self.task_queue = task_queue
 
     @classmethod
-    async def connect(cls, address: str, *, namespace: str = "default", **kwargs: object) -> LobstackClient:
+    async def connect(
+        cls,
+        address: str,
+        *,
+        namespace: str = "default",
+        data_converter: DataConverter | None = None,
+        **kwargs: object,
+    ) -> LobstackClient:
+        """`data_converter`: the workers' one (`workers.codec.data_converter(keyring)`) when payloads are encrypted."""
         try:
-            client = await Client.connect(address, namespace=namespace)
+            client = await Client.connect(
+                address, namespace=namespace, data_converter=data_converter or DataConverter.default
+            )
         except RuntimeError as err:  # the SDK reports every connect failure this way
             raise TemporalUnreachable(address, err) from None
         return cls(client, **kwargs)  # type: ignore[arg-type]
@@ -190,13 +207,17 @@ class LobstackClient:
 
     async def list_approvals(self, *, pending_only: bool = True) -> list[ApprovalStatus]:
         """Approvals awaiting a decision (open ToolApproval workflows), with their current status."""
-        query = "WorkflowType = 'ToolApproval'"
+        # This deployment's approvals only: another queue's may have no worker to answer the status query.
+        query = f"WorkflowType = 'ToolApproval' AND TaskQueue = '{self.task_queue}'"
         if pending_only:
             query += " AND ExecutionStatus = 'Running'"
         found = []
         async for wf in self.temporal.list_workflows(query):
             handle = self.temporal.get_workflow_handle_for(ToolApprovalWorkflow.run, wf.id)
-            found.append(await handle.query(ToolApprovalWorkflow.status))
+            try:
+                found.append(await handle.query(ToolApprovalWorkflow.status, rpc_timeout=timedelta(seconds=5)))
+            except (RPCError, WorkflowQueryFailedError):
+                continue  # one unanswerable approval must not hide the others
         return found
 
     async def approval(self, approval_id: str) -> ApprovalStatus:

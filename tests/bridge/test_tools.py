@@ -1,0 +1,120 @@
+"""The bridge as the tools' policy decision point: real bridge processes, a real gateway, Temporal and OpenBao."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from activities.secrets import AgentVault
+from gateway.app import approval_id
+from tests.bridge.conftest import BridgeProcess
+from tests.gateway.support import eventually, live
+from tests.stack import Stack
+from workflows.models import Decision
+
+
+async def authorize(
+    bridge: httpx.AsyncClient, tool: str, body: dict[str, Any] | None = None, wait: float | None = None
+) -> tuple[int, dict[str, Any]]:
+    params = {"wait": str(wait)} if wait is not None else None
+    resp = await bridge.post(f"/tools/{tool}/authorize", json=body or {}, params=params)
+    return resp.status_code, resp.json()
+
+
+async def test_skill_update_reaches_the_bridge_and_gated_tools_wait_for_a_human(stack: Stack) -> None:
+    async with live(stack, gateway_in_bootstrap=True) as env:
+        agent_id = await env.agent(skills=["web.search", "email.send"], approvers=["alice"])
+        address = (await stack.client.status(agent_id)).address
+        async with httpx.AsyncClient(base_url=address, timeout=60) as bridge:
+
+            async def skills_version() -> int | None:
+                body = (await bridge.get("/health")).json()
+                return body["skills_version"] + 1 if body.get("skills_version") is not None else None
+
+            assert await eventually(skills_version, within=10, what="skills on the bridge") == 1
+
+            assert await authorize(bridge, "web.search") == (
+                200,
+                {"allowed": True, "approval": "not_required", "skills_version": 0},
+            )
+            # Not enabled: refused at once, and nobody is asked.
+            assert await authorize(bridge, "calendar.write", {"request_id": "cal1"}) == (
+                403,
+                {"allowed": False, "reason": "tool not enabled"},
+            )
+            count = f"WorkflowType = 'ToolApproval' AND WorkflowId STARTS_WITH 'approval-{agent_id}-'"
+            assert (await stack.temporal.count_workflows(count)).count == 0
+            assert (await authorize(bridge, "Bad Tool"))[0] in (400, 404)
+
+            await stack.client.update_skills(
+                agent_id, ["web.search", "email.send", "calendar.write"], requested_by="alice"
+            )
+
+            async def enabled() -> tuple[int, dict[str, Any]] | None:
+                answer = await authorize(bridge, "calendar.write")
+                return answer if answer[0] == 200 else None
+
+            code, body = await eventually(enabled, within=10, what="calendar.write enabled on the bridge")
+            assert body["allowed"] is True and body["skills_version"] == 1
+
+            # Gated (email.*): the bridge asks the gateway and waits for the human.
+            ask = asyncio.create_task(
+                authorize(bridge, "email.send", {"request_id": "mail1", "arguments": {"to": "ceo@example.com"}})
+            )
+            handle = stack.temporal.get_workflow_handle(approval_id(agent_id, "mail1"))
+
+            async def pending() -> bool:
+                try:
+                    return (await handle.query("status")).get("state") == "pending"
+                except Exception:
+                    return False
+
+            await eventually(pending, within=10, what="the approval workflow")
+            assert not ask.done()
+            await handle.signal("approve", Decision(approver="alice", reason="expected"))
+            code, body = await asyncio.wait_for(ask, 20)
+            approved = {"allowed": True, "state": "approved", "decided_by": "alice", "reason": "expected"}
+            assert (code, body) == (200, {**approved, "request_id": "mail1"})
+
+            # Not decided within the caller's wait: "pending", and asking again joins the same approval.
+            code, body = await authorize(bridge, "email.send", {"request_id": "mail2"}, wait=0.5)
+            assert (code, body["state"], body["allowed"], body["request_id"]) == (202, "pending", False, "mail2")
+            again = asyncio.create_task(authorize(bridge, "email.send", {"request_id": "mail2"}))
+            await stack.temporal.get_workflow_handle(approval_id(agent_id, "mail2")).signal(
+                "reject", Decision(approver="alice", reason="not today")
+            )
+            code, body = await asyncio.wait_for(again, 20)
+            assert (code, body["allowed"], body["state"], body["decided_by"]) == (403, False, "rejected", "alice")
+            assert (await stack.temporal.count_workflows(count)).count == 2
+
+            # Taking a skill away reaches the bridge the same way.
+            await stack.client.update_skills(agent_id, ["web.search"], requested_by="alice")
+
+            async def disabled() -> bool:
+                return (await authorize(bridge, "calendar.write"))[0] == 403
+
+            await eventually(disabled, within=10, what="calendar.write disabled on the bridge")
+
+
+def test_bridge_without_a_gateway_enables_no_tool(
+    bridge_vault: AgentVault, agent_id: str, tmp_path: Path, start_bridge: Callable[..., BridgeProcess]
+) -> None:
+    bridge_vault.mint(agent_id)
+    config = bridge_vault.issue_bootstrap(agent_id, address_file=str(tmp_path / "bridge.addr"))
+    proc = start_bridge(config)
+    _, health = proc.wait_status("healthy")
+    assert "skills_version" not in health  # unchanged /health for bridges without a gateway
+    url = proc.base_url()
+    resp = httpx.post(f"{url}/tools/web.search/authorize", json={}, timeout=5)
+    assert (resp.status_code, resp.json()) == (403, {"allowed": False, "reason": "tool not enabled"})
+    resp = httpx.post(f"{url}/tools/Web%20Search/authorize", json={}, timeout=5)
+    assert resp.status_code == 400
+    resp = httpx.post(f"{url}/tools/web.search/authorize", content=b"[1]", timeout=5)
+    assert resp.status_code == 400
+    assert httpx.post(f"{url}/elsewhere", json={}, timeout=5).status_code == 404
+    proc.stop()
+    bridge_vault.destroy(agent_id)
