@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict
@@ -233,6 +234,22 @@ def cmd_dev(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_gateway(args: argparse.Namespace) -> int:
+    from gateway import run_gateway
+    from workers.redaction import configure_logging
+
+    configure_logging()
+
+    async def go() -> int:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await run_gateway(args.host, args.port, stop=stop)
+        return 0
+
+    return _run(go())
+
+
 def cmd_cloudsim(args: argparse.Namespace) -> int:
     from cloudsim.__main__ import main as cloudsim_main
 
@@ -273,6 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run a whole lifecycle end to end on the embedded defaults")
     demo.add_argument("--provider", default="local", help=f"one of: {', '.join(PROVIDERS)}")
     demo.set_defaults(func=cmd_demo)
+
+    gw = sub.add_parser("gateway", help="serve the agent gateway (VAULT_ADDR, TEMPORAL_ADDRESS, LOBSTACK_* settings)")
+    gw.add_argument("--host", help="listen address (env LOBSTACK_GATEWAY_HOST, default 127.0.0.1)")
+    gw.add_argument("--port", type=int, help="listen port (env LOBSTACK_GATEWAY_PORT, default 8788)")
+    gw.set_defaults(func=cmd_gateway)
 
     sim = sub.add_parser("cloudsim", help="serve the Hetzner, DigitalOcean and Vultr APIs locally (development only)")
     sim.add_argument("sim_args", nargs=argparse.REMAINDER, help="arguments for python -m cloudsim (see --help)")
