@@ -29,7 +29,6 @@ from workflows.models import (
     AgentStatus,
     ApprovalDecision,
     ApprovalStatus,
-    Decision,
     DestroyRequest,
     LifecycleInput,
     LifecycleResult,
@@ -155,13 +154,24 @@ class LobstackClient:
                 raise AgentNotFound(agent_id) from None
             raise
 
-    async def approve(self, agent_id: str, *, approver: str, reason: str = "") -> None:
-        _require("approver", approver)
-        await self._signal(agent_id, AgentLifecycleWorkflow.approve, Decision(approver=approver, reason=reason))
+    async def approve(self, agent_id: str, *, approver: str, reason: str = "") -> AgentStatus:
+        return await self._decide(agent_id, ApprovalDecision(approver=approver, reason=reason, approved=True))
 
-    async def reject(self, agent_id: str, *, approver: str, reason: str = "") -> None:
-        _require("approver", approver)
-        await self._signal(agent_id, AgentLifecycleWorkflow.reject, Decision(approver=approver, reason=reason))
+    async def reject(self, agent_id: str, *, approver: str, reason: str = "") -> AgentStatus:
+        return await self._decide(agent_id, ApprovalDecision(approver=approver, reason=reason, approved=False))
+
+    async def _decide(self, agent_id: str, decision: ApprovalDecision) -> AgentStatus:
+        """Through the `decide` update, so a refused approver hears why (the Web UI sends the signals instead)."""
+        _require("approver", decision.approver)
+        try:
+            return await self._handle(agent_id).execute_update(AgentLifecycleWorkflow.decide, decision)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise AgentNotFound(agent_id) from None
+            raise
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            raise DecisionRefused(agent_id, str(getattr(cause, "message", cause))) from None
 
     async def destroy(self, agent_id: str, *, requested_by: str = "", reason: str = "") -> None:
         request = DestroyRequest(requested_by=requested_by, reason=reason)

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         AgentRef,
         AgentState,
         AgentStatus,
+        ApprovalDecision,
         CreateVMRequest,
         Decision,
         DestroyRequest,
@@ -585,21 +586,53 @@ class AgentLifecycleWorkflow:
     # --- signals and queries --------------------------------------------------------------------------------------
 
     @workflow.signal
-    def approve(self, decision: Decision) -> None:
-        self._decide(True, decision)
+    async def approve(self, decision: Decision) -> None:
+        await self._signalled(True, decision)
 
     @workflow.signal
-    def reject(self, decision: Decision) -> None:
-        self._decide(False, decision)
+    async def reject(self, decision: Decision) -> None:
+        await self._signalled(False, decision)
 
-    def _decide(self, approved: bool, decision: Decision) -> None:
+    def _refusal(self, decision: Decision) -> str:
+        """Why a decision cannot count, or "" when it can."""
         if self._state != AgentState.PENDING_APPROVAL or self._decision is not None:
-            workflow.logger.info("ignoring a decision for agent %s in state %s", self._spec.agent_id, self._state)
-            return
+            return f"not waiting for a decision (state {self._state.value})"
         if not decision.approver.strip():
-            self._last_error = 'ignored a decision without an approver; the body needs {"approver": "..."}'
+            return 'the body needs {"approver": "your-name"}'
+        allowed = self._spec.approvers
+        if allowed and decision.approver not in allowed:
+            return f"{decision.approver!r} is not an allowed approver (allowed: {', '.join(allowed)})"
+        return ""
+
+    async def _signalled(self, approved: bool, decision: Decision) -> None:
+        refusal = self._refusal(decision)
+        if not refusal:
+            self._decision = (approved, decision)
             return
-        self._decision = (approved, decision)
+        # Signals cannot answer; the refusal is kept in the status and audited when it names someone.
+        self._last_error = f"refused a decision: {refusal}"
+        if decision.approver.strip() and self._state == AgentState.PENDING_APPROVAL:
+            await self._record("agent.approval_refused", actor=decision.approver[:200], reason=refusal)
+
+    @workflow.update
+    async def decide(self, decision: ApprovalDecision) -> AgentStatus:
+        """The CLI's way to approve or reject: a refusal comes back to the caller, and is audited."""
+        plain = Decision(approver=decision.approver, reason=decision.reason)
+        refusal = self._refusal(plain)
+        if refusal:
+            await self._record("agent.approval_refused", actor=decision.approver[:200], reason=refusal)
+            raise ApplicationError(refusal, type="ApproverNotAllowed", non_retryable=True)
+        self._decision = (decision.approved, plain)
+        await workflow.wait_condition(lambda: self._state != AgentState.PENDING_APPROVAL)
+        return self.status()
+
+    @decide.validator
+    def _validate_decide(self, decision: ApprovalDecision) -> None:
+        # What needs no audit is refused before it reaches history.
+        if not decision.approver.strip():
+            raise ValueError('approver: is required, e.g. {"approver": "alice", "approved": true}')
+        if self._state != AgentState.PENDING_APPROVAL or self._decision is not None:
+            raise ValueError(f"not waiting for a decision (state {self._state.value})")
 
     @workflow.signal
     def destroy(self, request: DestroyRequest | None = None) -> None:

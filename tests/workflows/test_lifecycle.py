@@ -13,7 +13,7 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.cloud.local import pid_alive
-from clients.client import AgentExists
+from clients.client import AgentExists, DecisionRefused
 from tests.stack import Stack
 from workflows.models import AgentState, Residue
 from workflows.queues import workflow_id
@@ -264,3 +264,23 @@ async def test_cancel_while_pending_approval_records_the_end(stack: Stack) -> No
     # The cancel may land before or after the request was recorded; its end is always recorded.
     assert actions(stack, agent_id)[-1] == "agent.cancelled"
     assert_nothing_left(stack, agent_id)
+
+
+async def test_only_configured_approvers_decide_and_refusals_are_audited(stack: Stack) -> None:
+    spec = stack.spec(require_approval=True, approvers=["alice"])
+    async with stack.workers():
+        agent_id = await stack.client.create_agent(spec)
+        with pytest.raises(DecisionRefused, match="'mallory' is not an allowed approver"):
+            await stack.client.approve(agent_id, approver="mallory", reason="let me in")
+        # The Web UI's path: a signal. Refused the same way, and it cannot answer, so it is audited and kept waiting.
+        handle = stack.temporal.get_workflow_handle(workflow_id(agent_id))
+        await handle.signal("approve", {"approver": "eve", "reason": "me too"})
+        status = await stack.client.wait_for(agent_id, {AgentState.PENDING_APPROVAL}, timeout_s=10)
+        assert status.state == AgentState.PENDING_APPROVAL
+        approved = await stack.client.approve(agent_id, approver="alice", reason="ok")
+        assert approved.approved_by == "alice"
+        await stack.client.wait_for(agent_id, {AgentState.RUNNING}, timeout_s=60)
+        await stack.client.destroy(agent_id)
+        await stack.client.result(agent_id)
+    refused = [(e.actor, e.action) for e in stack.registry.events(agent_id=agent_id) if "refused" in e.action]
+    assert sorted(refused) == [("eve", "agent.approval_refused"), ("mallory", "agent.approval_refused")]
