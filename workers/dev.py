@@ -10,21 +10,24 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import shutil
 import signal
 import tempfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 
 from activities.cloud.base import CloudProvider
 from activities.cloud.local import LocalProvider
 from activities.cloud.regions import CLOUD_PROVIDERS
 from activities.secrets import AgentVault, VaultSettings
 from cloudsim.testing import RunningSim, start_cloudsim
-from workers import devstack
+from workers import codec_server, devstack
+from workers.codec import CodecKey, Keyring, data_converter, encode_keyring_spec
 from workers.main import build_services
 from workers.redaction import configure_logging
 from workers.settings import WorkerSettings
@@ -44,6 +47,10 @@ class DevStack:
     database_url: str
     cloudsim: RunningSim
     providers: dict[str, CloudProvider]
+    # Payload encryption (workers/codec.py); empty/None when the stack runs without a codec.
+    codec_url: str = ""
+    codec_token: str = field(default="", repr=False)
+    codec_key: CodecKey | None = None
 
     def vms_of(self, agent_id: str) -> int:
         """VMs of the agent on every provider this stack serves."""
@@ -58,10 +65,50 @@ async def dev_stack(
     ui_port: int | None = None,
     vault_port: int | None = None,
     boot_latency_s: float = 0.5,
+    codec: bool = True,
+    codec_port: int | None = None,
+    codec_anonymous: bool = False,
 ) -> AsyncIterator[DevStack]:
+    """`codec`: encrypt every payload with an ephemeral key (held in memory only) and run a codec server for the Web
+    UI, which needs a bearer token (`DevStack.codec_token`) unless `codec_anonymous` (loopback only): the dev UI has
+    no login to take a token from."""
     logs = home / "logs"
+    ui_port = ui_port or devstack.free_port()
+    key = CodecKey.generate(f"dev-{secrets.token_hex(4)}") if codec else None
+    token = secrets.token_urlsafe(32) if codec else ""
+    serve_codec: contextlib.AbstractAsyncContextManager[str] = contextlib.nullcontext("")
+    if key is not None:
+        serve_codec = codec_server.serving(
+            Keyring([key]),
+            port=codec_port or 0,
+            auth_token=token,
+            allow_anonymous=codec_anonymous,
+            cors_origins=[f"http://127.0.0.1:{ui_port}", f"http://localhost:{ui_port}"],
+        )
+    # The codec server starts first: the Temporal UI is told its URL at start.
+    async with (
+        serve_codec as codec_url,
+        _dev_stack(home, logs, temporal_port, ui_port, vault_port, boot_latency_s, key, codec_url) as stack,
+    ):
+        stack.codec_token = token
+        yield stack
+
+
+@contextlib.asynccontextmanager
+async def _dev_stack(
+    home: Path,
+    logs: Path,
+    temporal_port: int | None,
+    ui_port: int,
+    vault_port: int | None,
+    boot_latency_s: float,
+    key: CodecKey | None,
+    codec_url: str,
+) -> AsyncIterator[DevStack]:
     # The starters block while they wait for readiness: keep them off the event loop.
-    temporal = await asyncio.to_thread(devstack.start_temporal, logs, port=temporal_port, ui_port=ui_port)
+    temporal = await asyncio.to_thread(
+        devstack.start_temporal, logs, port=temporal_port, ui_port=ui_port, ui_codec_endpoint=codec_url or None
+    )
     openbao = None
     sim = None
     local = LocalProvider(state_dir=home / "local-vms")
@@ -78,9 +125,22 @@ async def dev_stack(
         services = build_services(
             vault_settings=vault_settings, database_url=database_url, worker_settings=settings, providers=providers
         )
-        client = await Client.connect(temporal.address)
+        converter = data_converter(Keyring([key])) if key is not None else None
+        client = await Client.connect(temporal.address, data_converter=converter or DataConverter.default)
         async with running_workers(client, services):
-            yield DevStack(home, temporal, openbao, client, vault, local, database_url, sim, providers)
+            yield DevStack(
+                home,
+                temporal,
+                openbao,
+                client,
+                vault,
+                local,
+                database_url,
+                sim,
+                providers,
+                codec_url=codec_url,
+                codec_key=key,
+            )
     finally:
         # Agents outlive workers by design; a dev stack owns its agents, so they go with it.
         for vm in local.list_managed():
@@ -94,8 +154,17 @@ async def dev_stack(
 
 
 async def run_dev(
-    *, show_root_token: bool = False, temporal_port: int = 7233, ui_port: int = 8233, vault_port: int = 8200
+    *,
+    show_root_token: bool = False,
+    temporal_port: int = 7233,
+    ui_port: int = 8233,
+    vault_port: int = 8200,
+    codec: bool = False,
+    codec_port: int = 8234,
+    codec_anonymous: bool = False,
 ) -> int:
+    """`lobstack dev`. `codec` stays off by default until the CLI reads the key file this writes
+    (LOBSTACK_CODEC_KEYS_FILE): a CLI without the key cannot read an encrypted stack's statuses."""
     configure_logging()
     home = Path(os.environ.get("LOBSTACK_DEV_HOME", Path(tempfile.gettempdir()) / "lobstack-dev"))
     shutil.rmtree(home, ignore_errors=True)
@@ -103,10 +172,29 @@ async def run_dev(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with dev_stack(home, temporal_port=temporal_port, ui_port=ui_port, vault_port=vault_port) as stack:
+    async with dev_stack(
+        home,
+        temporal_port=temporal_port,
+        ui_port=ui_port,
+        vault_port=vault_port,
+        codec=codec,
+        codec_port=codec_port,
+        codec_anonymous=codec_anonymous,
+    ) as stack:
         token_file = home / "openbao-root-token"
         token_file.touch(mode=0o600)
         token_file.write_text(stack.openbao.root_token)
+        if stack.codec_key is not None:
+            # Files readable by this user only; the key and token themselves are never printed.
+            keys_file, codec_token_file = home / "codec-keys", home / "codec-token"
+            for path, text in (
+                (keys_file, encode_keyring_spec([stack.codec_key])),
+                (codec_token_file, stack.codec_token),
+            ):
+                path.touch(mode=0o600)
+                path.write_text(text)
+            print(f"Codec server    : {stack.codec_url} (bearer token in {codec_token_file}; the Web UI uses it)")
+            print(f"Payload keys    : in {keys_file} (export LOBSTACK_CODEC_KEYS_FILE={keys_file} for the CLI)")
         print(f"Temporal Web UI : {stack.temporal.ui_url}")
         print(f"Temporal        : {stack.temporal.address}")
         print(f"OpenBao         : {stack.openbao.addr} (root token in {token_file})")

@@ -167,6 +167,7 @@ def start_temporal(
     port: int | None = None,
     ui_port: int | None = None,
     db_file: Path | None = None,
+    ui_codec_endpoint: str | None = None,
     timeout: float = 60.0,
 ) -> TemporalDev:
     port = port or free_port()
@@ -189,6 +190,9 @@ def start_temporal(
     ]
     if db_file is not None:
         argv += ["--db-filename", str(db_file)]
+    if ui_codec_endpoint:
+        # The Web UI then asks this codec server to show encrypted payloads (workers/codec_server.py).
+        argv += ["--ui-codec-endpoint", ui_codec_endpoint]
     proc = _spawn("temporal", argv, workdir / f"temporal-{port}.log")
 
     def ready() -> bool:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 
 from activities.cloud.base import CloudProvider
 from activities.secrets import AgentVault, SecretsActivities, VaultSettings
 from store import Registry, default_database_url
+from workers.codec import Keyring, data_converter
 from workers.redaction import configure_logging
 from workers.settings import WorkerSettings
 from workers.worker import Services, default_providers, run_until_signalled
@@ -39,7 +41,15 @@ async def run_worker_from_env(address: str, namespace: str, *, task_queue: str =
         vault_settings=vault_settings, database_url=default_database_url(), worker_settings=settings
     )
     AgentVault(vault_settings).ensure_engines()
-    client = await Client.connect(address, namespace=namespace)
-    logging.getLogger("lobstack.worker").info("worker polling %s (namespace %s)", address, namespace)
+    log = logging.getLogger("lobstack.worker")
+    keyring = Keyring.from_env()  # LOBSTACK_CODEC_KEYS / _KEYS_FILE / _WRAPPED_KEYS
+    if keyring is None:
+        log.warning("payloads are NOT encrypted: set LOBSTACK_CODEC_KEYS (or _KEYS_FILE, _WRAPPED_KEYS)")
+        converter = DataConverter.default
+    else:
+        log.info("payloads encrypted (active key %s, %d key(s))", keyring.active_id, len(keyring.key_ids))
+        converter = data_converter(keyring)
+    client = await Client.connect(address, namespace=namespace, data_converter=converter)
+    log.info("worker polling %s (namespace %s)", address, namespace)
     await run_until_signalled(client, services, settings, task_queue=task_queue)
     return 0
