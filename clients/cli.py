@@ -47,7 +47,12 @@ async def _client(args: argparse.Namespace) -> Any:
     from clients.client import LobstackClient
 
     address, namespace = _address(args)
-    return await LobstackClient.connect(address, namespace=namespace, task_queue=args.task_queue)
+    from workers.codec import data_converter_from_env
+
+    # The same LOBSTACK_CODEC_KEYS* as the workers, or payloads would not decode.
+    return await LobstackClient.connect(
+        address, namespace=namespace, task_queue=args.task_queue, data_converter=data_converter_from_env()
+    )
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:

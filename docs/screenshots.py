@@ -76,7 +76,8 @@ async def drive(page: Page, ui: str, approval_id: str, handle: WorkflowHandle) -
 
 async def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="lobstack-shots-"))
-    async with dev_stack(home) as stack:
+    # The codec server answers the UI without a token here (loopback only): the shots show decrypted payloads.
+    async with dev_stack(home, codec_anonymous=True) as stack:
         client = LobstackClient(stack.client)
         agent_id = await client.create_agent(
             AgentSpec(account_id="acme", name="mailer", skills=["email.send"], approvers=["alice"])

@@ -15,6 +15,7 @@ from temporalio.client import Client
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from workers.codec import data_converter_from_env
 from workers.settings import TemporalSettings
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,10 @@ async def run_gateway(
         if temporal is None:
             t = TemporalSettings.from_env()
             try:
-                temporal = await Client.connect(t.address, namespace=t.namespace)
+                # The workers' payload codec (LOBSTACK_CODEC_KEYS*), or the gateway could not read what they write.
+                temporal = await Client.connect(
+                    t.address, namespace=t.namespace, data_converter=data_converter_from_env()
+                )
             except RuntimeError as err:  # the SDK reports every connect failure this way
                 raise ConnectionError(f"cannot reach Temporal at {t.address}") from err
         settings = GatewaySettings.from_env(temporal)

@@ -101,7 +101,7 @@ class ToolApprovalWorkflow:
         workflow.set_current_details(
             f"Agent {i.agent_id} asks to run `{i.tool}` ({i.risk} risk) with arguments: {args}. "
             f"Allowed approvers{escalated}: {', '.join(self._approvers)}. To allow it, send signal `approve` with body "
-            f"{body}; to refuse, send signal `reject` with the same body."
+            f"`{body}`; to refuse, send signal `reject` with the same body."
         )
 
     async def _audit(self, action: str, *, actor: str = "lobstack", reason: str = "") -> None:
