@@ -10,7 +10,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlmodel import SQLModel
 
-from store.tables import AgentRow, AuditEvent
+from store.tables import AgentDataRow, AgentHealthRow, AgentRow, AuditEvent
 
 __all__ = ["create_schema", "default_database_url", "make_engine"]
 
@@ -77,7 +77,7 @@ def create_schema(engine: Engine) -> None:
 
     This is create-if-missing only, never an ALTER: schema changes will come with migrations (Alembic) later.
     """
-    tables = [AgentRow.__table__, AuditEvent.__table__]
+    tables = [AgentRow.__table__, AuditEvent.__table__, AgentDataRow.__table__, AgentHealthRow.__table__]
     with engine.begin() as conn:
         # Two processes starting together would both see "no table" and one CREATE would fail; take a lock first.
         if conn.dialect.name == "postgresql":

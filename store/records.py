@@ -7,7 +7,7 @@ from datetime import datetime
 
 from workflows.models import AgentState
 
-__all__ = ["AgentRecord", "AuditRecord"]
+__all__ = ["AgentDataRecord", "AgentRecord", "AuditRecord", "HealthRecord"]
 
 
 @dataclass(frozen=True)
@@ -39,3 +39,28 @@ class AuditRecord:
     actor: str
     reason: str
     details: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AgentDataRecord:
+    """One stored item of an agent's data: ciphertext only, never the plaintext."""
+
+    agent_id: str
+    account_id: str
+    name: str
+    ciphertext: str = field(repr=False)
+    key_version: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class HealthRecord:
+    """The fleet monitor's last word on an agent (see FleetHealth)."""
+
+    agent_id: str
+    healthy: bool
+    status: str
+    consecutive_failures: int
+    address: str
+    checked_at: datetime
+    reason: str = ""

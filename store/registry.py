@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
 from store.engine import create_schema, make_engine
+from store.maintenance import MaintenanceStore
 from store.records import AgentRecord, AuditRecord
 from store.tables import LAST_ERROR_MAX, REASON_MAX, AgentRow, AuditEvent
 from store.validation import validate_transition
@@ -30,7 +31,7 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-class Registry:
+class Registry(MaintenanceStore):
     """Reads and writes the `agents` and `audit_events` tables. Thread-safe: every call uses its own connection."""
 
     def __init__(self, *, engine: Engine) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from store.types import JSON_OBJECT, UTCDateTime
 
-__all__ = ["LAST_ERROR_MAX", "REASON_MAX", "AgentRow", "AuditEvent"]
+__all__ = ["LAST_ERROR_MAX", "REASON_MAX", "AgentDataRow", "AgentHealthRow", "AgentRow", "AuditEvent"]
 
 # Free text is cut to these lengths rather than refused: an audit write must not fail because an error was wordy.
 LAST_ERROR_MAX = 500
@@ -48,3 +49,43 @@ class AuditEvent(SQLModel, table=True):
     reason: str = Field(default="", max_length=REASON_MAX)
     # Short strings only (see store.validation); never secret values.
     details: dict[str, str] = Field(default_factory=dict, sa_type=JSON_OBJECT)
+
+
+# --- maintenance: encrypted agent data and fleet health (KeyRotation, FleetHealth) ----------------------------------
+
+
+class AgentDataRow(SQLModel, table=True):
+    """Customer-provided credentials and configuration of an agent, as Vault Transit ciphertext only.
+
+    `key_version` is the Transit key version the ciphertext was made with, so KeyRotation finds what to rewrap by
+    index instead of parsing every ciphertext.
+    """
+
+    __tablename__ = "agent_data"
+    __table_args__ = (UniqueConstraint("agent_id", "name", name="uq_agent_data_agent_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    agent_id: str = Field(index=True, max_length=40)
+    account_id: str = Field(index=True, max_length=40)
+    name: str = Field(max_length=63)
+    ciphertext: str = Field(sa_type=Text)
+    key_version: int = Field(index=True)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AgentHealthRow(SQLModel, table=True):
+    """What the fleet monitor last told a lifecycle about its agent, so only a change signals it again.
+
+    A table of its own rather than columns on `agents`: create_schema only creates what is missing (no ALTER yet).
+    """
+
+    __tablename__ = "agent_health"
+
+    agent_id: str = Field(primary_key=True, max_length=40)
+    healthy: bool
+    status: str = Field(default="", max_length=32)
+    reason: str = Field(default="", max_length=300)
+    consecutive_failures: int = 0
+    # The address probed: a replaced VM starts over from "healthy" instead of inheriting the old VM's failures.
+    address: str = Field(default="", max_length=255)
+    checked_at: datetime = Field(sa_type=UTCDateTime)

@@ -12,6 +12,7 @@ import hvac.exceptions as hv
 
 from activities.errors import SecretsRejected
 from activities.secrets.errors import vault_errors
+from activities.secrets.maintenance import VaultMaintenance
 from activities.secrets.names import AgentNames
 from activities.secrets.policy import render_agent_policy
 from activities.secrets.settings import VaultSettings
@@ -32,7 +33,7 @@ ROLE_SETTINGS: dict[str, Any] = {
 }
 
 
-class AgentVault:
+class AgentVault(VaultMaintenance):
     """Everything one agent owns in Vault. Build once per worker; methods are safe to call from several threads."""
 
     def __init__(self, settings: VaultSettings, *, client: hvac.Client | None = None) -> None:

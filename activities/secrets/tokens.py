@@ -84,3 +84,20 @@ class TokenFinder:
             self._client.auth.token.revoke_accessor(accessor)
         with self._lock:
             self._owners.pop(accessor, None)
+
+    def owners(self) -> dict[str, int]:
+        """Live tokens per agent id, over every token in the cluster (the orphan sweep's view of tokens)."""
+        with vault_errors("list", _ACCESSORS_PATH):
+            resp = self._client.auth.token.list_accessors()
+        live = list((resp.get("data") or {}).get("keys") or [])
+        with self._lock:
+            known = {a: self._owners[a] for a in live if a in self._owners}
+        known.update({a: self._lookup_owner(a) for a in live if a not in known})
+        with self._lock:
+            if len(self._owners) + len(known) <= _MAX_CACHE:
+                self._owners.update(known)
+        counts: dict[str, int] = {}
+        for owner in known.values():
+            if owner is not None:
+                counts[owner] = counts.get(owner, 0) + 1
+        return counts

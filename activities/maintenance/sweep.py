@@ -1,0 +1,189 @@
+"""OrphanSweep activities: find what no running lifecycle owns, and remove it.
+
+Order matters: resources are listed FIRST, then the running lifecycles. A lifecycle that starts after the listing owns
+nothing the listing saw; one that starts before it is in the second list. Visibility can lag, so every candidate is
+checked once more with DescribeWorkflowExecution (strongly consistent) right before anything is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.cloud.base import CloudProvider
+from activities.registry import _translate_errors as registry_errors
+from activities.secrets.agent_vault import AgentVault
+from activities.secrets.maintenance import agent_id_of
+from store import Registry
+from workflows.maintenance_models import (
+    SWEEP_ACTOR,
+    Orphan,
+    OrphanReport,
+    OrphanVM,
+    RemoveOrphans,
+    SweepCounts,
+    SweepInput,
+)
+from workflows.models import AgentState, Residue, Transition
+from workflows.queues import workflow_id
+
+LIVE_QUERY = "WorkflowType='AgentLifecycle' AND ExecutionStatus='Running'"
+# Audit rows need an account; Vault state of an agent the registry never saw has none.
+UNREGISTERED_ACCOUNT = "unregistered"
+
+
+class SweepActivities:
+    def __init__(
+        self,
+        *,
+        vault: AgentVault,
+        registry: Registry,
+        providers: Mapping[str, CloudProvider],
+        temporal: Client,
+    ) -> None:
+        self.vault = vault
+        self.registry = registry
+        self.providers = dict(providers)
+        self.temporal = temporal
+
+    # --- find ------------------------------------------------------------------------------------------------------
+
+    @activity.defn
+    async def find_orphans(self, request: SweepInput) -> OrphanReport:
+        vms, in_vault, data = await asyncio.to_thread(self._resources)
+        # Only now the lifecycles: see the module docstring.
+        live = await self._live_agents()
+        named = set(vms) | in_vault | set(data)
+        orphan_ids = sorted(named - live)
+        report = OrphanReport(
+            agents_seen=len(named), live=len(named & live), truncated=len(orphan_ids) > request.max_agents
+        )
+        for agent_id in orphan_ids[: request.max_agents]:
+            report.orphans.append(
+                Orphan(
+                    agent_id, vms=vms.get(agent_id, []), in_vault=agent_id in in_vault, data_items=data.get(agent_id, 0)
+                )
+            )
+        activity.logger.info(
+            "sweep: %d agent(s) named by resources, %d live, %d orphaned", len(named), report.live, len(orphan_ids)
+        )
+        return report
+
+    def _resources(self) -> tuple[dict[str, list[OrphanVM]], set[str], dict[str, int]]:
+        vms: dict[str, list[OrphanVM]] = {}
+        for name, provider in self.providers.items():
+            # A provider that cannot list now fails the sweep (retried): an unseen VM is not a swept VM, but the
+            # Vault state of its agent would be, cutting a possibly healthy agent off its secrets.
+            for vm in provider.list_managed():
+                # A label that is not a valid agent id was not set by us: never ours to delete.
+                if agent_id_of("agent-" + vm.agent_id) is not None:
+                    vms.setdefault(vm.agent_id, []).append(OrphanVM(name, vm.vm_id))
+        in_vault = self.vault.inventory().agent_ids()
+        with registry_errors("agent_data_counts"):
+            data = self.registry.agent_data_counts()
+        return vms, in_vault, data
+
+    async def _live_agents(self) -> set[str]:
+        live: set[str] = set()
+        async for execution in self.temporal.list_workflows(LIVE_QUERY):
+            if execution.id.startswith("agent-"):
+                live.add(execution.id.removeprefix("agent-"))
+        return live
+
+    # --- remove ----------------------------------------------------------------------------------------------------
+
+    @activity.defn
+    async def remove_orphans(self, request: RemoveOrphans) -> SweepCounts:
+        counts = SweepCounts()
+        for done, orphan in enumerate(request.orphans):
+            activity.heartbeat(done)
+            if await self._running(orphan.agent_id):
+                counts.skipped_live += 1
+                continue
+            counts.add(await asyncio.to_thread(self._remove_one, orphan, request))
+        return counts
+
+    async def _running(self, agent_id: str) -> bool:
+        try:
+            described = await self.temporal.get_workflow_handle(workflow_id(agent_id)).describe()
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise
+        return described.status == WorkflowExecutionStatus.RUNNING
+
+    def _remove_one(self, orphan: Orphan, request: RemoveOrphans) -> SweepCounts:
+        """VM first (the agent stops), then Vault (the role, its tokens, policy, key, KV), then the data rows."""
+        agent_id = orphan.agent_id
+        counts = SweepCounts(agents=1, agent_ids=[agent_id])
+        for vm in orphan.vms:
+            provider = self.providers.get(vm.provider)
+            if provider is None:
+                continue
+            counts.vms += 1 if request.dry_run else int(provider.delete(vm.vm_id))
+        if orphan.in_vault:
+            found = self.vault.residue(agent_id) if request.dry_run else self.vault.destroy(agent_id)
+            _add_residue(counts, found)
+        if orphan.data_items:
+            if request.dry_run:
+                counts.data = orphan.data_items
+            else:
+                with registry_errors("delete_agent_data"):
+                    counts.data = self.registry.delete_agent_data(agent_id)
+        if request.dry_run:
+            activity.logger.info("sweep (dry run) would remove agent %s: %s", agent_id, _describe(counts))
+        else:
+            self._audit(request.run_id, counts)
+            activity.logger.info("swept orphan agent %s: %s", agent_id, _describe(counts))
+        return counts
+
+    def _audit(self, run_id: str, counts: SweepCounts) -> None:
+        agent_id = counts.agent_ids[0]
+        with registry_errors("record_transition"):
+            agent = self.registry.get(agent_id)
+            # A row that still says running describes an agent that is gone now: say so (the fleet monitor then
+            # stops probing it). A finished row keeps its state; an unknown agent gets an event only.
+            finished = agent is not None and agent.state.terminal
+            self.registry.record(
+                Transition(
+                    event_key=f"orphan-sweep:{run_id}:{agent_id}",
+                    agent_id=agent_id,
+                    account_id=agent.account_id if agent is not None else UNREGISTERED_ACCOUNT,
+                    state=agent.state if finished and agent is not None else AgentState.DESTROYED,
+                    action="orphan.swept",
+                    actor=SWEEP_ACTOR,
+                    reason="no running lifecycle owned these resources",
+                    details={
+                        "vms": str(counts.vms),
+                        "secrets": str(counts.secrets),
+                        "policies": str(counts.policies),
+                        "roles": str(counts.roles),
+                        "keys": str(counts.keys),
+                        "tokens": str(counts.tokens),
+                        "data": str(counts.data),
+                    },
+                    audit_only=agent is None or finished,
+                )
+            )
+
+
+def _add_residue(counts: SweepCounts, found: Residue) -> None:
+    counts.secrets += found.secrets
+    counts.policies += found.policies
+    counts.roles += found.roles
+    counts.keys += found.keys
+    counts.tokens += found.tokens
+
+
+def _describe(c: SweepCounts) -> str:
+    return (
+        f"vms={c.vms} secrets={c.secrets} policies={c.policies} roles={c.roles} keys={c.keys} "
+        f"tokens={c.tokens} data={c.data}"
+    )
+
+
+__all__ = ["LIVE_QUERY", "SweepActivities"]

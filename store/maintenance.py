@@ -1,0 +1,162 @@
+"""Registry methods for the maintenance workflows: encrypted agent data (KeyRotation) and fleet health (FleetHealth).
+
+A mixin of `Registry`, kept apart so the core registry stays about agents and their audit trail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, Table, bindparam, delete, func, or_, select, update
+
+from store.records import AgentDataRecord, HealthRecord
+from store.tables import AgentDataRow, AgentHealthRow, AgentRow, AuditEvent
+from workflows.models import AgentState
+from workflows.spec import SpecError
+
+__all__ = ["PROBED_STATES", "MaintenanceStore"]
+
+_DATA: Table = AgentDataRow.__table__  # type: ignore[assignment]
+_HEALTH: Table = AgentHealthRow.__table__  # type: ignore[assignment]
+_AGENTS: Table = AgentRow.__table__  # type: ignore[assignment]
+_EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
+
+# The fleet monitor probes agents in these states; everything else has no VM to probe or a lifecycle busy with it.
+PROBED_STATES = (AgentState.RUNNING.value, AgentState.DEGRADED.value)
+
+
+class MaintenanceStore:
+    engine: Engine
+    _insert: Any
+
+    # --- agent data (ciphertext only) ------------------------------------------------------------------------------
+
+    def put_agent_data(
+        self,
+        *,
+        agent_id: str,
+        account_id: str,
+        name: str,
+        ciphertext: str,
+        key_version: int,
+        at: datetime | None = None,
+    ) -> None:
+        """Insert or replace one item; refuses (SpecError) an item of this agent stored under another account."""
+        values = {
+            "agent_id": agent_id,
+            "account_id": account_id,
+            "name": name,
+            "ciphertext": ciphertext,
+            "key_version": key_version,
+            "updated_at": (at or datetime.now(UTC)).astimezone(UTC),
+        }
+        insert = self._insert(_DATA).values(values)
+        upsert = insert.on_conflict_do_update(
+            index_elements=[_DATA.c.agent_id, _DATA.c.name],
+            set_={"ciphertext": ciphertext, "key_version": key_version, "updated_at": values["updated_at"]},
+            where=_DATA.c.account_id == insert.excluded.account_id,
+        ).returning(_DATA.c.id)
+        with self.engine.begin() as conn:
+            if conn.execute(upsert).scalar_one_or_none() is None:
+                raise SpecError("account_id", f"agent {agent_id!r} keeps its data under another account")
+
+    def agent_data(self, agent_id: str, name: str) -> AgentDataRecord | None:
+        query = select(_DATA).where(_DATA.c.agent_id == agent_id, _DATA.c.name == name)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().one_or_none()
+        return None if row is None else _data(row)
+
+    def agent_data_of(self, agent_id: str, *, below_version: int | None = None) -> list[AgentDataRecord]:
+        """The agent's items by name; only those made with a key version below `below_version` when given."""
+        query = select(_DATA).where(_DATA.c.agent_id == agent_id).order_by(_DATA.c.name)
+        if below_version is not None:
+            query = query.where(_DATA.c.key_version < below_version)
+        with self.engine.connect() as conn:
+            return [_data(row) for row in conn.execute(query).mappings()]
+
+    def replace_ciphertext(self, agent_id: str, name: str, *, old: str, new: str, key_version: int) -> bool:
+        """Compare-and-set: False when the item changed (a concurrent put) or vanished since `old` was read."""
+        stmt = (
+            update(_DATA)
+            .where(_DATA.c.agent_id == agent_id, _DATA.c.name == name, _DATA.c.ciphertext == old)
+            .values(ciphertext=new, key_version=key_version, updated_at=datetime.now(UTC))
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def delete_agent_data(self, agent_id: str) -> int:
+        """Remove every item of the agent (destroy and the orphan sweep); returns how many there were."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(_DATA).where(_DATA.c.agent_id == agent_id)).rowcount)
+
+    def agent_data_counts(self) -> dict[str, int]:
+        """Items per agent id, for the orphan sweep."""
+        query = select(_DATA.c.agent_id, func.count()).group_by(_DATA.c.agent_id)
+        with self.engine.connect() as conn:
+            return {agent_id: int(count) for agent_id, count in conn.execute(query)}
+
+    # --- audit -----------------------------------------------------------------------------------------------------
+
+    def event_details(self, event_key: str) -> dict[str, str] | None:
+        """The details of the audit event with this idempotency key, or None when it was never written."""
+        query = select(_EVENTS.c.details).where(_EVENTS.c.event_key == event_key)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else dict(row[0] or {})
+
+    # --- fleet health ----------------------------------------------------------------------------------------------
+
+    def health_all(self) -> dict[str, HealthRecord]:
+        """Every agent's last known health (the table holds probed agents only; see prune_health)."""
+        with self.engine.connect() as conn:
+            return {row["agent_id"]: HealthRecord(**row) for row in conn.execute(select(_HEALTH)).mappings()}
+
+    def save_health(self, records: Sequence[HealthRecord]) -> None:
+        """Upsert the records and show each status on the agent's row, without touching its state.
+
+        Only rows still in a probed state get the new health, so a lifecycle that moved on meanwhile keeps its own.
+        """
+        if not records:
+            return
+        rows = [
+            {
+                "agent_id": r.agent_id,
+                "healthy": r.healthy,
+                "status": r.status[:32],
+                "reason": r.reason[:300],
+                "consecutive_failures": r.consecutive_failures,
+                "address": r.address,
+                "checked_at": r.checked_at.astimezone(UTC),
+            }
+            for r in records
+        ]
+        insert = self._insert(_HEALTH)
+        upsert = insert.on_conflict_do_update(
+            index_elements=[_HEALTH.c.agent_id],
+            set_={name: insert.excluded[name] for name in rows[0] if name != "agent_id"},
+        )
+        show = (
+            update(_AGENTS)
+            .where(
+                _AGENTS.c.agent_id == bindparam("b_agent_id"),
+                # No IN (...) here: expanding parameters cannot be used with executemany.
+                or_(*(_AGENTS.c.state == state for state in PROBED_STATES)),
+                _AGENTS.c.health != bindparam("b_health"),
+            )
+            .values(health=bindparam("b_health"))
+        )
+        with self.engine.begin() as conn:
+            conn.execute(upsert, rows)
+            conn.execute(show, [{"b_agent_id": r["agent_id"], "b_health": r["status"]} for r in rows])
+
+    def prune_health(self) -> int:
+        """Forget agents no longer probed (destroyed, failed, replaced by a new lifecycle state)."""
+        probed = select(_AGENTS.c.agent_id).where(_AGENTS.c.state.in_(PROBED_STATES))
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(_HEALTH).where(_HEALTH.c.agent_id.not_in(probed))).rowcount)
+
+
+def _data(row: Mapping[str, Any]) -> AgentDataRecord:
+    return AgentDataRecord(**{k: v for k, v in row.items() if k != "id"})

@@ -1,0 +1,35 @@
+"""FleetHealth: one batched probe of every running agent; only a change of health signals its lifecycle.
+
+Run every 30 s by the `lobstack-fleet-health` schedule with overlap SKIP: a slow run is never stacked. One activity
+per run probes the whole fleet with bounded concurrency (never one timer per agent); the signalling rule is in
+activities/maintenance/fleet.py. A failed run is not retried at length: the next scheduled run is the retry.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.maintenance.fleet import FleetActivities
+    from workflows.maintenance_models import FleetHealthInput, FleetHealthResult
+
+
+@workflow.defn(name="FleetHealth")
+class FleetHealthWorkflow:
+    @workflow.run
+    async def run(self, request: FleetHealthInput) -> FleetHealthResult:
+        result = await workflow.execute_activity_method(
+            FleetActivities.check_fleet,
+            request,
+            start_to_close_timeout=timedelta(minutes=5),
+            heartbeat_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=2),
+        )
+        workflow.set_current_details(
+            f"Probed {result.probed}: {result.healthy} healthy, {result.unhealthy} unhealthy; "
+            f"signalled {result.signalled}"
+        )
+        return result

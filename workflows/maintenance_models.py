@@ -1,0 +1,184 @@
+"""Payloads of the maintenance workflows (KeyRotation, OrphanSweep, FleetHealth) and their activities.
+
+Ids, names and counts only: never plaintext, ciphertext or tokens. New fields get defaults so old histories decode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# Schedule ids (workers/schedules.py) and the workflow type names they start.
+KEY_ROTATION_SCHEDULE = "lobstack-key-rotation"
+ORPHAN_SWEEP_SCHEDULE = "lobstack-orphan-sweep"
+FLEET_HEALTH_SCHEDULE = "lobstack-fleet-health"
+
+# Who the audit trail names for the sweep's and the rotation's actions.
+SWEEP_ACTOR = "orphan-sweep"
+ROTATION_ACTOR = "key-rotation"
+
+# How many entries of id lists a result carries; counts stay exact.
+REPORT_IDS_MAX = 100
+
+
+# --- KeyRotation ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RotationInput:
+    # Agents per activity: each rotates, rewraps and raises one agent after another, heartbeating in between.
+    batch_size: int = 25
+    # Batches in flight at once (bounds the load on Vault and the database).
+    parallel_batches: int = 4
+
+
+@dataclass
+class RotationTargets:
+    agent_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RotationBatch:
+    run_id: str
+    # When this run began: a key version created since then was made by this run (a retry does not rotate again).
+    started_at: datetime
+    agent_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AgentRotation:
+    agent_id: str
+    # False when the key vanished meanwhile (agent destroyed); nothing else was done then.
+    rotated: bool
+    from_version: int = 0
+    to_version: int = 0
+    rewrapped: int = 0
+    # Items Vault refused to rewrap; while any is left, min_decryption_version is not raised (no data is lost).
+    unreadable: int = 0
+    min_raised: bool = False
+    # Set when Vault refused this agent's rotation (ids, paths and error classes only).
+    error: str = ""
+
+
+@dataclass
+class RotationBatchResult:
+    agents: list[AgentRotation] = field(default_factory=list)
+
+
+@dataclass
+class RotationResult:
+    agents: int = 0
+    keys_rotated: int = 0
+    rewrapped: int = 0
+    unreadable: int = 0
+    min_raised: int = 0
+    # Agents whose min_decryption_version stayed put because an item could not be rewrapped (first REPORT_IDS_MAX).
+    held_back: list[str] = field(default_factory=list)
+    # Agents Vault refused to rotate (first REPORT_IDS_MAX); the next run tries them again.
+    failed: list[str] = field(default_factory=list)
+
+
+# --- OrphanSweep ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepInput:
+    dry_run: bool = False
+    # Orphans handled per run at most; the rest wait for the next run (bounds payloads and one run's blast radius).
+    max_agents: int = 1000
+    batch_size: int = 20
+
+
+@dataclass
+class OrphanVM:
+    provider: str
+    vm_id: str
+
+
+@dataclass
+class Orphan:
+    """An agent id some resource names while no running lifecycle owns it."""
+
+    agent_id: str
+    vms: list[OrphanVM] = field(default_factory=list)
+    in_vault: bool = False
+    data_items: int = 0
+
+
+@dataclass
+class OrphanReport:
+    orphans: list[Orphan] = field(default_factory=list)
+    # Agent ids named by any resource, and those of them a running lifecycle owns.
+    agents_seen: int = 0
+    live: int = 0
+    truncated: bool = False
+
+
+@dataclass
+class RemoveOrphans:
+    run_id: str
+    dry_run: bool
+    orphans: list[Orphan] = field(default_factory=list)
+
+
+@dataclass
+class SweepCounts:
+    """What the sweep found on orphans (and removed, unless a dry run), per kind."""
+
+    agents: int = 0
+    vms: int = 0
+    secrets: int = 0
+    policies: int = 0
+    roles: int = 0
+    keys: int = 0
+    tokens: int = 0
+    data: int = 0
+    # Candidates whose lifecycle turned out to be running at the final check: left alone.
+    skipped_live: int = 0
+    agent_ids: list[str] = field(default_factory=list)
+
+    def add(self, other: SweepCounts) -> None:
+        for name in ("agents", "vms", "secrets", "policies", "roles", "keys", "tokens", "data", "skipped_live"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.agent_ids = (self.agent_ids + other.agent_ids)[:REPORT_IDS_MAX]
+
+
+@dataclass
+class SweepResult:
+    dry_run: bool
+    found: SweepCounts = field(default_factory=SweepCounts)
+    agents_seen: int = 0
+    live: int = 0
+    truncated: bool = False
+
+
+# --- FleetHealth ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FleetHealthInput:
+    # Consecutive failures at which the lifecycle is told again (it may then degrade or replace the agent).
+    failure_threshold: int = 3
+    concurrency: int = 100
+    timeout_s: float = 2.0
+
+
+@dataclass
+class FleetHealthResult:
+    probed: int = 0
+    healthy: int = 0
+    unhealthy: int = 0
+    signalled: int = 0
+    # Lifecycles already closed when signalled (their agents leave the probed set on the next run).
+    closed: int = 0
+    # Signals that failed; the state of those agents is not saved, so the next run tries again.
+    signal_failures: int = 0
+
+
+# --- agent data ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AgentDataDeleted:
+    agent_id: str
+    items: int = 0

@@ -1,0 +1,56 @@
+"""OrphanSweep: remove VMs and Vault state of agents that no running lifecycle owns; the backstop for terminated
+workflows and lost state. Run hourly by the `lobstack-orphan-sweep` schedule, or by `lobstack sweep [--dry-run]`.
+
+The find activity lists resources before lifecycles (see activities/maintenance/sweep.py); removal re-checks each
+candidate's lifecycle just before deleting, reuses AgentVault.destroy and the provider's delete, and audits each agent
+as `orphan-sweep`. A dry run reports the same counts and changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.maintenance.sweep import SweepActivities
+    from workflows.maintenance_models import RemoveOrphans, SweepInput, SweepResult
+
+RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1), maximum_attempts=10)
+
+
+@workflow.defn(name="OrphanSweep")
+class OrphanSweepWorkflow:
+    @workflow.run
+    async def run(self, request: SweepInput) -> SweepResult:
+        workflow.set_current_details("Listing managed VMs, Vault state and stored data, then running lifecycles")
+        report = await workflow.execute_activity_method(
+            SweepActivities.find_orphans,
+            request,
+            start_to_close_timeout=timedelta(minutes=10),
+            retry_policy=RETRY,
+        )
+        result = SweepResult(
+            dry_run=request.dry_run, agents_seen=report.agents_seen, live=report.live, truncated=report.truncated
+        )
+        size = max(1, request.batch_size)
+        for start in range(0, len(report.orphans), size):
+            verb = "Reporting" if request.dry_run else "Removing"
+            workflow.set_current_details(f"{verb} orphans {start + 1}-{start + size} of {len(report.orphans)}")
+            counts = await workflow.execute_activity_method(
+                SweepActivities.remove_orphans,
+                RemoveOrphans(
+                    run_id=workflow.info().run_id,
+                    dry_run=request.dry_run,
+                    orphans=report.orphans[start : start + size],
+                ),
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=timedelta(minutes=2),
+                retry_policy=RETRY,
+            )
+            result.found.add(counts)
+        workflow.set_current_details(
+            f"Done: {result.found.agents} orphaned agent(s){' (dry run: nothing removed)' if request.dry_run else ''}"
+        )
+        return result
