@@ -17,6 +17,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from clients.ops_cli import add_ops_commands
 from workflows.models import AgentState, AgentStatus
 from workflows.queues import WORKFLOW_QUEUE
 from workflows.spec import (
@@ -235,6 +236,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
             temporal_port=args.temporal_port,
             ui_port=args.ui_port,
             vault_port=args.vault_port,
+            gateway_port=args.gateway_port,
         )
     )
 
@@ -287,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--temporal-port", type=int, default=7233, help="Temporal frontend port (default 7233)")
     dev.add_argument("--ui-port", type=int, default=8233, help="Temporal Web UI port (default 8233)")
     dev.add_argument("--vault-port", type=int, default=8200, help="OpenBao port (default 8200)")
+    dev.add_argument("--gateway-port", type=int, default=8788, help="agent gateway port (default 8788)")
     dev.set_defaults(func=cmd_dev)
 
     worker = sub.add_parser("worker", help="run a worker (TEMPORAL_ADDRESS, VAULT_ADDR, VAULT_TOKEN, DATABASE_URL)")
@@ -364,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     destroy.add_argument("--reason", default="", help="why")
     destroy.add_argument("--wait", action="store_true", help="wait until everything is gone")
     destroy.set_defaults(func=cmd_agent_destroy)
+    add_ops_commands(sub)
+
     approvals = sub.add_parser("approvals", help="list and decide tool approvals")
     approvals_sub = approvals.add_subparsers(dest="approvals_command", required=True)
     listing = approvals_sub.add_parser("list", help="approvals waiting for a decision")

@@ -26,12 +26,16 @@ from activities.cloud.local import LocalProvider
 from activities.cloud.regions import CLOUD_PROVIDERS
 from activities.secrets import AgentVault, VaultSettings
 from cloudsim.testing import RunningSim, start_cloudsim
+from gateway import GatewaySettings
+from gateway import serving as serving_gateway
 from workers import codec_server, devstack
 from workers.codec import CodecKey, Keyring, data_converter, encode_keyring_spec
 from workers.main import build_services
 from workers.redaction import configure_logging
+from workers.schedules import install_schedules
 from workers.settings import WorkerSettings
 from workers.worker import default_providers, running_workers
+from workflows.queues import WORKFLOW_QUEUE
 
 log = logging.getLogger("lobstack.dev")
 
@@ -51,6 +55,7 @@ class DevStack:
     codec_url: str = ""
     codec_token: str = field(default="", repr=False)
     codec_key: CodecKey | None = None
+    gateway_url: str = ""
 
     def vms_of(self, agent_id: str) -> int:
         """VMs of the agent on every provider this stack serves."""
@@ -68,8 +73,12 @@ async def dev_stack(
     codec: bool = True,
     codec_port: int | None = None,
     codec_anonymous: bool = False,
+    gateway_port: int | None = None,
+    schedules: bool = False,
 ) -> AsyncIterator[DevStack]:
-    """`codec`: encrypt every payload with an ephemeral key (held in memory only) and run a codec server for the Web
+    """`schedules`: install KeyRotation, OrphanSweep and FleetHealth (as `lobstack dev` does).
+
+    `codec`: encrypt every payload with an ephemeral key (held in memory only) and run a codec server for the Web
     UI, which needs a bearer token (`DevStack.codec_token`) unless `codec_anonymous` (loopback only): the dev UI has
     no login to take a token from."""
     logs = home / "logs"
@@ -88,7 +97,9 @@ async def dev_stack(
     # The codec server starts first: the Temporal UI is told its URL at start.
     async with (
         serve_codec as codec_url,
-        _dev_stack(home, logs, temporal_port, ui_port, vault_port, boot_latency_s, key, codec_url) as stack,
+        _dev_stack(
+            home, logs, temporal_port, ui_port, vault_port, boot_latency_s, key, codec_url, gateway_port, schedules
+        ) as stack,
     ):
         stack.codec_token = token
         yield stack
@@ -104,6 +115,8 @@ async def _dev_stack(
     boot_latency_s: float,
     key: CodecKey | None,
     codec_url: str,
+    gateway_port: int | None,
+    schedules: bool,
 ) -> AsyncIterator[DevStack]:
     # The starters block while they wait for readiness: keep them off the event loop.
     temporal = await asyncio.to_thread(
@@ -122,25 +135,35 @@ async def _dev_stack(
         vault = AgentVault(vault_settings)
         await asyncio.to_thread(vault.ensure_engines)
         database_url = f"sqlite:///{home / 'lobstack.db'}"
-        services = build_services(
-            vault_settings=vault_settings, database_url=database_url, worker_settings=settings, providers=providers
-        )
         converter = data_converter(Keyring([key])) if key is not None else None
         client = await Client.connect(temporal.address, data_converter=converter or DataConverter.default)
-        async with running_workers(client, services):
-            yield DevStack(
-                home,
-                temporal,
-                openbao,
-                client,
-                vault,
-                local,
-                database_url,
-                sim,
-                providers,
-                codec_url=codec_url,
-                codec_key=key,
+        gateway_settings = GatewaySettings(
+            temporal=client, vault_addr=openbao.addr, listen_port=gateway_port or 0, default_approvers=("admin",)
+        )
+        async with serving_gateway(gateway_settings) as gateway_url:
+            services = build_services(
+                vault_settings=vault_settings,
+                database_url=database_url,
+                worker_settings=replace(settings, gateway_url=gateway_url),
+                providers=providers,
             )
+            async with running_workers(client, services):
+                if schedules:
+                    await install_schedules(client, task_queue=WORKFLOW_QUEUE)
+                yield DevStack(
+                    home,
+                    temporal,
+                    openbao,
+                    client,
+                    vault,
+                    local,
+                    database_url,
+                    sim,
+                    providers,
+                    codec_url=codec_url,
+                    codec_key=key,
+                    gateway_url=gateway_url,
+                )
     finally:
         # Agents outlive workers by design; a dev stack owns its agents, so they go with it.
         for vm in local.list_managed():
@@ -162,6 +185,7 @@ async def run_dev(
     codec: bool = False,
     codec_port: int = 8234,
     codec_anonymous: bool = False,
+    gateway_port: int = 8788,
 ) -> int:
     """`lobstack dev`. `codec` stays off by default until the CLI reads the key file this writes
     (LOBSTACK_CODEC_KEYS_FILE): a CLI without the key cannot read an encrypted stack's statuses."""
@@ -180,6 +204,8 @@ async def run_dev(
         codec=codec,
         codec_port=codec_port,
         codec_anonymous=codec_anonymous,
+        gateway_port=gateway_port,
+        schedules=True,
     ) as stack:
         token_file = home / "openbao-root-token"
         token_file.touch(mode=0o600)
@@ -202,6 +228,8 @@ async def run_dev(
             print(f"OpenBao token   : {stack.openbao.root_token}")
         print(f"Registry        : {stack.database_url}")
         print(f"Cloud simulator : {stack.cloudsim.url} (Hetzner, DigitalOcean and Vultr APIs)")
+        print(f"Agent gateway   : {stack.gateway_url} (bridges ask it for skills and tool approvals)")
+        print("Schedules       : KeyRotation (90 days), OrphanSweep (hourly), FleetHealth (30 s), in the Web UI")
         print("Worker          : running; try in another shell:")
         print("  lobstack agent create --account acme --name helper --require-approval --wait")
         print("Ctrl-C stops everything.", flush=True)

@@ -30,6 +30,7 @@ def build_services(
         secrets=SecretsActivities(vault),
         bootstrap=vault,
         providers=providers if providers is not None else default_providers(worker_settings),
+        gateway_url=worker_settings.gateway_url,
     )
 
 

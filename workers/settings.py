@@ -30,6 +30,7 @@ class WorkerSettings:
     providers: tuple[str, ...] = ("local",)
     max_concurrent_activities: int = 64
     graceful_shutdown_s: float = 10.0
+    gateway_url: str = ""
 
     @property
     def local_vm_dir(self) -> Path:
@@ -38,4 +39,4 @@ class WorkerSettings:
     @classmethod
     def from_env(cls) -> WorkerSettings:
         providers = tuple(p for p in os.environ.get("LOBSTACK_PROVIDERS", "local").split(",") if p)
-        return cls(home=lobstack_home(), providers=providers)
+        return cls(home=lobstack_home(), providers=providers, gateway_url=os.environ.get("LOBSTACK_GATEWAY_URL", ""))

@@ -28,14 +28,21 @@ from activities.cloud.budget import ApiBudget, Budgeted
 from activities.cloud.local import LocalProvider
 from activities.cloud.providers import build_providers
 from activities.health import HealthActivities
+from activities.maintenance import maintenance_activities
 from activities.registry import RegistryActivities
 from activities.secrets import SecretsActivities
 from store import Registry
 from workers.interceptors import ErrorTranslation
 from workers.settings import WorkerSettings
 from workflows.agent_lifecycle import AgentLifecycleWorkflow
+from workflows.fleet_health import FleetHealthWorkflow
+from workflows.key_rotation import KeyRotationWorkflow
+from workflows.orphan_sweep import OrphanSweepWorkflow
 from workflows.queues import WORKFLOW_QUEUE, cloud_queue
 from workflows.tool_approval import ToolApprovalWorkflow
+
+# --- maintenance: the scheduled workflows (workers/schedules.py), on the workflow queue ---
+MAINTENANCE_WORKFLOWS = [KeyRotationWorkflow, OrphanSweepWorkflow, FleetHealthWorkflow]
 
 
 @dataclass
@@ -46,6 +53,11 @@ class Services:
     secrets: SecretsActivities
     bootstrap: BootstrapIssuer
     providers: Mapping[str, CloudProvider]
+    # Put in every VM's bootstrap config: where its bridge asks for skills and tool approvals (LOBSTACK_GATEWAY_URL).
+    gateway_url: str = ""
+    # --- maintenance (KeyRotation, OrphanSweep, FleetHealth) ---
+    # The client the sweep lists lifecycles with and the fleet monitor signals through; None: the worker's own.
+    temporal: Client | None = None
 
 
 def default_providers(settings: WorkerSettings, env: Mapping[str, str] | None = None) -> dict[str, CloudProvider]:
@@ -77,12 +89,21 @@ def build_workers(
     }
     registry_acts = RegistryActivities(services.registry)
     health_acts = HealthActivities()
-    cloud_acts = CloudActivities(providers=services.providers, bootstrap=services.bootstrap)
+    cloud_acts = CloudActivities(
+        providers=services.providers, bootstrap=services.bootstrap, gateway_url=services.gateway_url
+    )
+    # --- maintenance: KeyRotation, OrphanSweep, FleetHealth and agent-data cleanup, on the workflow queue ---
+    maintenance = maintenance_activities(
+        vault=services.secrets.vault,
+        registry=services.registry,
+        providers=services.providers,
+        temporal=services.temporal or client,
+    )
     workers = [
         Worker(
             client,
             task_queue=task_queue,
-            workflows=[AgentLifecycleWorkflow, ToolApprovalWorkflow],
+            workflows=[AgentLifecycleWorkflow, ToolApprovalWorkflow, *MAINTENANCE_WORKFLOWS],
             activities=[
                 services.secrets.mint_secrets,
                 services.secrets.destroy_secrets,
@@ -90,6 +111,7 @@ def build_workers(
                 services.secrets.revoke_agent_tokens,
                 registry_acts.record_transition,
                 health_acts.wait_healthy,
+                *maintenance,
             ],
             **common,
         )

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.cloud.activities import CloudActivities
     from activities.cloud.regions import Location, placements
     from activities.health import HealthActivities
+    from activities.maintenance import AgentDataActivities
     from activities.registry import RegistryActivities
     from activities.secrets import SecretsActivities
     from workflows.models import (
@@ -473,6 +474,13 @@ class AgentLifecycleWorkflow:
             providers.append(vm.provider)
         # Credentials first: from here on the agent can read nothing, even if deleting its VM has to wait.
         await self._until_clean(SecretsActivities.destroy_secrets, SecretsActivities.verify_secrets_gone, ref)
+        # The customer data we kept for it (ciphertexts under its now-deleted key) goes too.
+        await workflow.execute_activity_method(
+            AgentDataActivities.delete_agent_data,
+            ref,
+            start_to_close_timeout=timedelta(minutes=1),
+            retry_policy=CLEANUP_RETRY,
+        )
         await self._record("secrets.deleted")
         for provider in providers:
             lookup = VMLookup(provider, spec.agent_id, vm.vm_id if vm and vm.provider == provider else "")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Protocol
 
 from temporalio import activity
@@ -29,10 +30,16 @@ def _ref(vm: VM, api_calls: int, location: str = "") -> VMRef:
 
 class CloudActivities:
     def __init__(
-        self, *, providers: Mapping[str, CloudProvider], bootstrap: BootstrapIssuer, max_poll_interval_s: float = 5.0
+        self,
+        *,
+        providers: Mapping[str, CloudProvider],
+        bootstrap: BootstrapIssuer,
+        gateway_url: str = "",
+        max_poll_interval_s: float = 5.0,
     ) -> None:
         self.providers = dict(providers)
         self.bootstrap = bootstrap
+        self.gateway_url = gateway_url
         self.max_poll_interval_s = max_poll_interval_s
 
     def _provider(self, name: str) -> CloudProvider:
@@ -50,7 +57,10 @@ class CloudActivities:
                 # A previous attempt made it (its response may have been lost): adopt, never duplicate.
                 activity.logger.info("adopting existing VM %s for agent %s", existing.vm_id, request.agent_id)
                 return _ref(existing, calls.total, request.location)
-            vm = provider.create(request, self.bootstrap.issue_bootstrap(request.agent_id))
+            bootstrap = self.bootstrap.issue_bootstrap(request.agent_id)
+            if self.gateway_url:
+                bootstrap = replace(bootstrap, gateway_url=self.gateway_url)
+            vm = provider.create(request, bootstrap)
         activity.logger.info("created VM %s for agent %s", vm.vm_id, request.agent_id)
         return _ref(vm, calls.total, request.location)
 

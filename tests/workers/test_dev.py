@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -11,11 +12,18 @@ import sys
 from pathlib import Path
 
 import httpx
+from temporalio.client import Client
 
 from activities.cloud.local import pid_alive
 from workers.devstack import free_port
+from workers.schedules import SCHEDULE_IDS
 
 READY = "Ctrl-C stops everything."
+
+
+async def _schedule_ids(address: str) -> set[str]:
+    client = await Client.connect(address)
+    return {schedule.id async for schedule in await client.list_schedules()}
 
 
 def _port_open(port: int) -> bool:
@@ -25,7 +33,7 @@ def _port_open(port: int) -> bool:
 
 
 def test_dev_runs_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
-    ports = {"temporal": free_port(), "ui": free_port(), "vault": free_port()}
+    ports = {"temporal": free_port(), "ui": free_port(), "vault": free_port(), "gateway": free_port()}
     env = {**os.environ, "LOBSTACK_DEV_HOME": str(tmp_path / "dev")}
     lobstack = [sys.executable, "-m", "clients.cli"]
     dev = subprocess.Popen(
@@ -38,6 +46,8 @@ def test_dev_runs_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
             str(ports["ui"]),
             "--vault-port",
             str(ports["vault"]),
+            "--gateway-port",
+            str(ports["gateway"]),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -56,6 +66,8 @@ def test_dev_runs_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
         assert f"http://127.0.0.1:{ports['ui']}" in printed
         assert "root token in" in printed and "s." not in printed.split("OpenBao")[1].split("\n")[0].split("(")[0]
         assert httpx.get(f"http://127.0.0.1:{ports['ui']}/", timeout=10).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{ports['gateway']}/healthz", timeout=10).json() == {"status": "ok"}
+        assert asyncio.run(_schedule_ids(f"127.0.0.1:{ports['temporal']}")) == set(SCHEDULE_IDS)
 
         address = ["--address", f"127.0.0.1:{ports['temporal']}"]
         create = subprocess.run(
