@@ -257,6 +257,26 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     return _run(go())
 
 
+def cmd_codec_server(args: argparse.Namespace) -> int:
+    from workers.codec_server import CodecServerConfigError, run_codec_server_from_env
+    from workers.redaction import configure_logging
+
+    configure_logging()
+
+    async def go() -> int:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        try:
+            await run_codec_server_from_env(args.host, args.port, stop=stop)
+        except CodecServerConfigError as err:
+            print(f"lobstack: error: {err}", file=sys.stderr)
+            return EXIT_USAGE
+        return 0
+
+    return _run(go())
+
+
 def cmd_cloudsim(args: argparse.Namespace) -> int:
     from cloudsim.__main__ import main as cloudsim_main
 
@@ -303,6 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
     gw.add_argument("--host", help="listen address (env LOBSTACK_GATEWAY_HOST, default 127.0.0.1)")
     gw.add_argument("--port", type=int, help="listen port (env LOBSTACK_GATEWAY_PORT, default 8788)")
     gw.set_defaults(func=cmd_gateway)
+
+    codec = sub.add_parser(
+        "codec-server", help="decrypt payloads for the Temporal Web UI (LOBSTACK_CODEC_KEYS*, LOBSTACK_CODEC_TOKENS)"
+    )
+    codec.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    codec.add_argument("--port", type=int, default=8081, help="listen port (default 8081)")
+    codec.set_defaults(func=cmd_codec_server)
 
     sim = sub.add_parser("cloudsim", help="serve the Hetzner, DigitalOcean and Vultr APIs locally (development only)")
     sim.add_argument("sim_args", nargs=argparse.REMAINDER, help="arguments for python -m cloudsim (see --help)")
