@@ -71,13 +71,18 @@ async def drive(page: Page, ui: str, approval_id: str, handle: WorkflowHandle) -
     await page.reload()
     await page.get_by_text("Completed").first.wait_for()
     await shoot(page, "approval-approved.png")
+
+    # What `lobstack dev` installs: the three maintenance schedules.
+    await page.goto(f"{ui}/namespaces/default/schedules")
+    await page.get_by_text("lobstack-fleet-health").first.wait_for()
+    await shoot(page, "schedules.png")
     return result
 
 
 async def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="lobstack-shots-"))
     # The codec server answers the UI without a token here (loopback only): the shots show decrypted payloads.
-    async with dev_stack(home, codec_anonymous=True) as stack:
+    async with dev_stack(home, codec_anonymous=True, schedules=True) as stack:
         client = LobstackClient(stack.client)
         agent_id = await client.create_agent(
             AgentSpec(account_id="acme", name="mailer", skills=["email.send"], approvers=["alice"])
