@@ -59,7 +59,7 @@ async def _demo(home: Path, provider: str) -> int:
         status = await client.wait_for(agent_id, {AgentState.PENDING_APPROVAL}, timeout_s=30)
         say(f"state {status.state.value}: {status.waiting_for}")
         await client.approve(agent_id, approver="demo-approver", reason="demo run")
-        say("approved as demo-approver (signal `approve`)")
+        say("approved as demo-approver (the CLI's `decide` update; the Web UI sends the `approve` signal)")
 
         status = await client.wait_for(agent_id, {AgentState.RUNNING}, timeout_s=150)
         say(
