@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.maintenance import AgentDataActivities
     from activities.registry import RegistryActivities
     from activities.secrets import SecretsActivities
+    from workflows.decisions import malformed, refusal
     from workflows.models import (
         AgentPolicy,
         AgentRef,
@@ -602,15 +603,9 @@ class AgentLifecycleWorkflow:
         await self._signalled(False, decision)
 
     def _refusal(self, decision: Decision) -> str:
-        """Why a decision cannot count, or "" when it can."""
-        if self._state != AgentState.PENDING_APPROVAL or self._decision is not None:
-            return f"not waiting for a decision (state {self._state.value})"
-        if not decision.approver.strip():
-            return 'the body needs {"approver": "your-name"}'
-        allowed = self._spec.approvers
-        if allowed and decision.approver not in allowed:
-            return f"{decision.approver!r} is not an allowed approver (allowed: {', '.join(allowed)})"
-        return ""
+        waiting = self._state == AgentState.PENDING_APPROVAL and self._decision is None
+        # An agent whose spec names no approvers may be approved by anyone who names themselves.
+        return refusal(decision, waiting=waiting, state=self._state.value, allowed=self._spec.approvers or None)
 
     async def _signalled(self, approved: bool, decision: Decision) -> None:
         refusal = self._refusal(decision)
@@ -637,10 +632,10 @@ class AgentLifecycleWorkflow:
     @decide.validator
     def _validate_decide(self, decision: ApprovalDecision) -> None:
         # What needs no audit is refused before it reaches history.
-        if not decision.approver.strip():
-            raise ValueError('approver: is required, e.g. {"approver": "alice", "approved": true}')
-        if self._state != AgentState.PENDING_APPROVAL or self._decision is not None:
-            raise ValueError(f"not waiting for a decision (state {self._state.value})")
+        waiting = self._state == AgentState.PENDING_APPROVAL and self._decision is None
+        why = malformed(Decision(approver=decision.approver), waiting=waiting, state=self._state.value)
+        if why:
+            raise ValueError(why)
 
     @workflow.signal
     def destroy(self, request: DestroyRequest | None = None) -> None:

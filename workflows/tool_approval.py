@@ -17,6 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.registry import RegistryActivities
+    from workflows.decisions import malformed, refusal
     from workflows.models import (
         AgentState,
         ApprovalDecision,
@@ -130,14 +131,8 @@ class ToolApprovalWorkflow:
     # --- decisions --------------------------------------------------------------------------------------------------
 
     def _refusal(self, decision: Decision) -> str:
-        """Why a decision cannot count, or "" when it can."""
-        if self._state != ApprovalState.PENDING or self._decision is not None:
-            return f"already decided: {self._state.value}"
-        if not decision.approver.strip():
-            return 'the body needs {"approver": "your-name"}'
-        if decision.approver not in self._approvers:
-            return f"{decision.approver!r} is not an allowed approver (allowed: {', '.join(self._approvers)})"
-        return ""
+        waiting = self._state == ApprovalState.PENDING and self._decision is None
+        return refusal(decision, waiting=waiting, state=self._state.value, allowed=self._approvers)
 
     def _decide(self, approved: bool, decision: Decision) -> None:
         refusal = self._refusal(decision)
@@ -178,10 +173,10 @@ class ToolApprovalWorkflow:
     @decide.validator
     def _validate_decide(self, decision: ApprovalDecision) -> None:
         # Only what needs no audit is refused here, before it reaches history.
-        if not decision.approver.strip():
-            raise ValueError('approver: is required, e.g. {"approver": "alice", "reason": "...", "approved": true}')
-        if self._state != ApprovalState.PENDING or self._decision is not None:
-            raise ValueError(f"already decided: {self._state.value}")
+        waiting = self._state == ApprovalState.PENDING and self._decision is None
+        why = malformed(Decision(approver=decision.approver), waiting=waiting, state=self._state.value)
+        if why:
+            raise ValueError(why)
 
     @workflow.query
     def status(self) -> ApprovalStatus:

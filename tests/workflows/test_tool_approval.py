@@ -131,7 +131,7 @@ async def test_cli_path_returns_the_refusal_to_the_caller(
             await client.decide_approval(approval_id, approver="mallory", approved=True)
         status = await client.decide_approval(approval_id, approver="bob", approved=True, reason="fine")
         assert (status.state, status.decided_by) == (ApprovalState.APPROVED, "bob")
-        with pytest.raises(DecisionRefused, match="already decided"):
+        with pytest.raises(DecisionRefused, match="not waiting for a decision"):
             await client.decide_approval(approval_id, approver="alice", approved=False)
     assert "approval.refused" in [e.action for e in ts_stack.registry.events(agent_id=req.agent_id)]
 
