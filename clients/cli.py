@@ -17,6 +17,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from clients.audit_cli import add_audit_commands
 from clients.ops_cli import add_ops_commands
 from workflows.models import AgentState, AgentStatus
 from workflows.queues import WORKFLOW_QUEUE
@@ -89,7 +90,8 @@ def cmd_agent_create(args: argparse.Namespace) -> int:
         skills=list(args.skill or []),
         require_approval=args.require_approval,
         strict_region=args.strict_region,
-        agent_id=args.agent_id or "",
+        # argparse turns `--agent-id=--` into []: passed on (and refused), never mistaken for "not given".
+        agent_id=args.agent_id if args.agent_id is not None else "",
         approval_timeout_s=args.approval_timeout,
         health_timeout_s=args.health_timeout,
     )
@@ -395,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     destroy.add_argument("--wait", action="store_true", help="wait until everything is gone")
     destroy.set_defaults(func=cmd_agent_destroy)
     add_ops_commands(sub)
+    add_audit_commands(sub)
 
     approvals = sub.add_parser("approvals", help="list and decide tool approvals")
     approvals_sub = approvals.add_subparsers(dest="approvals_command", required=True)

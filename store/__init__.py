@@ -1,12 +1,15 @@
 """The registry database: current agents and the audit trail (sqlmodel on SQLite or PostgreSQL)."""
 
+from store.audit import BrokenLink, VerifyReport, verify_rows
 from store.engine import create_schema, default_database_url, make_engine
 from store.records import AgentDataRecord, AgentRecord, AuditRecord, HealthRecord
-from store.registry import Registry
+from store.registry import AccountRegistry, Registry
 from store.tables import AgentDataRow, AgentHealthRow, AgentRow, AuditEvent
+from store.tenancy import DbRoles, enable_row_level_security
 from store.validation import validate_transition
 
 __all__ = [
+    "AccountRegistry",
     "AgentDataRecord",
     "AgentDataRow",
     "AgentHealthRow",
@@ -14,10 +17,15 @@ __all__ = [
     "AgentRow",
     "AuditEvent",
     "AuditRecord",
+    "BrokenLink",
+    "DbRoles",
     "HealthRecord",
     "Registry",
+    "VerifyReport",
     "create_schema",
     "default_database_url",
+    "enable_row_level_security",
     "make_engine",
     "validate_transition",
+    "verify_rows",
 ]

@@ -6,13 +6,16 @@ A mixin of `Registry`, kept apart so the core registry stays about agents and th
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Table, bindparam, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, or_, select, update
+from sqlalchemy import exc as sa_exc
 
 from store.records import AgentDataRecord, HealthRecord
 from store.tables import AgentDataRow, AgentHealthRow, AgentRow, AuditEvent
+from store.tenancy import Scope
 from workflows.models import AgentState
 from workflows.spec import SpecError
 
@@ -28,8 +31,14 @@ PROBED_STATES = (AgentState.RUNNING.value, AgentState.DEGRADED.value)
 
 
 class MaintenanceStore:
+    """Every query goes through `self._scope.limit` and runs in `self._connect()` (the tenant context)."""
+
     engine: Engine
     _insert: Any
+    _scope: Scope
+
+    def _connect(self, *, write: bool = False, immediate: bool = False) -> AbstractContextManager[Connection]:
+        raise NotImplementedError
 
     # --- agent data (ciphertext only) ------------------------------------------------------------------------------
 
@@ -58,13 +67,23 @@ class MaintenanceStore:
             set_={"ciphertext": ciphertext, "key_version": key_version, "updated_at": values["updated_at"]},
             where=_DATA.c.account_id == insert.excluded.account_id,
         ).returning(_DATA.c.id)
-        with self.engine.begin() as conn:
-            if conn.execute(upsert).scalar_one_or_none() is None:
-                raise SpecError("account_id", f"agent {agent_id!r} keeps its data under another account")
+        moved = SpecError("account_id", f"agent {agent_id!r} keeps its data under another account")
+        if self._scope.account_id not in (None, account_id):
+            raise SpecError("account_id", "is not the account of this registry")
+        with self._connect(write=True) as conn:
+            try:
+                upserted = conn.execute(upsert).scalar_one_or_none()
+            except sa_exc.ProgrammingError as exc:
+                # Under RLS the colliding row of another account is not even visible: the database refuses.
+                if getattr(exc.orig, "sqlstate", None) == "42501":
+                    raise moved from None
+                raise
+            if upserted is None:
+                raise moved
 
     def agent_data(self, agent_id: str, name: str) -> AgentDataRecord | None:
-        query = select(_DATA).where(_DATA.c.agent_id == agent_id, _DATA.c.name == name)
-        with self.engine.connect() as conn:
+        query = self._scope.limit(select(_DATA).where(_DATA.c.agent_id == agent_id, _DATA.c.name == name), _DATA)
+        with self._connect() as conn:
             row = conn.execute(query).mappings().one_or_none()
         return None if row is None else _data(row)
 
@@ -73,7 +92,8 @@ class MaintenanceStore:
         query = select(_DATA).where(_DATA.c.agent_id == agent_id).order_by(_DATA.c.name)
         if below_version is not None:
             query = query.where(_DATA.c.key_version < below_version)
-        with self.engine.connect() as conn:
+        query = self._scope.limit(query, _DATA)
+        with self._connect() as conn:
             return [_data(row) for row in conn.execute(query).mappings()]
 
     def replace_ciphertext(self, agent_id: str, name: str, *, old: str, new: str, key_version: int) -> bool:
@@ -83,26 +103,27 @@ class MaintenanceStore:
             .where(_DATA.c.agent_id == agent_id, _DATA.c.name == name, _DATA.c.ciphertext == old)
             .values(ciphertext=new, key_version=key_version, updated_at=datetime.now(UTC))
         )
-        with self.engine.begin() as conn:
-            return conn.execute(stmt).rowcount == 1
+        with self._connect(write=True) as conn:
+            return conn.execute(self._scope.limit(stmt, _DATA)).rowcount == 1
 
     def delete_agent_data(self, agent_id: str) -> int:
         """Remove every item of the agent (destroy and the orphan sweep); returns how many there were."""
-        with self.engine.begin() as conn:
-            return int(conn.execute(delete(_DATA).where(_DATA.c.agent_id == agent_id)).rowcount)
+        stmt = self._scope.limit(delete(_DATA).where(_DATA.c.agent_id == agent_id), _DATA)
+        with self._connect(write=True) as conn:
+            return int(conn.execute(stmt).rowcount)
 
     def agent_data_counts(self) -> dict[str, int]:
         """Items per agent id, for the orphan sweep."""
-        query = select(_DATA.c.agent_id, func.count()).group_by(_DATA.c.agent_id)
-        with self.engine.connect() as conn:
+        query = self._scope.limit(select(_DATA.c.agent_id, func.count()).group_by(_DATA.c.agent_id), _DATA)
+        with self._connect() as conn:
             return {agent_id: int(count) for agent_id, count in conn.execute(query)}
 
     # --- audit -----------------------------------------------------------------------------------------------------
 
     def event_details(self, event_key: str) -> dict[str, str] | None:
         """The details of the audit event with this idempotency key, or None when it was never written."""
-        query = select(_EVENTS.c.details).where(_EVENTS.c.event_key == event_key)
-        with self.engine.connect() as conn:
+        query = self._scope.limit(select(_EVENTS.c.details).where(_EVENTS.c.event_key == event_key), _EVENTS)
+        with self._connect() as conn:
             row = conn.execute(query).first()
         return None if row is None else dict(row[0] or {})
 
@@ -110,19 +131,35 @@ class MaintenanceStore:
 
     def health_all(self) -> dict[str, HealthRecord]:
         """Every agent's last known health (the table holds probed agents only; see prune_health)."""
-        with self.engine.connect() as conn:
-            return {row["agent_id"]: HealthRecord(**row) for row in conn.execute(select(_HEALTH)).mappings()}
+        query = self._scope.limit(select(_HEALTH), _HEALTH)
+        with self._connect() as conn:
+            return {
+                row["agent_id"]: HealthRecord(**{k: v for k, v in row.items() if k != "account_id"})
+                for row in conn.execute(query).mappings()
+            }
 
     def save_health(self, records: Sequence[HealthRecord]) -> None:
         """Upsert the records and show each status on the agent's row, without touching its state.
 
         Only rows still in a probed state get the new health, so a lifecycle that moved on meanwhile keeps its own.
+        Each row takes its account from `agents`; an account's registry saves only its own agents' records.
         """
         if not records:
             return
+        owners_query = select(_AGENTS.c.agent_id, _AGENTS.c.account_id).where(
+            _AGENTS.c.agent_id.in_({r.agent_id for r in records})
+        )
+        with self._connect() as conn:
+            owners: dict[str, str] = {a: b for a, b in conn.execute(self._scope.limit(owners_query, _AGENTS))}
+        if self._scope.account_id is not None:
+            records = [r for r in records if r.agent_id in owners]
+            if not records:
+                return
         rows = [
             {
                 "agent_id": r.agent_id,
+                # An agent unknown to `agents` gets no account: only the system sees its health row.
+                "account_id": owners.get(r.agent_id, ""),
                 "healthy": r.healthy,
                 "status": r.status[:32],
                 "reason": r.reason[:300],
@@ -147,15 +184,18 @@ class MaintenanceStore:
             )
             .values(health=bindparam("b_health"))
         )
-        with self.engine.begin() as conn:
+        with self._connect(write=True) as conn:
             conn.execute(upsert, rows)
-            conn.execute(show, [{"b_agent_id": r["agent_id"], "b_health": r["status"]} for r in rows])
+            conn.execute(
+                self._scope.limit(show, _AGENTS), [{"b_agent_id": r["agent_id"], "b_health": r["status"]} for r in rows]
+            )
 
     def prune_health(self) -> int:
         """Forget agents no longer probed (destroyed, failed, replaced by a new lifecycle state)."""
-        probed = select(_AGENTS.c.agent_id).where(_AGENTS.c.state.in_(PROBED_STATES))
-        with self.engine.begin() as conn:
-            return int(conn.execute(delete(_HEALTH).where(_HEALTH.c.agent_id.not_in(probed))).rowcount)
+        probed = self._scope.limit(select(_AGENTS.c.agent_id).where(_AGENTS.c.state.in_(PROBED_STATES)), _AGENTS)
+        stmt = self._scope.limit(delete(_HEALTH).where(_HEALTH.c.agent_id.not_in(probed)), _HEALTH)
+        with self._connect(write=True) as conn:
+            return int(conn.execute(stmt).rowcount)
 
 
 def _data(row: Mapping[str, Any]) -> AgentDataRecord:

@@ -39,6 +39,9 @@ class AuditRecord:
     actor: str
     reason: str
     details: dict[str, str] = field(default_factory=dict)
+    seq: int = 0
+    prev_hash: str = ""
+    hash: str = ""
 
 
 @dataclass(frozen=True)

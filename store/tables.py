@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Text, UniqueConstraint
+from sqlalchemy import Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from store.types import JSON_OBJECT, UTCDateTime
@@ -35,7 +35,11 @@ class AgentRow(SQLModel, table=True):
 
 
 class AuditEvent(SQLModel, table=True):
+    """Append-only: PostgreSQL and SQLite triggers refuse UPDATE and DELETE (see store.engine)."""
+
     __tablename__ = "audit_events"
+    # An index rather than a constraint so create_schema's upgrade can add it by the same name on both databases.
+    __table_args__ = (Index("uq_audit_events_account_seq", "account_id", "seq", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
     # The idempotency key of the workflow step: a retried activity hits the unique constraint and writes nothing.
@@ -49,6 +53,10 @@ class AuditEvent(SQLModel, table=True):
     reason: str = Field(default="", max_length=REASON_MAX)
     # Short strings only (see store.validation); never secret values.
     details: dict[str, str] = Field(default_factory=dict, sa_type=JSON_OBJECT)
+    # The account's hash chain (store.audit): position, the previous event's hash, this event's hash.
+    seq: int = 0
+    prev_hash: str = Field(default="", max_length=64)
+    hash: str = Field(default="", max_length=64)
 
 
 # --- maintenance: encrypted agent data and fleet health (KeyRotation, FleetHealth) ----------------------------------
@@ -82,6 +90,8 @@ class AgentHealthRow(SQLModel, table=True):
     __tablename__ = "agent_health"
 
     agent_id: str = Field(primary_key=True, max_length=40)
+    # Copied from `agents` when saved: row-level security needs the owner on every account-owned row.
+    account_id: str = Field(default="", index=True, max_length=40)
     healthy: bool
     status: str = Field(default="", max_length=32)
     reason: str = Field(default="", max_length=300)
