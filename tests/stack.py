@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import secrets
+import subprocess
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -26,7 +29,26 @@ from workers.worker import Services, running_workers
 from workflows.spec import AgentSpec
 
 AGENTS = Path(__file__).parent / "agents"
+VAULT_BOOTSTRAP = Path(__file__).parent.parent / "deploy" / "vault" / "bootstrap.sh"
 T = TypeVar("T")
+_orchestrator_tokens: dict[str, str] = {}
+
+
+def orchestrator_token(openbao: devstack.OpenBaoDev) -> str:
+    """A token holding only the `lobstack-orchestrator` policy (deploy/vault/policies/orchestrator.hcl), made once per
+    server by the operator step itself (deploy/vault/bootstrap.sh with the root token). Every stack runs under it."""
+    if openbao.addr not in _orchestrator_tokens:
+        token_id = f"lobstack-orchestrator-{secrets.token_hex(12)}"
+        env = {
+            **os.environ,
+            "BAO": devstack.openbao_binary(),
+            "BAO_ADDR": openbao.addr,
+            "BAO_TOKEN": openbao.root_token,
+            "LOBSTACK_ORCHESTRATOR_TOKEN_ID": token_id,
+        }
+        subprocess.run(["sh", str(VAULT_BOOTSTRAP)], env=env, check=True, capture_output=True, timeout=60)
+        _orchestrator_tokens[openbao.addr] = token_id
+    return _orchestrator_tokens[openbao.addr]
 
 
 @dataclass
@@ -40,6 +62,8 @@ class Stack:
     local: LocalProvider
     services: Services
     task_queue: str
+    # The OpenBao root token, for test set-up and inspection only; the service runs under `vault.settings.token`.
+    operator_token: str = field(default="", repr=False)
 
     def workers(
         self, local: LocalProvider | None = None, *, providers: dict[str, CloudProvider] | None = None
@@ -66,8 +90,9 @@ class Stack:
         return LocalProvider(state_dir=self.local.state_dir, bridge_argv=argv, stop_timeout_s=5)
 
     def secret_values(self, agent_id: str) -> list[str]:
-        """Every value stored under the agent's KV path, read with the orchestrator's token."""
-        root = hvac.Client(url=self.vault.settings.addr, token=self.vault.settings.token)
+        """Every value stored under the agent's KV path, read with the operator's token (the orchestrator's policy
+        writes agent secrets but cannot read them back)."""
+        root = hvac.Client(url=self.vault.settings.addr, token=self.operator_token)
         kv = root.secrets.kv.v2
         mount = self.vault.settings.kv_mount
         prefix = self.vault.names(agent_id).kv_prefix
@@ -86,9 +111,9 @@ class Stack:
 
 
 def make_stack(temporal: Client, openbao: devstack.OpenBaoDev, database_url: str, tmp_path: Path) -> Stack:
-    vault_settings = VaultSettings(addr=openbao.addr, token=openbao.root_token)
+    vault_settings = VaultSettings(addr=openbao.addr, token=orchestrator_token(openbao))
     vault = AgentVault(vault_settings)
-    vault.ensure_engines()
+    vault.ensure_engines()  # verifies only: mounting was the operator step
     local = LocalProvider(state_dir=tmp_path / "vms", stop_timeout_s=5)
     services = build_services(
         vault_settings=vault_settings,
@@ -105,6 +130,7 @@ def make_stack(temporal: Client, openbao: devstack.OpenBaoDev, database_url: str
         local=local,
         services=services,
         task_queue=task_queue,
+        operator_token=openbao.root_token,
     )
 
 

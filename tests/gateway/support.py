@@ -115,7 +115,7 @@ async def agent_token(stack: Stack, agent_id: str) -> str:
 
 
 def root_vault(stack: Stack) -> hvac.Client:
-    return hvac.Client(url=stack.vault.settings.addr, token=stack.vault.settings.token)
+    return hvac.Client(url=stack.vault.settings.addr, token=stack.operator_token)
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -9,12 +9,14 @@ import hvac
 import pytest
 
 from activities.secrets import AgentVault, VaultSettings
+from tests.stack import orchestrator_token
 from workers.devstack import OpenBaoDev
 
 
 @pytest.fixture(scope="session")
 def vault_settings(openbao: OpenBaoDev) -> VaultSettings:
-    settings = VaultSettings(addr=openbao.addr, token=openbao.root_token, request_timeout_s=5.0)
+    """The orchestrator's settings: a token holding only its least-privilege policy (the operator mounted engines)."""
+    settings = VaultSettings(addr=openbao.addr, token=orchestrator_token(openbao), request_timeout_s=5.0)
     AgentVault(settings).ensure_engines()
     return settings
 

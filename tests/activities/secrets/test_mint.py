@@ -95,7 +95,7 @@ def test_ensure_engines_is_idempotent_and_mounts_missing_engines(
     suffix = uuid.uuid4().hex[:8]
     settings = VaultSettings(
         addr=vault_settings.addr,
-        token=vault_settings.token,
+        token=root.token,  # mounting engines is the operator's step; the orchestrator's policy only reads mounts
         kv_mount=f"kv-{suffix}",
         transit_mount=f"transit-{suffix}",
         approle_mount=f"approle-{suffix}",
