@@ -27,12 +27,16 @@ TOOL_RULE = "1-64 characters of a-z, 0-9, '_', '.' and '-', starting with a lett
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 _SENSITIVE_KEY = re.compile(
-    r"pass(word|wd|phrase)?|secret|token|key|card|cvv|cvc|iban|ssn|auth|credential|(^|[_.-])pin($|[_.-])", re.I
+    r"pass(word|wd|phrase)?|secret|token|key|card|cvv|cvc|iban|ssn|auth|credential"
+    # "pin" as a word of the key, camelCase included (userPin, pinCode, USER_PIN), but not spinner or opinion.
+    r"|(?-i:(?:^|[^A-Za-z]|(?<=[a-z]))(?:pin|Pin|PIN)(?=$|[^a-z]))",
+    re.I,
 )
-# Shapes of well-known credentials: Vault, OpenAI/Stripe, GitHub, Slack, AWS, Google, JWTs, PEM blocks, bearer headers.
+# Shapes of well-known credentials: Vault, OpenAI/Stripe, GitHub, Slack, AWS, Google, DigitalOcean, JWTs, PEM blocks,
+# bearer headers.
 _CREDENTIAL = re.compile(
     r"\b(hv[sbr]\.[A-Za-z0-9_-]{20,}|s\.[A-Za-z0-9]{20,}|sk[-_][A-Za-z0-9_-]{16,}|(rk|pk)_(live|test)_[A-Za-z0-9]{10,}"
-    r"|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[abposr]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}"
+    r"|do[opr]_v1_[a-f0-9]{64}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|xox[abposr]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}"
     r"|AIza[0-9A-Za-z_-]{30,}|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)"
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----|\bbearer\s+\S{8,}",
     re.I,
@@ -93,7 +97,12 @@ def _looks_random(run: str) -> bool:
     # Several capitals, not just a capitalised word: "Meeting_notes_2026" is text, "Zx8Qp3Lm7Rt2" is not.
     mixed_case = sum(c.islower() for c in run) >= 3 and sum(c.isupper() for c in run) >= 3
     hex_digest = bool(_HEX.fullmatch(run)) and len(run.replace("-", "")) >= 32
-    return mixed_case or hex_digest or digits / len(run) >= 0.25
+    # One long unbroken stretch of letters and digits is no word: single-case API keys (Vultr's are 36 of A-Z0-9).
+    long_mixed = any(
+        len(part) >= 24 and any(c.isdigit() for c in part) and any(c.isalpha() for c in part)
+        for part in re.split(r"[-_]", run)
+    )
+    return mixed_case or hex_digest or long_mixed or digits / len(run) >= 0.25
 
 
 def redact(arguments: dict[str, str]) -> dict[str, str]:

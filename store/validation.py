@@ -18,8 +18,11 @@ DETAILS_MAX = 32
 _SECRET_WORDS = frozenset({"token", "secret", "password", "key"})
 # Splits snake_case, kebab-case, dotted and camelCase keys into words: "vaultAPIKey" -> vault, API, Key.
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
-# Vault / OpenBao token shapes (hvs., hvb., hvr. and the legacy s., b., r. prefixes): refused whatever the key says.
-_TOKEN_VALUE = re.compile(r"^(?:hv[sbr]|[sbr])\.[A-Za-z0-9_-]{20,}$")
+# Vault / OpenBao token shapes (hvs., hvb., hvr. and the legacy s., b., r. prefixes): refused whatever the key says,
+# anywhere in the value ("token hvs.…" or one with a trailing space is still a token).
+_TOKEN_VALUE = re.compile(r"(?<![A-Za-z0-9_.-])(?:hv[sbr]|[sbr])\.[A-Za-z0-9_-]{20,}")
+# PostgreSQL text and JSON cannot hold NUL: refused here so SQLite refuses it too, with a message naming the field.
+_NUL = "\x00"
 
 # Column lengths, checked here so SQLite (which ignores VARCHAR lengths) refuses what PostgreSQL would.
 _LIMITS = {"event_key": 200, "account_id": 40, "action": 64, "actor": 128, "name": 63, "provider": 32, "region": 32}
@@ -35,6 +38,8 @@ def _check_str(t: Transition, field_name: str, limit: int) -> None:
         raise SpecError(field_name, "is required")
     if len(value) > limit:
         raise SpecError(field_name, f"is {len(value)} characters long; at most {limit} are allowed")
+    if _NUL in value:
+        raise SpecError(field_name, "must not contain NUL characters")
 
 
 def _secret_words(key: str) -> set[str]:
@@ -58,8 +63,10 @@ def _check_details(details: object) -> None:
             raise SpecError(field_name, f"must be a string, got {type(value).__name__}")
         if len(value) > DETAIL_VALUE_MAX:
             raise SpecError(field_name, f"is {len(value)} characters long; at most {DETAIL_VALUE_MAX} are allowed")
-        if _TOKEN_VALUE.match(value):
+        if _TOKEN_VALUE.search(value):
             raise SpecError(field_name, "looks like a Vault token; audit details never hold secrets")
+        if _NUL in key or _NUL in value:
+            raise SpecError(field_name, "must not contain NUL characters")
 
 
 def validate_transition(t: Transition) -> None:
@@ -76,6 +83,8 @@ def validate_transition(t: Transition) -> None:
         raise SpecError("state", f"{t.state!r:.40} is not allowed; choose one of: {allowed}") from None
     if not isinstance(t.reason, str):
         raise SpecError("reason", "must be a string")
+    if _NUL in t.reason:
+        raise SpecError("reason", "must not contain NUL characters")
     if t.at is not None and (not isinstance(t.at, datetime) or t.at.utcoffset() is None):
         raise SpecError("at", "must be a timezone-aware datetime (UTC)")
     _check_details(t.details)

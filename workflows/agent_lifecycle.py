@@ -14,7 +14,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.maintenance import AgentDataActivities
     from activities.registry import RegistryActivities
     from activities.secrets import SecretsActivities
-    from workflows.decisions import malformed, refusal
+    from workflows.decisions import ACTOR_MAX, REASON_MAX, audit_text, malformed, refusal
     from workflows.models import (
         AgentPolicy,
         AgentRef,
@@ -390,12 +390,18 @@ class AgentLifecycleWorkflow:
     # --- policy and health ----------------------------------------------------------------------------------------
 
     @workflow.signal
-    async def update_skills(self, update: SkillUpdate) -> None:
+    async def update_skills(self, update: Any = None) -> None:
+        """Body `{"skills": [...], "approval_required": [...] | null, "requested_by": "..."}`, checked as sent.
+
+        Typed `Any` on purpose: the converter would turn a string into a list of its letters and an object into its
+        keys, and a skill list is too important to guess at.
+        """
         try:
-            skills = validate_skills(update.skills)
-            gated = validate_tool_patterns(update.approval_required) if update.approval_required is not None else None
+            parsed = _skill_update(update)
+            skills = validate_skills(parsed.skills)
+            gated = validate_tool_patterns(parsed.approval_required) if parsed.approval_required is not None else None
         except SpecError as err:
-            self._last_error = f"ignored update_skills: {err}"
+            self._last_error = audit_text(f"ignored update_skills: {err}", REASON_MAX)
             return
         self._skills = skills
         if gated is not None:
@@ -403,15 +409,15 @@ class AgentLifecycleWorkflow:
         self._policy_version += 1
         await self._record(
             "skills.updated",
-            actor=update.requested_by or "unknown",
+            actor=parsed.requested_by or "unknown",
             reason=f"skills: {', '.join(skills) or 'none'}",
             details={"policy_version": str(self._policy_version)},
         )
 
     @workflow.signal
-    async def health_changed(self, change: HealthChange) -> None:
+    async def health_changed(self, change: HealthChange | None = None) -> None:
         """From the fleet monitor, only when health changes: degrade past the threshold, recover when healthy."""
-        if self._state not in (AgentState.RUNNING, AgentState.DEGRADED):
+        if change is None or self._state not in (AgentState.RUNNING, AgentState.DEGRADED):
             return
         self._health = "healthy" if change.healthy else (change.status or "unhealthy")
         self._failures = 0 if change.healthy else max(change.consecutive_failures, self._failures + 1)
@@ -572,8 +578,8 @@ class AgentLifecycleWorkflow:
                 account_id=spec.account_id,
                 state=self._state,
                 action=action,
-                actor=actor,
-                reason=reason[:500],
+                actor=audit_text(actor, ACTOR_MAX),
+                reason=audit_text(reason, REASON_MAX),
                 name=spec.name,
                 provider=vm.provider if vm else spec.provider,
                 region=spec.region,
@@ -594,13 +600,14 @@ class AgentLifecycleWorkflow:
 
     # --- signals and queries --------------------------------------------------------------------------------------
 
+    # Signal bodies may be anything a person pastes into the UI, JSON null included: `None` counts as an empty body.
     @workflow.signal
-    async def approve(self, decision: Decision) -> None:
-        await self._signalled(True, decision)
+    async def approve(self, decision: Decision | None = None) -> None:
+        await self._signalled(True, decision or Decision())
 
     @workflow.signal
-    async def reject(self, decision: Decision) -> None:
-        await self._signalled(False, decision)
+    async def reject(self, decision: Decision | None = None) -> None:
+        await self._signalled(False, decision or Decision())
 
     def _refusal(self, decision: Decision) -> str:
         waiting = self._state == AgentState.PENDING_APPROVAL and self._decision is None
@@ -615,7 +622,7 @@ class AgentLifecycleWorkflow:
         # Signals cannot answer; the refusal is kept in the status and audited when it names someone.
         self._last_error = f"refused a decision: {refusal}"
         if decision.approver.strip() and self._state == AgentState.PENDING_APPROVAL:
-            await self._record("agent.approval_refused", actor=decision.approver[:200], reason=refusal)
+            await self._record("agent.approval_refused", actor=decision.approver, reason=refusal)
 
     @workflow.update
     async def decide(self, decision: ApprovalDecision) -> AgentStatus:
@@ -623,7 +630,7 @@ class AgentLifecycleWorkflow:
         plain = Decision(approver=decision.approver, reason=decision.reason)
         refusal = self._refusal(plain)
         if refusal:
-            await self._record("agent.approval_refused", actor=decision.approver[:200], reason=refusal)
+            await self._record("agent.approval_refused", actor=decision.approver, reason=refusal)
             raise ApplicationError(refusal, type="ApproverNotAllowed", non_retryable=True)
         self._decision = (decision.approved, plain)
         await workflow.wait_condition(lambda: self._state != AgentState.PENDING_APPROVAL)
@@ -687,3 +694,19 @@ def _placements(spec: AgentSpec) -> list[Location]:
     if spec.provider == "local":
         return [Location("local", "", "this machine", exact=True)]
     return placements(spec.provider, spec.region, exact_only=spec.strict_region)
+
+
+def _skill_update(body: object) -> SkillUpdate:
+    """The raw `update_skills` body, with the types it must have, or SpecError naming the field."""
+    if not isinstance(body, dict):
+        raise SpecError("body", 'must be an object like {"skills": ["web.search"]}')
+    skills = body.get("skills", [])
+    gated = body.get("approval_required")
+    requested_by = body.get("requested_by", "")
+    if not isinstance(skills, list):
+        raise SpecError("skills", "must be a list of skill names")
+    if gated is not None and not isinstance(gated, list):
+        raise SpecError("approval_required", "must be a list of tool patterns, or null to keep the current ones")
+    if not isinstance(requested_by, str):
+        raise SpecError("requested_by", "must be a string")
+    return SkillUpdate(skills=skills, approval_required=gated, requested_by=requested_by)

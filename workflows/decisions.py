@@ -5,8 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from workflows.models import Decision
+from workflows.spec import APPROVER_RULE, approver_name_ok
 
 APPROVER_REQUIRED = 'the body needs {"approver": "your-name"}'
+# The audit trail's actor column; longer names are clipped, never allowed to fail the audit write.
+ACTOR_MAX = 128
+REASON_MAX = 500
+
+
+def audit_text(text: str, limit: int) -> str:
+    """Text from a signal body, fit for an audit column: NUL (which PostgreSQL text cannot hold) made visible, clipped.
+
+    Everything else is kept as sent: the audit trail records what was claimed, not a prettier version of it.
+    """
+    text = text.replace("\x00", "\\x00")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def malformed(decision: Decision, *, waiting: bool, state: str) -> str:
@@ -15,6 +28,9 @@ def malformed(decision: Decision, *, waiting: bool, state: str) -> str:
         return f"not waiting for a decision (state {state})"
     if not decision.approver.strip():
         return APPROVER_REQUIRED
+    if not approver_name_ok(decision.approver):
+        shown = audit_text(decision.approver, 80)
+        return f"approver: {shown!r} is not allowed; must be {APPROVER_RULE}"
     return ""
 
 

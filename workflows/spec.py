@@ -65,22 +65,29 @@ class AgentSpec:
     replace_unhealthy: bool = False
 
 
+def _shown(value: object) -> str:
+    """A refused value as quoted in a message: bounded, because a message lands in history, logs and terminals."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _check_pattern(field_name: str, value: object, pattern: re.Pattern[str], rule: str) -> None:
     if not isinstance(value, str) or not value:
         raise SpecError(field_name, f"is required ({rule})")
     if not pattern.fullmatch(value):
-        shown = value if len(value) <= 80 else value[:77] + "..."
-        raise SpecError(field_name, f"{shown!r} is not allowed; must be {rule}")
+        raise SpecError(field_name, f"{_shown(value)} is not allowed; must be {rule}")
 
 
 def _check_choice(field_name: str, value: object, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise SpecError(field_name, f"{value!r} is not allowed; choose one of: {', '.join(allowed)}")
+        raise SpecError(field_name, f"{_shown(value)} is not allowed; choose one of: {', '.join(allowed)}")
 
 
 def _check_seconds(field_name: str, value: object, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise SpecError(field_name, f"{value!r} is not allowed; must be a whole number of seconds from {low} to {high}")
+        raise SpecError(
+            field_name, f"{_shown(value)} is not allowed; must be a whole number of seconds from {low} to {high}"
+        )
 
 
 AGENT_ID_RULE = "1-40 characters of a-z, 0-9 and '-', starting and ending with a letter or digit"
@@ -125,6 +132,11 @@ def validate_tool_patterns(patterns: object) -> list[str]:
     return _check_names("approval_required", patterns, _TOOL_PATTERN, TOOL_PATTERN_RULE)
 
 
+def approver_name_ok(name: object) -> bool:
+    """Whether a name may decide anything: the same rule as the spec's approvers."""
+    return isinstance(name, str) and _APPROVER.fullmatch(name) is not None
+
+
 def validate_agent_id(agent_id: object) -> None:
     _check_pattern("agent_id", agent_id, _AGENT_ID, AGENT_ID_RULE)
 
@@ -133,7 +145,7 @@ def validate_spec(spec: AgentSpec, *, providers: tuple[str, ...] = PROVIDERS) ->
     """Raise SpecError naming the first bad field; returns quietly for a spec that may be provisioned."""
     _check_pattern("account_id", spec.account_id, _ACCOUNT_ID, ACCOUNT_ID_RULE)
     _check_pattern("name", spec.name, _NAME, NAME_RULE)
-    if spec.agent_id:
+    if spec.agent_id != "":  # only the empty string means "let the client assign one"; None or [] is refused
         validate_agent_id(spec.agent_id)
     _check_choice("provider", spec.provider, providers)
     _check_choice("region", spec.region, REGIONS)
@@ -150,7 +162,7 @@ def validate_spec(spec: AgentSpec, *, providers: tuple[str, ...] = PROVIDERS) ->
         or not isinstance(spec.unhealthy_threshold, int)
         or not (1 <= spec.unhealthy_threshold <= 100)
     ):
-        raise SpecError("unhealthy_threshold", f"{spec.unhealthy_threshold!r} is not allowed; must be 1 to 100")
+        raise SpecError("unhealthy_threshold", f"{_shown(spec.unhealthy_threshold)} is not allowed; must be 1 to 100")
     if not isinstance(spec.replace_unhealthy, bool):
         raise SpecError("replace_unhealthy", "must be true or false")
     if not isinstance(spec.require_approval, bool):

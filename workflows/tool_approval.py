@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.registry import RegistryActivities
-    from workflows.decisions import malformed, refusal
+    from workflows.decisions import ACTOR_MAX, REASON_MAX, audit_text, malformed, refusal
     from workflows.models import (
         AgentState,
         ApprovalDecision,
@@ -118,8 +118,8 @@ class ToolApprovalWorkflow:
                 account_id=i.account_id,
                 state=AgentState.RUNNING,
                 action=action,
-                actor=actor[:200],
-                reason=reason[:500],
+                actor=audit_text(actor, ACTOR_MAX),
+                reason=audit_text(reason, REASON_MAX),
                 at=workflow.now(),
                 details=details,
                 audit_only=True,
@@ -143,19 +143,20 @@ class ToolApprovalWorkflow:
             return
         self._decision = (approved, decision)
 
+    # JSON null from the UI counts as an empty body.
     @workflow.signal
-    async def approve(self, decision: Decision) -> None:
-        await self._signalled(True, decision)
+    async def approve(self, decision: Decision | None = None) -> None:
+        await self._signalled(True, decision or Decision())
 
     @workflow.signal
-    async def reject(self, decision: Decision) -> None:
-        await self._signalled(False, decision)
+    async def reject(self, decision: Decision | None = None) -> None:
+        await self._signalled(False, decision or Decision())
 
     async def _signalled(self, approved: bool, decision: Decision) -> None:
         refusal = self._refusal(decision)
         self._decide(approved, decision)
         if refusal and decision.approver.strip():
-            await self._audit("approval.refused", actor=decision.approver[:200], reason=refusal)
+            await self._audit("approval.refused", actor=decision.approver, reason=refusal)
 
     @workflow.update
     async def decide(self, decision: ApprovalDecision) -> ApprovalStatus:
@@ -164,7 +165,7 @@ class ToolApprovalWorkflow:
         refusal = self._refusal(plain)
         if refusal:
             self._refused.append(plain)
-            await self._audit("approval.refused", actor=decision.approver[:200], reason=refusal)
+            await self._audit("approval.refused", actor=decision.approver, reason=refusal)
             raise ApplicationError(refusal, type="ApproverNotAllowed", non_retryable=True)
         self._decision = (decision.approved, plain)
         await workflow.wait_condition(lambda: self._state != ApprovalState.PENDING)
