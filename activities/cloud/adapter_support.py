@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from dataclasses import replace
 
 from activities.cloud.base import VM
@@ -47,3 +49,24 @@ def short(text: str, token: str, limit: int = 160) -> str:
     if token:
         text = text.replace(token, "***")
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def retry_after_s(headers: Mapping[str, str], reset_header: str, cap_s: float) -> float:
+    """Seconds until a rate-limited provider takes calls again, from its reset header (a unix time) or Retry-After.
+
+    At least one second, at most `cap_s`: a provider that refills its bucket gradually has budget again well before
+    the full reset its header names.
+    """
+    reset = parse_float(headers.get(reset_header))
+    if reset is not None:
+        return min(max(reset - time.time(), 1.0), cap_s)
+    retry_after = parse_float(headers.get("Retry-After") or headers.get("retry-after"))
+    return min(max(retry_after, 1.0), cap_s) if retry_after is not None else 1.0
+
+
+def numeric_id(vm_id: str, what: str) -> int:
+    """A provider's integer VM id from our string form; anything else is refused, never sent."""
+    try:
+        return int(vm_id)
+    except ValueError:
+        raise ProviderRejected(f"{vm_id!r} is not {what}") from None

@@ -17,7 +17,6 @@ adapters run concurrently in worker threads.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,7 +24,14 @@ import digitalocean
 import requests
 from digitalocean.baseapi import GET, BaseAPI
 
-from activities.cloud.adapter_support import first_location, parse_float, pick, short, vm_user_data
+from activities.cloud.adapter_support import (
+    first_location,
+    numeric_id,
+    pick,
+    retry_after_s,
+    short,
+    vm_user_data,
+)
 from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, VM, VMStatus, vm_name
 from activities.cloud.calls import ProviderCalls
 from activities.cloud.regions import IMAGES, plan
@@ -230,19 +236,11 @@ class DigitalOceanProvider:
         return ProviderUnavailable(f"{prefix}: {type(exc).__name__}")
 
     def _retry_after(self, headers: Mapping[str, str]) -> float:
-        # ratelimit-reset is the unix time the window resets; Retry-After (seconds) when only that is sent.
-        reset = parse_float(headers.get("ratelimit-reset"))
-        if reset is not None:
-            return min(max(reset - time.time(), 1.0), self.max_retry_after_s)
-        retry_after = parse_float(headers.get("retry-after"))
-        return min(max(retry_after, 1.0), self.max_retry_after_s) if retry_after is not None else 1.0
+        return retry_after_s(headers, "ratelimit-reset", self.max_retry_after_s)
 
 
 def _droplet_id(vm_id: str) -> int:
-    try:
-        return int(vm_id)
-    except ValueError:
-        raise ProviderRejected(f"{vm_id!r} is not a DigitalOcean droplet id") from None
+    return numeric_id(vm_id, "a DigitalOcean droplet id")
 
 
 __all__ = ["DEFAULT_ENDPOINT", "DigitalOceanProvider"]

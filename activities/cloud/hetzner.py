@@ -15,7 +15,6 @@ Two things are changed on hcloud's client, both on attributes it does not docume
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +27,14 @@ from hcloud.server_types import ServerType
 from hcloud.servers import BoundServer, Server
 from requests.adapters import HTTPAdapter
 
-from activities.cloud.adapter_support import first_location, parse_float, pick, short, vm_user_data
+from activities.cloud.adapter_support import (
+    first_location,
+    numeric_id,
+    pick,
+    retry_after_s,
+    short,
+    vm_user_data,
+)
 from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, VM, VMStatus, vm_name
 from activities.cloud.calls import ProviderCalls
 from activities.cloud.regions import IMAGES, plan
@@ -255,20 +261,11 @@ class HetznerProvider:
         return ProviderRejected(detail)
 
     def _retry_after(self, headers: Mapping[str, str]) -> float:
-        # RateLimit-Reset is the unix time of a *full* refill; Hetzner refills one request a second, so the wait is
-        # capped: a retry after `max_retry_after_s` finds budget again even if the bucket is not full.
-        reset = parse_float(headers.get("RateLimit-Reset"))
-        if reset is not None:
-            return min(max(reset - time.time(), 1.0), self.max_retry_after_s)
-        retry_after = parse_float(headers.get("Retry-After"))
-        return min(max(retry_after, 1.0), self.max_retry_after_s) if retry_after is not None else 1.0
+        return retry_after_s(headers, "RateLimit-Reset", self.max_retry_after_s)
 
 
 def _server_id(vm_id: str) -> int:
-    try:
-        return int(vm_id)
-    except ValueError:
-        raise ProviderRejected(f"{vm_id!r} is not a Hetzner server id") from None
+    return numeric_id(vm_id, "a Hetzner server id")
 
 
 def _not_found(exc: Exception) -> bool:
