@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PROVIDER ?= local
 
-.PHONY: demo test lint fmt dev clean
+.PHONY: demo test lint fmt dev clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ fmt: $(STAMP)
 
 dev: $(STAMP)
 	$(BIN)/lobstack dev
+
+bench: $(STAMP)
+	$(BIN)/python bench/lifecycle_throughput.py
+	$(BIN)/python bench/orchestration_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
