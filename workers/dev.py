@@ -129,7 +129,9 @@ async def _dev_stack(
         sim = await asyncio.to_thread(start_cloudsim, home / "cloudsim", boot_latency_s=boot_latency_s)
         providers: dict[str, CloudProvider] = {"local": local}
         settings = WorkerSettings(home=home, providers=("local", *CLOUD_PROVIDERS))
-        providers.update(default_providers(replace(settings, providers=CLOUD_PROVIDERS), sim.env()))
+        # cloudsim's endpoints and tokens, plus any API budget override (LOBSTACK_API_BUDGET_*) set by the caller.
+        budgets = {k: v for k, v in os.environ.items() if k.startswith("LOBSTACK_API_BUDGET_")}
+        providers.update(default_providers(replace(settings, providers=CLOUD_PROVIDERS), {**budgets, **sim.env()}))
         openbao = await asyncio.to_thread(devstack.start_openbao, logs, port=vault_port)
         vault_settings = VaultSettings(addr=openbao.addr, token=openbao.root_token)
         vault = AgentVault(vault_settings)
