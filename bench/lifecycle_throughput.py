@@ -34,17 +34,7 @@ TARGET_RATIO = 0.75
 
 
 async def poll_running(bs: BenchStack, agent_id: str, deadline: Deadline) -> None:
-    delay = 0.02
-    while True:
-        status = await bs.client.status(agent_id)
-        if status.state == AgentState.RUNNING:
-            return
-        if status.state.terminal:
-            raise RuntimeError(f"{agent_id} ended {status.state.value}: {status.last_error}")
-        if deadline.left() <= 0:
-            raise TimeoutError(f"{agent_id} still {status.state.value}")
-        await asyncio.sleep(min(delay, deadline.left()))
-        delay = min(delay * 1.5, 0.1)
+    await bs.client.wait_for(agent_id, {AgentState.RUNNING}, timeout_s=deadline.left(), max_interval_s=0.1)
 
 
 async def one_lifecycle(bs: BenchStack, deadline: Deadline) -> float:

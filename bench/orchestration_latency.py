@@ -42,17 +42,7 @@ async def provision(bs: BenchStack, deadline: Deadline) -> tuple[str, float, flo
     )
     t0 = time.monotonic()
     agent_id = await bs.client.create_agent(spec)
-    delay = 0.01
-    while True:
-        status = await bs.client.status(agent_id)
-        if status.state == AgentState.RUNNING:
-            break
-        if status.state.terminal:
-            raise RuntimeError(f"{agent_id} ended {status.state.value}: {status.last_error}")
-        if deadline.left() <= 0:
-            raise TimeoutError(f"{agent_id} still {status.state.value}")
-        await asyncio.sleep(min(delay, deadline.left()))
-        delay = min(delay * 1.5, 0.05)
+    status = await bs.client.wait_for(agent_id, {AgentState.RUNNING}, timeout_s=deadline.left(), max_interval_s=0.05)
     client_s = time.monotonic() - t0
     assert status.running_at is not None and status.created_at is not None
     desc = await bs.dev.client.get_workflow_handle(workflow_id(agent_id)).describe()

@@ -181,10 +181,20 @@ class LobstackClient:
         """Wait for the lifecycle to end. A failed agent raises WorkflowFailureError (after its cleanup ran)."""
         return await self._handle(agent_id).result()
 
-    async def wait_for(self, agent_id: str, states: Collection[AgentState], *, timeout_s: float = 120.0) -> AgentStatus:
-        """Poll the status query until the agent reaches one of `states`; raises TimeoutError with the last status."""
+    async def wait_for(
+        self,
+        agent_id: str,
+        states: Collection[AgentState],
+        *,
+        timeout_s: float = 120.0,
+        max_interval_s: float = 1.0,
+    ) -> AgentStatus:
+        """Poll the status query until the agent reaches one of `states`; raises TimeoutError with the last status.
+
+        `max_interval_s` bounds the backoff: a measurement (the benches) wants it small, a CLI wants it gentle.
+        """
         deadline = time.monotonic() + timeout_s
-        delay = 0.05
+        delay = min(0.05, max_interval_s)
         while True:
             current = await self.status(agent_id)
             if current.state in states:
@@ -193,8 +203,8 @@ class LobstackClient:
                 raise LobstackClientError(f"agent {agent_id} ended {current.state.value}: {current.last_error}")
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"agent {agent_id} still {current.state.value} after {timeout_s:.0f}s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
+            await asyncio.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
+            delay = min(delay * 1.5, max_interval_s)
 
     async def update_skills(
         self, agent_id: str, skills: list[str], *, approval_required: list[str] | None = None, requested_by: str = ""
