@@ -148,6 +148,86 @@ def start_openbao(workdir: Path, *, port: int | None = None, timeout: float = 30
 
 
 @dataclass
+class OpenBaoServer:
+    """An OpenBao server on file storage that survives a restart: initialised once, unsealed after every start.
+
+    For runs that must restart Vault mid-way (`make chaos`): the dev server keeps everything in memory and would
+    come back empty. One unseal key, held here only; the root token outlives restarts like a real one."""
+
+    addr: str
+    root_token: str = field(repr=False)
+    unseal_key: str = field(repr=False)
+    config: Path
+    log_path: Path
+    process: Process | None = None
+    restarts: int = 0
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def restart(self, timeout: float = 30.0) -> None:
+        """SIGTERM, start again on the same storage, unseal; returns once it serves requests."""
+        self.stop()
+        self.process = _start_bao_process(self.config, self.addr, self.log_path, timeout)
+        _unseal(self.addr, self.unseal_key, self.process, timeout)
+        self.restarts += 1
+
+
+def start_openbao_server(workdir: Path, *, port: int | None = None, timeout: float = 30.0) -> OpenBaoServer:
+    port = port or free_port()
+    addr = f"http://127.0.0.1:{port}"
+    data = workdir / f"openbao-{port}-data"
+    data.mkdir(parents=True, exist_ok=True)
+    config = workdir / f"openbao-{port}.hcl"
+    cluster_port = free_port()
+    # Integrated Raft, one node: OpenBao has no plain file storage.
+    config.write_text(
+        f'storage "raft" {{\n  path = "{data}"\n  node_id = "chaos-0"\n}}\n'
+        f'listener "tcp" {{\n  address = "127.0.0.1:{port}"\n  cluster_address = "127.0.0.1:{cluster_port}"\n'
+        f"  tls_disable = true\n}}\n"
+        f'api_addr = "{addr}"\ncluster_addr = "https://127.0.0.1:{cluster_port}"\n'
+    )
+    log_path = workdir / f"openbao-{port}.log"
+    proc = _start_bao_process(config, addr, log_path, timeout)
+    try:
+        resp = httpx.put(f"{addr}/v1/sys/init", json={"secret_shares": 1, "secret_threshold": 1}, timeout=30)
+        resp.raise_for_status()
+        init = resp.json()
+        _unseal(addr, init["keys_base64"][0], proc, timeout)
+    except BaseException:
+        proc.stop()
+        raise
+    return OpenBaoServer(addr, init["root_token"], init["keys_base64"][0], config, log_path, proc)
+
+
+def _start_bao_process(config: Path, addr: str, log_path: Path, timeout: float) -> Process:
+    proc = _spawn("openbao", [openbao_binary(), "server", f"-config={config}"], log_path)
+
+    def listening() -> bool:
+        try:
+            httpx.get(f"{addr}/v1/sys/health", timeout=1.0)
+        except httpx.HTTPError:
+            return False
+        return True
+
+    _wait_until(listening, proc, timeout, "starting")
+    return proc
+
+
+def _unseal(addr: str, key: str, proc: Process, timeout: float) -> None:
+    httpx.put(f"{addr}/v1/sys/unseal", json={"key": key}, timeout=30).raise_for_status()
+
+    def active() -> bool:  # 200 only once unsealed and active, after its post-unseal setup
+        try:
+            return httpx.get(f"{addr}/v1/sys/health", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    _wait_until(active, proc, timeout, "unsealing")
+
+
+@dataclass
 class TemporalDev:
     """The Temporal CLI dev server with its Web UI; state in a file so a restart of a worker finds its workflows."""
 
