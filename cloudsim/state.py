@@ -65,6 +65,8 @@ class SimState:
         self.actions: dict[tuple[str, int], Action] = {}
         self.calls: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.rate_limited: dict[str, int] = defaultdict(int)
+        # VMs ever created, per provider and name: a name created twice is a duplicate, even after both are deleted.
+        self.created: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._next_id: dict[str, int] = {"hetzner": 42_000_000, "digitalocean": 510_000_000, "action": 1_200_000}
         self._ip_block = 1
         self._ip_next = 0
@@ -100,6 +102,7 @@ class SimState:
     def add_vm(self, vm: VM) -> None:
         with self.lock:
             self.vms[(vm.provider, str(vm.id))] = vm
+            self.created[vm.provider][vm.name] += 1
 
     def get_vm(self, provider: str, vm_id: str) -> VM | None:
         with self.lock:
@@ -145,10 +148,15 @@ class SimState:
             self.calls.clear()
             self.rate_limited.clear()
             self.actions.clear()
+            self.created.clear()
 
     def snapshot_counters(self) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
         with self.lock:
             return {p: dict(c) for p, c in self.calls.items()}, dict(self.rate_limited)
+
+    def snapshot_created(self) -> dict[str, dict[str, int]]:
+        with self.lock:
+            return {p: dict(c) for p, c in self.created.items()}
 
 
 def _port_free(ip: str, port: int) -> bool:

@@ -56,6 +56,18 @@ def test_drop_after_create_connection_lost(sim: RunningSim) -> None:
     # The VM exists although the client saw an error: the duplicate trap.
     assert [vm["name"] for vm in sim_vms(sim, "hetzner")] == ["lost-answer"]
     assert [s.name for s in hcloud(sim).servers.get_all(label_selector="lobstack-agent=lost-answer")] == ["lost-answer"]
+    assert sim.state()["created"] == {"hetzner": {"lost-answer": 1}}
+
+
+def test_created_counts_every_create_of_a_name_even_after_delete(sim: RunningSim) -> None:
+    # The chaos run's duplicate check: a second create of one agent's VM shows even when both were deleted.
+    first = hetzner_create(sim, "twice")
+    hcloud(sim).servers.delete(first.server)  # type: ignore[attr-defined]
+    hetzner_create(sim, "twice")
+    hetzner_create(sim, "once")
+    assert sim.state()["created"] == {"hetzner": {"twice": 2, "once": 1}}
+    sim.reset()
+    assert sim.state()["created"] == {}
 
 
 def test_drop_after_create_504_and_hcloud_internal_retry(sim: RunningSim) -> None:
