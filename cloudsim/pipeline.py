@@ -165,6 +165,7 @@ class ProviderAPI(ABC):
         sim.state.count_call(provider, key)
         slow = sim.faults.slow_ms(provider, key)
         if slow > 0:
+            sim.state.count_injected(provider, "slow")
             await asyncio.sleep(slow / 1000)
         token = _bearer(request)
         decision = sim.limiter.check(provider, token)
@@ -176,9 +177,11 @@ class ProviderAPI(ABC):
         storm = sim.faults.take_storm(provider, key)
         if storm is not None:
             sim.state.count_rate_limited(provider)
+            sim.state.count_injected(provider, "storm_429")
             return _with_headers(self.rate_limited(), sim.limiter.storm_headers(provider, storm))
         failing = sim.faults.roll_error(provider, key)
         if failing is not None:
+            sim.state.count_injected(provider, "error")
             return _with_headers(self.error(failing), decision.headers)
         try:
             response = await handler(request)
@@ -186,6 +189,8 @@ class ProviderAPI(ABC):
             response = self.bad_body(exc)
         if key == "create" and response.status_code < 300:
             mode = sim.faults.take_drop(provider)
+            if mode is not None:
+                sim.state.count_injected(provider, "dropped")
             if mode == "close":
                 log.info("%s create: dropping the connection after creating (fault)", provider)
                 return DroppedResponse()

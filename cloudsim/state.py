@@ -67,6 +67,8 @@ class SimState:
         self.rate_limited: dict[str, int] = defaultdict(int)
         # VMs ever created, per provider and name: a name created twice is a duplicate, even after both are deleted.
         self.created: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        # Injected faults answered, per provider and kind (slow, storm_429, error, dropped): what a chaos run reports.
+        self.injected: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._next_id: dict[str, int] = {"hetzner": 42_000_000, "digitalocean": 510_000_000, "action": 1_200_000}
         self._ip_block = 1
         self._ip_next = 0
@@ -143,12 +145,17 @@ class SimState:
         with self.lock:
             self.rate_limited[provider] += 1
 
+    def count_injected(self, provider: str, kind: str) -> None:
+        with self.lock:
+            self.injected[provider][kind] += 1
+
     def zero_counters(self) -> None:
         with self.lock:
             self.calls.clear()
             self.rate_limited.clear()
             self.actions.clear()
             self.created.clear()
+            self.injected.clear()
 
     def snapshot_counters(self) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
         with self.lock:
@@ -157,6 +164,10 @@ class SimState:
     def snapshot_created(self) -> dict[str, dict[str, int]]:
         with self.lock:
             return {p: dict(c) for p, c in self.created.items()}
+
+    def snapshot_injected(self) -> dict[str, dict[str, int]]:
+        with self.lock:
+            return {p: dict(c) for p, c in self.injected.items()}
 
 
 def _port_free(ip: str, port: int) -> bool:

@@ -57,6 +57,7 @@ def test_drop_after_create_connection_lost(sim: RunningSim) -> None:
     assert [vm["name"] for vm in sim_vms(sim, "hetzner")] == ["lost-answer"]
     assert [s.name for s in hcloud(sim).servers.get_all(label_selector="lobstack-agent=lost-answer")] == ["lost-answer"]
     assert sim.state()["created"] == {"hetzner": {"lost-answer": 1}}
+    assert sim.state()["injected"] == {"hetzner": {"dropped": 1}}
 
 
 def test_created_counts_every_create_of_a_name_even_after_delete(sim: RunningSim) -> None:
@@ -138,6 +139,7 @@ def test_error_rate_is_deterministic(sim: RunningSim) -> None:
     first, second = outcomes(), outcomes()
     assert first == second
     assert set(first) == {200, 503}
+    assert sim.state()["injected"] == {"vultr": {"error": 2 * first.count(503)}}
 
 
 def test_slow(sim: RunningSim) -> None:
@@ -149,6 +151,7 @@ def test_slow(sim: RunningSim) -> None:
         started = time.monotonic()
         c.get("/instances")
         assert time.monotonic() - started < 0.3
+    assert sim.state()["injected"] == {"vultr": {"slow": 1}}
 
 
 def test_control_refuses_bad_faults(sim: RunningSim) -> None:

@@ -85,6 +85,7 @@ def test_storm_then_success_after_reset(sim: RunningSim, provider: str) -> None:
     time.sleep(max(0.0, retry_at - time.time()))
     assert get(sim, provider, path).status_code == 200
     assert sim.state()["rate_limited"][provider] == 2
+    assert sim.state()["injected"] == {provider: {"storm_429": 2}}
 
 
 def test_hcloud_retries_a_short_storm_itself(sim: RunningSim) -> None:
