@@ -57,6 +57,11 @@ def temporal_binary() -> str:
     return _venv_binary("temporal")
 
 
+def lobstack_binary() -> str:
+    """Our own CLI, for runs that start a worker as its own process (`make chaos`)."""
+    return _venv_binary("lobstack")
+
+
 def temporal_test_server_binary() -> str:
     return _venv_binary("temporal-test-server")
 

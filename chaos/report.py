@@ -1,0 +1,93 @@
+"""What a chaos run left behind, counted from each component's own state, never from what our code says it did.
+
+VMs and duplicate creates from cloudsim (`/_sim/state`: live VMs, and every create per VM name); secrets, policies,
+AppRole roles, Transit keys and live tokens from OpenBao's own listings; duplicate `vm.created` records from the
+registry's audit trail.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from activities.cloud.base import vm_name
+from activities.secrets import AgentVault
+from store import Registry
+
+
+@dataclass
+class Leftovers:
+    vms: int = 0
+    secrets: int = 0
+    policies: int = 0
+    roles: int = 0
+    keys: int = 0
+    tokens: int = 0
+    # A second VM created for one agent (cloudsim's create count per name), or a second `vm.created` audit record.
+    duplicate_vms: int = 0
+    duplicate_audit: int = 0
+    # Which agents, for the table: kind -> agent ids.
+    who: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def duplicates(self) -> int:
+        return self.duplicate_vms + self.duplicate_audit
+
+    @property
+    def total(self) -> int:
+        return self.vms + self.secrets + self.policies + self.roles + self.keys + self.tokens + self.duplicates
+
+
+def count_leftovers(
+    sim_state: dict[str, Any], vault: AgentVault, registry: Registry, agent_ids: Collection[str]
+) -> Leftovers:
+    names = {vm_name(a): a for a in agent_ids}
+    found = Leftovers()
+    live = [vm for vm in sim_state["vms"] if vm["name"] in names]
+    found.vms = len(live)
+    found.who["vms"] = sorted(names[vm["name"]] for vm in live)
+    # Every VM in this simulator is ours: one the run did not ask for is an orphan too.
+    strangers = [vm for vm in sim_state["vms"] if vm["name"] not in names]
+    found.vms += len(strangers)
+
+    created: Counter[str] = Counter()
+    for per_name in sim_state.get("created", {}).values():
+        for name, count in per_name.items():
+            created[name] += count
+    extra = {name: count - 1 for name, count in created.items() if count > 1}
+    found.duplicate_vms = sum(extra.values())
+    found.who["duplicate_vms"] = sorted(names.get(n, n) for n in extra)
+
+    inventory = vault.inventory()
+    for kind in ("secrets", "policies", "roles", "keys", "tokens"):
+        owners: dict[str, int] = getattr(inventory, kind)
+        setattr(found, kind, sum(owners.values()))
+        found.who[kind] = sorted(owners)
+
+    vm_created = Counter(e.agent_id for e in _events(registry, agent_ids) if e.action == "vm.created")
+    dup_audit = {a: c - 1 for a, c in vm_created.items() if c > 1}
+    found.duplicate_audit = sum(dup_audit.values())
+    found.who["duplicate_audit"] = sorted(dup_audit)
+    return found
+
+
+def _events(registry: Registry, agent_ids: Iterable[str]) -> list[Any]:
+    wanted = set(agent_ids)
+    return [e for e in registry.events() if e.agent_id in wanted]
+
+
+def table(rows: Iterable[tuple[str, object]], title: str) -> str:
+    rows = list(rows)
+    width = max([len(title), *(len(k) for k, _ in rows)]) + 2
+    lines = [f"{title:<{width}}count", *(f"{k:<{width}}{v}" for k, v in rows)]
+    return "\n".join(lines)
+
+
+def final_line(n: int, terminal: int, left: Leftovers) -> str:
+    return (
+        f"chaos: {n} lifecycles, {terminal} terminal, orphans: VMs {left.vms} secrets {left.secrets} "
+        f"policies {left.policies} roles {left.roles} keys {left.keys} tokens {left.tokens}, "
+        f"duplicates {left.duplicates}"
+    )

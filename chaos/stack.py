@@ -1,0 +1,164 @@
+"""The chaos run's servers, each real and each one the run can disrupt.
+
+Temporal's dev server keeps its state in a file; OpenBao runs on Raft storage so a restart keeps every secret and
+token; cloudsim answers for the three clouds; the gateway serves the bridges; and the worker is its own process
+(`lobstack worker`, configured from the environment exactly as in production) so it can be killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from temporalio.client import Client
+
+from activities.cloud.regions import CLOUD_PROVIDERS
+from activities.secrets import AgentVault, VaultSettings
+from cloudsim.testing import RunningSim, start_cloudsim
+from gateway import GatewaySettings
+from gateway import serving as serving_gateway
+from workers import devstack
+from workers.codec import CodecKey, Keyring, data_converter, encode_keyring_spec
+
+# Calls per second our budget allows each cloud in a chaos run, and the simulator's limit to match (x2: only the
+# injected storms answer 429). The documented budgets would make a 200-lifecycle run last an hour on Hetzner alone;
+# the API budget bench (bench/api_budget.py) measures those.
+CHAOS_BUDGET_CALLS_PER_S = 20.0
+
+
+class WorkerProcess:
+    """`lobstack worker` as a child process: started, SIGKILLed and started again by the run."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.popen: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.kills = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / f"worker-{self.starts}.log"
+
+    def start(self) -> None:
+        self.starts += 1
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self.popen = subprocess.Popen(
+                [devstack.lobstack_binary(), "worker"],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    async def started(self, timeout_s: float = 60.0) -> None:
+        """Until this start logs that it polls (imports done, Vault engines checked, connected)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        delay = 0.05
+        while "worker polling" not in self.log_path.read_text(errors="replace"):
+            assert self.popen is not None
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.popen.returncode}; see {self.log_path}")
+            if loop.time() > deadline:
+                raise TimeoutError(f"worker not polling after {timeout_s:.0f}s; see {self.log_path}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    def kill(self) -> None:
+        """SIGKILL the worker's whole process group: no graceful shutdown, in-flight activities just vanish."""
+        assert self.popen is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait()
+        self.kills += 1
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGTERM)
+        try:
+            self.popen.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait()
+
+
+@dataclass
+class ChaosStack:
+    home: Path
+    temporal: devstack.TemporalDev
+    openbao: devstack.OpenBaoServer
+    sim: RunningSim
+    client: Client
+    vault: AgentVault
+    worker: WorkerProcess
+    database_url: str
+    gateway_url: str = ""
+    providers: tuple[str, ...] = field(default=CLOUD_PROVIDERS)
+
+
+@contextlib.asynccontextmanager
+async def chaos_stack(
+    home: Path, *, seed: int, boot_latency_s: float, database_url: str | None = None
+) -> AsyncIterator[ChaosStack]:
+    logs = home / "logs"
+    key = CodecKey.generate(f"chaos-{seed}")
+    keys_file = home / "codec-keys"
+    keys_file.touch(mode=0o600)
+    keys_file.write_text(encode_keyring_spec([key]))
+    database_url = database_url or f"sqlite:///{home / 'registry.db'}"
+
+    temporal = openbao = sim = worker = None
+    try:
+        temporal = await asyncio.to_thread(devstack.start_temporal, logs, db_file=home / "temporal.db")
+        openbao = await asyncio.to_thread(devstack.start_openbao_server, logs)
+        sim = await asyncio.to_thread(
+            start_cloudsim, home / "cloudsim", boot_latency_s=boot_latency_s, extra_args=["--seed", str(seed)]
+        )
+        limit = int(CHAOS_BUDGET_CALLS_PER_S * 2)
+        await asyncio.to_thread(
+            sim.configure,
+            rate_limits={p: {"limit": limit, "window_s": 1.0, "enabled": True} for p in CLOUD_PROVIDERS},
+        )
+        vault = AgentVault(VaultSettings(addr=openbao.addr, token=openbao.root_token))
+        await asyncio.to_thread(vault.ensure_engines)
+        client = await Client.connect(temporal.address, data_converter=data_converter(Keyring([key])))
+        gateway = GatewaySettings(temporal=client, vault_addr=openbao.addr, listen_port=0, default_approvers=("chaos",))
+        async with serving_gateway(gateway) as gateway_url:
+            env = {
+                **os.environ,
+                **sim.env(),
+                "TEMPORAL_ADDRESS": temporal.address,
+                "VAULT_ADDR": openbao.addr,
+                "VAULT_TOKEN": openbao.root_token,
+                "DATABASE_URL": database_url,
+                "LOBSTACK_HOME": str(home),
+                "LOBSTACK_PROVIDERS": ",".join(CLOUD_PROVIDERS),
+                "LOBSTACK_GATEWAY_URL": gateway_url,
+                "LOBSTACK_CODEC_KEYS_FILE": str(keys_file),
+                **{f"LOBSTACK_API_BUDGET_{p.upper()}": str(CHAOS_BUDGET_CALLS_PER_S) for p in CLOUD_PROVIDERS},
+            }
+            worker = WorkerProcess(env, logs)
+            worker.start()
+            await worker.started()
+            yield ChaosStack(home, temporal, openbao, sim, client, vault, worker, database_url, gateway_url)
+    finally:
+        if worker is not None:
+            worker.stop()
+        if sim is not None:
+            sim.stop()  # and every bridge it started
+        if openbao is not None:
+            openbao.stop()
+        if temporal is not None:
+            temporal.stop()
