@@ -4,8 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PROVIDER ?= local
+# Lifecycles in `make chaos` (CI runs N=30).
+N ?= 200
 
-.PHONY: demo test lint fmt dev clean bench
+.PHONY: demo test lint fmt dev clean bench chaos
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +36,9 @@ dev: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/lifecycle_throughput.py
 	$(BIN)/python bench/orchestration_latency.py
+
+chaos: $(STAMP)
+	$(BIN)/python -m chaos --n $(N)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -32,7 +32,7 @@ from workflows.spec import AgentSpec
 
 # Where a destroy-while-provisioning lands, by what the status query shows.
 PHASES = ("start", "creating", "booting", "health")
-POLL_S = 0.05
+POLL_S = 0.2
 
 
 @dataclass
