@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from collections import Counter
@@ -182,6 +183,9 @@ async def run_chaos(
         f"{concurrency} at a time; " + ", ".join(f"{p} {c}" for p, c in sorted(per_provider.items())),
         flush=True,
     )
+    # The driver's own logs (the gateway's complaints while OpenBao or the worker is down) go to a file, not the table.
+    (home / "logs").mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(filename=home / "logs" / "driver.log", level=logging.INFO, force=True)
     t0 = time.monotonic()
     async with chaos_stack(home, seed=seed, boot_latency_s=boot_latency_s, database_url=database_url) as stack:
         print(f"[{time.monotonic() - t0:6.1f}s] stack up: {stack.temporal.ui_url}, logs in {home / 'logs'}", flush=True)

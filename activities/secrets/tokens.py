@@ -44,6 +44,13 @@ def owner_of(lookup: dict[str, Any], approle_mount: str) -> str | None:
     return None
 
 
+def _accessor_outlived_token(exc: hv.Forbidden) -> bool:
+    """Vault answers a lookup-accessor whose token entry is already gone with 403 "bad token", not 400: the accessor
+    is removed after the token during a revocation, and a revocation cut short (a restart) can leave it dangling until
+    `auth/token/tidy`. Such an accessor names no usable token. A real permission problem says "permission denied"."""
+    return any("bad token" in str(error) for error in exc.errors or ())
+
+
 class TokenFinder:
     """Maps live accessors to agent ids, remembering what it already looked up. Thread-safe."""
 
@@ -76,6 +83,10 @@ class TokenFinder:
                 resp = self._client.auth.token.lookup_accessor(accessor)
             except (hv.InvalidRequest, hv.InvalidPath):
                 return None  # expired or revoked between the LIST and the lookup: gone, and nobody's
+            except hv.Forbidden as exc:
+                if not _accessor_outlived_token(exc):
+                    raise
+                return None
         return owner_of(resp.get("data") or {}, self._approle_mount)
 
     def revoke(self, accessor: str) -> None:
