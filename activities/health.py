@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 import httpx
 from temporalio import activity
 
 from activities.errors import AgentCompromised, AgentUnhealthy
+from activities.polling import PollSchedule
 from workflows.models import HealthCheckRequest, HealthReport
 
 # The bridge says this when its bootstrap credential was already used: waiting longer cannot help.
@@ -41,19 +43,26 @@ async def probe(client: httpx.AsyncClient, agent_id: str, address: str) -> Healt
     return parse_health(agent_id, response)
 
 
+# A bridge healthy T seconds into the wait is seen by T + max(0.1 s, T / 10): about 10 probes for a bridge that takes
+# a second to start. Probes go to the agent's own VM, not to a provider's API budget.
+HEALTH_POLL_FRACTION = 0.1
+HEALTH_POLL_FLOOR_S = 0.1
+
+
 class HealthActivities:
     def __init__(self, *, timeout_s: float = 2.0, max_interval_s: float = 2.0) -> None:
         self.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 1.0))
         self.max_interval_s = max_interval_s
+        self.schedule = PollSchedule(HEALTH_POLL_FRACTION, min(HEALTH_POLL_FLOOR_S, max_interval_s), max_interval_s)
 
     @activity.defn
     async def wait_healthy(self, request: HealthCheckRequest) -> HealthReport:
-        """Probe with backoff until healthy; fails (not retryable) at the deadline or when the agent is compromised.
+        """Probe on `schedule` until healthy; fails (not retryable) at the deadline or when the agent is compromised.
 
         The deadline is absolute, so a retry on another worker after a crash keeps the original budget.
         """
         checks = 0
-        delay = 0.05
+        started = time.monotonic()
         last = HealthReport(request.agent_id, False, "unchecked")
         async with httpx.AsyncClient(timeout=self.timeout) as client:
             while True:
@@ -71,5 +80,4 @@ class HealthActivities:
                     raise AgentUnhealthy(
                         f"agent {request.agent_id} not healthy by its deadline after {checks} checks (last {detail})"
                     )
-                await asyncio.sleep(min(delay, remaining))
-                delay = min(delay * 1.6, self.max_interval_s)
+                await asyncio.sleep(min(self.schedule.delay(time.monotonic() - started), remaining))
