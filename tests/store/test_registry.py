@@ -2,12 +2,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from store import AgentRecord, AuditRecord, Registry
+from store.engine import make_engine
+from store.tenancy import _sqlite_write_lock
 from tests.store.helpers import run_together, transition
 from workflows.models import AgentState
 from workflows.spec import SpecError
@@ -235,3 +238,21 @@ def test_records_are_detached_and_frozen(registry: Registry) -> None:
     with pytest.raises(AttributeError):
         agent.state = AgentState.RUNNING  # type: ignore[misc]
     assert agent.state is AgentState.PROVISIONING
+
+
+def test_concurrent_writers_of_one_account_keep_one_unbroken_chain(registry: Registry) -> None:
+    # Writers in one process queue on the engine's SQLite write lock instead of SQLite's sleeping busy handler.
+    results = run_together(16, lambda i: registry.record(transition(agent_id=f"a{i}", event_key=f"k/{i}")))
+    assert results == [True] * 16
+    assert len(registry.events()) == 16
+    assert registry.verify_audit().ok
+
+
+def test_sqlite_write_lock_is_one_per_engine(tmp_path: Path) -> None:
+    first, second = make_engine(f"sqlite:///{tmp_path / 'a.db'}"), make_engine(f"sqlite:///{tmp_path / 'b.db'}")
+    try:
+        assert _sqlite_write_lock(first) is _sqlite_write_lock(first)
+        assert _sqlite_write_lock(first) is not _sqlite_write_lock(second)
+    finally:
+        first.dispose()
+        second.dispose()
