@@ -66,6 +66,33 @@ async def bench_stack(
         yield BenchStack(dev, LobstackClient(dev.client, task_queue=WORKFLOW_QUEUE), WORKFLOW_QUEUE)
 
 
+def stack_cpu_s() -> float:
+    """CPU seconds used so far by this process and every descendant (Temporal, OpenBao, cloudsim, the bridges),
+    reaped ones included (through their parents' cutime/cstime): unlike wall time, it does not move with whatever
+    else the machine is running. Linux /proc only; NaN elsewhere."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir() if Path("/proc/self/stat").exists() else []:
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command: state ppid ... utime(12) stime(13) cutime(14) cstime(15), counting from state = 0.
+        stats[int(entry.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]) / tick)
+    if not stats:
+        return float("nan")
+    tree, frontier = {os.getpid()}, [os.getpid()]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, _) in stats.items():
+            if ppid == parent and pid not in tree:
+                tree.add(pid)
+                frontier.append(pid)
+    return sum(stats[pid][1] for pid in tree if pid in stats)
+
+
 class Deadline:
     def __init__(self, seconds: float) -> None:
         self.end = time.monotonic() + seconds
