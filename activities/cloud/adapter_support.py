@@ -51,15 +51,24 @@ def short(text: str, token: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def retry_after_s(headers: Mapping[str, str], reset_header: str, cap_s: float) -> float:
+def retry_after_s(
+    headers: Mapping[str, str], reset_header: str, cap_s: float, *, refill_headers: tuple[str, str] | None = None
+) -> float:
     """Seconds until a rate-limited provider takes calls again, from its reset header (a unix time) or Retry-After.
 
-    At least one second, at most `cap_s`: a provider that refills its bucket gradually has budget again well before
-    the full reset its header names.
+    At least one second, at most `cap_s`. `refill_headers` names the (limit, remaining) headers of a provider whose
+    budget refills gradually (Hetzner, one request a second): its reset header is when the *whole* budget is back, an
+    hour away when it is spent, but the next request is allowed one refill step later, (reset - now) / (limit -
+    remaining) per request short of one.
     """
     reset = parse_float(headers.get(reset_header))
     if reset is not None:
-        return min(max(reset - time.time(), 1.0), cap_s)
+        wait = reset - time.time()
+        if refill_headers is not None:
+            limit, remaining = (parse_float(headers.get(name)) for name in refill_headers)
+            if limit is not None and remaining is not None and limit > remaining:
+                wait = wait / (limit - remaining) * max(1.0 - remaining, 0.0)
+        return min(max(wait, 1.0), cap_s)
     retry_after = parse_float(headers.get("Retry-After") or headers.get("retry-after"))
     return min(max(retry_after, 1.0), cap_s) if retry_after is not None else 1.0
 

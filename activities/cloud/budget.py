@@ -2,19 +2,25 @@
 
 Two layers keep a fleet inside a provider's limit. The server-side one is the provider's task queue, whose
 `max_task_queue_activities_per_second` Temporal enforces across every worker; the in-process one is `Budgeted`, which
-makes each adapter call (status polls included) wait for a token, so a burst of polling cannot spend the budget the
-creates and deletes need. A 429 that still gets through is retried after the provider's own reset time.
+makes each HTTP request an adapter sends (status polls included) wait for a token, so a burst of polling cannot spend
+the budget the creates and deletes need. A 429 that still gets through stops every caller of that provider until the
+provider's own reset time; the refused call is then made again, within a bounded wait, and past that Temporal retries
+the activity after the same reset.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from activities.cloud.base import VM, CloudProvider
+from activities.cloud.calls import counting
+from activities.errors import ProviderRateLimited
 from bridge.config import BootstrapConfig
 from workflows.models import CreateVMRequest
 
@@ -23,6 +29,12 @@ from workflows.models import CreateVMRequest
 DOCUMENTED_CALLS_PER_S: dict[str, float] = {"hetzner": 3600 / 3600, "digitalocean": 5000 / 3600, "vultr": 30.0}
 # A create or delete activity makes about this many calls (look-up by label, then the call itself).
 CALLS_PER_ACTIVITY = 2.0
+# How long one call may wait out 429s in-process before the ProviderRateLimited goes to Temporal: well inside the
+# shortest heartbeat timeout of a cloud activity (wait_vm_running, 30 s), which heartbeats only between polls.
+MAX_RATE_LIMIT_WAIT_S = 10.0
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -52,14 +64,23 @@ class ApiBudget:
 
 
 class TokenBucket:
-    """Thread-safe: `take()` blocks until a token is available. Refills at `rate` per second up to `burst`."""
+    """Thread-safe: `take()` blocks until a token is available. Refills at `rate` per second up to `burst`.
+
+    `charge(n)` spends tokens without waiting (the balance may go negative: later callers wait it off), and `pause(s)`
+    empties the bucket and refills nothing for `s` seconds.
+    """
 
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
         self.burst = burst
         self._tokens = float(burst)
-        self._stamp = time.monotonic()
+        self._stamp = time.monotonic()  # refilled up to here; in the future while paused
         self._lock = threading.Lock()
+
+    def _refill(self, now: float) -> None:
+        if now > self._stamp:
+            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
 
     def take(self) -> float:
         """Take one token, sleeping as long as needed; returns the seconds waited."""
@@ -67,41 +88,74 @@ class TokenBucket:
         while True:
             with self._lock:
                 now = time.monotonic()
-                self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-                self._stamp = now
-                if self._tokens >= 1:
+                self._refill(now)
+                if now >= self._stamp and self._tokens >= 1:
                     self._tokens -= 1
                     return waited
-                pause = (1 - self._tokens) / self.rate
+                pause = max(self._stamp - now, 0.0) + max(1 - self._tokens, 0.0) / self.rate
             time.sleep(pause)
             waited += pause
 
+    def charge(self, tokens: float) -> None:
+        with self._lock:
+            self._refill(time.monotonic())
+            self._tokens = min(self.burst, self._tokens - tokens)
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._refill(now)
+            self._tokens = min(self._tokens, 0.0)
+            self._stamp = max(self._stamp, now + seconds)
+
 
 class Budgeted:
-    """A CloudProvider that spends one token of its budget per call before passing it on."""
+    """A CloudProvider that spends one token of its budget per HTTP request before passing each call on.
 
-    def __init__(self, provider: CloudProvider, budget: ApiBudget) -> None:
+    A call pays one token up front and, once it returns, one more for every further request it made (a create's
+    look-up by label, further pages of a list), as counted by the adapter itself. A call refused with a 429 pauses the
+    bucket until the provider's reset, so the other callers wait too instead of collecting 429s of their own, and is
+    then made again: a 429 is a refusal, nothing happened at the provider, so this is safe for creates and deletes.
+    After `max_rate_limit_wait_s` of such waits the ProviderRateLimited is raised for Temporal to retry.
+    """
+
+    def __init__(
+        self, provider: CloudProvider, budget: ApiBudget, *, max_rate_limit_wait_s: float = MAX_RATE_LIMIT_WAIT_S
+    ) -> None:
         self.inner = provider
         self.name = provider.name
         self.budget = budget
+        self.max_rate_limit_wait_s = max_rate_limit_wait_s
         self._bucket = TokenBucket(budget.calls_per_s, budget.burst)
 
+    def _spend(self, call: Callable[[], T]) -> T:
+        waited = 0.0
+        while True:
+            self._bucket.take()
+            with counting() as calls:
+                try:
+                    return call()
+                except ProviderRateLimited as exc:
+                    pause = max(exc.retry_after_s, 1.0 / self.budget.calls_per_s)
+                    self._bucket.pause(pause)
+                    if waited + pause > self.max_rate_limit_wait_s:
+                        raise
+                    log.info("%s answered 429: every caller waits %.1fs, then the call is made again", self.name, pause)
+                    waited += pause
+                finally:
+                    self._bucket.charge(calls.total - 1)
+
     def find(self, agent_id: str) -> VM | None:
-        self._bucket.take()
-        return self.inner.find(agent_id)
+        return self._spend(lambda: self.inner.find(agent_id))
 
     def create(self, request: CreateVMRequest, bootstrap: BootstrapConfig) -> VM:
-        self._bucket.take()
-        return self.inner.create(request, bootstrap)
+        return self._spend(lambda: self.inner.create(request, bootstrap))
 
     def get(self, vm_id: str) -> VM | None:
-        self._bucket.take()
-        return self.inner.get(vm_id)
+        return self._spend(lambda: self.inner.get(vm_id))
 
     def delete(self, vm_id: str) -> bool:
-        self._bucket.take()
-        return self.inner.delete(vm_id)
+        return self._spend(lambda: self.inner.delete(vm_id))
 
     def list_managed(self) -> list[VM]:
-        self._bucket.take()
-        return self.inner.list_managed()
+        return self._spend(lambda: self.inner.list_managed())

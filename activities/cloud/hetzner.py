@@ -261,7 +261,13 @@ class HetznerProvider:
         return ProviderRejected(detail)
 
     def _retry_after(self, headers: Mapping[str, str]) -> float:
-        return retry_after_s(headers, "RateLimit-Reset", self.max_retry_after_s)
+        # RateLimit-Reset is when all 3600 requests are back; the next one is back a second after a 429.
+        return retry_after_s(
+            headers,
+            "RateLimit-Reset",
+            self.max_retry_after_s,
+            refill_headers=("RateLimit-Limit", "RateLimit-Remaining"),
+        )
 
 
 def _server_id(vm_id: str) -> int:
