@@ -19,7 +19,7 @@ from temporalio import activity
 
 from activities.cloud.base import VM, CloudProvider
 from activities.cloud.calls import counting
-from activities.errors import ProviderRejected, VMLeftBehind
+from activities.errors import ProviderRateLimited, ProviderRejected, ProviderUnavailable, VMLeftBehind
 from activities.polling import PollSchedule
 from bridge.config import BootstrapConfig
 from workflows.models import CreateVMRequest, Residue, VMDeleted, VMLookup, VMRef
@@ -30,6 +30,8 @@ T = TypeVar("T")
 # is seen at most 0.5 s late; a 60 s boot about 45 calls, 5 s late at worst (the ceiling is `max_poll_interval_s`).
 VM_POLL_FRACTION = 0.1
 VM_POLL_FLOOR_S = 0.2
+# Status polls that fail in a row (5xx, 429 past the budget's own wait) before the attempt gives up.
+MAX_POLL_FAILURES = 5
 
 
 class BootstrapIssuer(Protocol):
@@ -97,9 +99,22 @@ class CloudActivities:
         """
         provider = self._provider(lookup.provider)
         started = time.monotonic()
+        failed = 0
         with counting() as calls:
             while True:
-                vm = await self._blocking(functools.partial(provider.get, lookup.vm_id))
+                pause = self.poll_schedule.delay(time.monotonic() - started)
+                try:
+                    vm = await self._blocking(functools.partial(provider.get, lookup.vm_id))
+                except (ProviderUnavailable, ProviderRateLimited) as err:
+                    # One failed look says nothing about the VM: look again later. Only a run of them ends the attempt
+                    # (Temporal retries it), so a provider's usual 5xx rate cannot fail a boot that is going fine.
+                    failed += 1
+                    if failed >= MAX_POLL_FAILURES:
+                        raise
+                    activity.heartbeat(f"status poll failed ({type(err).__name__}), {failed} in a row")
+                    await asyncio.sleep(max(pause, getattr(err, "retry_after_s", 0.0)))
+                    continue
+                failed = 0
                 if vm is None:
                     raise ProviderRejected(f"VM {lookup.vm_id} of agent {lookup.agent_id} disappeared while booting")
                 if vm.status == "stopped":
@@ -107,7 +122,7 @@ class CloudActivities:
                 if vm.status == "running" and vm.address:
                     return _ref(vm, calls.total)
                 activity.heartbeat(vm.status)
-                await asyncio.sleep(self.poll_schedule.delay(time.monotonic() - started))
+                await asyncio.sleep(pause)
 
     @activity.defn
     def delete_vm(self, lookup: VMLookup) -> VMDeleted:

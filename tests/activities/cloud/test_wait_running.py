@@ -1,0 +1,57 @@
+"""CloudActivities.wait_vm_running against cloudsim: one failed status poll is not a failed boot.
+
+A provider answering 5xx or 429 now and then (10 % of requests in `make chaos`) must not end the attempt of a VM that
+is booting fine; only a run of failed polls does, and then Temporal retries the attempt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from activities.cloud.activities import MAX_POLL_FAILURES, CloudActivities
+from activities.cloud.base import CloudProvider
+from activities.errors import ProviderUnavailable
+from tests.activities.cloud.conftest import bootstrap, new_agent_id, vm_request
+from workflows.models import VMLookup
+
+
+class _NoBootstrap:
+    def issue_bootstrap(self, agent_id: str) -> Any:
+        raise AssertionError("wait_vm_running issues no credential")
+
+
+def _gets(sim: Any, provider: str) -> int:
+    return int(sim.state()["calls"].get(provider, {}).get("get", 0))
+
+
+async def test_failed_polls_are_looked_past(name: str, adapter: CloudProvider, sim: Any, cleanup: list[Any]) -> None:
+    agent_id = new_agent_id()
+    cleanup.append((adapter, agent_id))
+    vm = adapter.create(vm_request(name, agent_id), bootstrap(agent_id))
+    sim.set_faults(provider=name, endpoint="get", storm_429=2, retry_after_s=1)
+    before = _gets(sim, name)
+
+    acts = CloudActivities(providers={name: adapter}, bootstrap=_NoBootstrap())
+    ref = await ActivityEnvironment().run(acts.wait_vm_running, VMLookup(name, agent_id, vm.vm_id))
+
+    assert ref.vm_id == vm.vm_id and ref.address
+    assert sim.state()["injected"][name]["storm_429"] == 2
+    assert _gets(sim, name) - before >= 3  # both refused looks, then at least one that saw it running
+
+
+async def test_a_run_of_failed_polls_ends_the_attempt(
+    name: str, adapter: CloudProvider, sim: Any, cleanup: list[Any]
+) -> None:
+    agent_id = new_agent_id()
+    cleanup.append((adapter, agent_id))
+    vm = adapter.create(vm_request(name, agent_id), bootstrap(agent_id))
+    sim.set_faults(provider=name, endpoint="get", error_rate=1.0)
+    before = _gets(sim, name)
+
+    acts = CloudActivities(providers={name: adapter}, bootstrap=_NoBootstrap())
+    with pytest.raises(ProviderUnavailable):
+        await ActivityEnvironment().run(acts.wait_vm_running, VMLookup(name, agent_id, vm.vm_id))
+    assert _gets(sim, name) - before == MAX_POLL_FAILURES
