@@ -58,6 +58,36 @@ def _transient(exc: Exception) -> bool:
     return isinstance(exc, (requests.exceptions.RequestException, *_TRANSIENT))
 
 
+# hvac keeps the answer's error text but not its status; each status has its own exception class.
+_STATUS: tuple[tuple[type[hv.VaultError], int], ...] = (
+    (hv.InvalidRequest, 400),
+    (hv.Unauthorized, 401),
+    (hv.Forbidden, 403),
+    (hv.InvalidPath, 404),
+    (hv.PreconditionFailed, 412),
+    (hv.RateLimitExceeded, 429),
+    (hv.InternalServerError, 500),
+    (hv.VaultNotInitialized, 501),
+    (hv.BadGateway, 502),
+    (hv.VaultDown, 503),
+)
+
+
+def vault_answer(exc: BaseException, *secrets: str) -> str:
+    """What Vault answered, for the log: status and Vault's error text, with any of `secrets` blanked out (Vault does
+    not echo tokens, but the text is not ours). Not the exception's str(): hvac appends the URL."""
+    if not isinstance(exc, hv.VaultError):
+        return type(exc).__name__
+    status = next((code for cls, code in _STATUS if isinstance(exc, cls)), None)
+    errors = exc.errors if isinstance(exc.errors, list) else [exc.errors] if exc.errors else []
+    text = "; ".join(str(error) for error in errors) or (str(exc.args[0]) if exc.args and exc.args[0] else "")
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "<redacted>")
+    text = " ".join(text.replace("1 error occurred:", "").split())[:300]
+    return f"HTTP {status if status else '?'} {type(exc).__name__}: {text or 'no error text'}"
+
+
 class Introduction:
     """One agent's introduction, resumable: a retry after a network error continues from the step that failed, so a
     SecretID already unwrapped is not lost to a second (refused) unwrap."""
@@ -69,6 +99,10 @@ class Introduction:
         self._timeout_s = timeout_s
         self._secret_id = ""
         self._session: AgentSession | None = None
+
+    def _log_answer(self, what: str, exc: BaseException, *secrets: str) -> None:
+        answer = vault_answer(exc, self._wrapped, self._secret_id, *secrets)
+        log.warning("agent %s: vault answered %s: %s", self.config.agent_id, what, answer)
 
     def _client(self, token: str = "") -> hvac.Client:
         # token="" (not None): hvac would otherwise pick up VAULT_TOKEN or ~/.vault-token from this machine.
@@ -93,6 +127,7 @@ class Introduction:
                 # sys/wrapping/lookup is unauthenticated and does not consume the token.
                 info = client.adapter.post("/v1/sys/wrapping/lookup", json={"token": self._wrapped})
             except hv.VaultError as exc:
+                self._log_answer("sys/wrapping/lookup", exc)
                 if _transient(exc):
                     raise VaultUnreachable(f"vault wrapping lookup failed: {type(exc).__name__}") from exc
                 self._wrapped = ""
@@ -113,6 +148,7 @@ class Introduction:
             try:
                 resp = client.sys.unwrap()
             except hv.VaultError as exc:
+                self._log_answer("sys/wrapping/unwrap", exc)
                 if _transient(exc):
                     raise VaultUnreachable(f"vault unwrap failed: {type(exc).__name__}") from exc
                 self._wrapped = ""
@@ -135,6 +171,7 @@ class Introduction:
             resp = client.auth.approle.login(cfg.role_id, self._secret_id, mount_point=cfg.approle_mount)
         except (hv.VaultError, requests.exceptions.RequestException) as exc:
             client.adapter.close()
+            self._log_answer(f"auth/{cfg.approle_mount}/login", exc)
             if _transient(exc):
                 raise VaultUnreachable(f"vault login failed: {type(exc).__name__}") from exc
             self._secret_id = ""
@@ -171,6 +208,7 @@ class Introduction:
                     )
                     found[folder + entry] = dict((secret.get("data") or {}).get("data") or {})
         except (hv.VaultError, requests.exceptions.RequestException) as exc:
+            self._log_answer(f"read of {cfg.kv_mount}/{prefix}", exc, client.token or "")
             if _transient(exc):
                 raise VaultUnreachable(f"vault read of {cfg.kv_mount}/{prefix} failed: {type(exc).__name__}") from exc
             raise IntroductionRejected(f"vault refused reading {cfg.kv_mount}/{prefix} ({type(exc).__name__})") from exc

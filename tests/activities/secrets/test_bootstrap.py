@@ -66,6 +66,8 @@ def test_unwrap_works_once(
     with pytest.raises(IntroductionRejected) as err:
         Introduction(config).run()
     assert str(err.value) == REASON_USED
+    # The bridge's log says what Vault actually answered (status and Vault's text), never the token.
+    assert "vault answered sys/wrapping/lookup: HTTP 400 InvalidRequest: wrapping token is not valid" in caplog.text
     # And a raw unwrap of it fails as well.
     with pytest.raises(hv.InvalidRequest):
         hvac.Client(url=config.vault_addr, token=config.wrapped_secret_id).sys.unwrap()
