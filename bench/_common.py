@@ -21,6 +21,8 @@ from workers.dev import DevStack, dev_stack  # noqa: E402
 from workflows.queues import WORKFLOW_QUEUE  # noqa: E402
 
 PROVIDER = "vultr"
+# Where the benches write their plots: the README shows them from here.
+PLOTS = REPO / "docs" / "bench"
 
 
 def header(title: str, **params: object) -> None:
@@ -114,5 +116,6 @@ def plot_note(path: Path, draw: object) -> None:
     fig = plt.figure(figsize=(7, 4))
     draw(fig)  # type: ignore[operator]
     fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     print(f"plot: {path}")

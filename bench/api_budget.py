@@ -46,7 +46,7 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.client import WorkflowFailureError
 
 from activities.cloud.budget import DOCUMENTED_CALLS_PER_S
-from bench._common import Deadline, header, plot_note
+from bench._common import PLOTS, Deadline, header, plot_note
 from clients.client import LobstackClient, LobstackClientError
 from cloudsim.ratelimit import DEFAULT_LIMITS
 from workers.dev import DevStack, dev_stack
@@ -308,7 +308,7 @@ async def main() -> int:
         ax2.set_title(f"rate limits reaching workflows: {sum(ph.failures_reaching_workflows for ph in phases)}")
         ax2.legend(fontsize=8)
 
-    plot_note(Path(__file__).with_name("api_budget.png"), draw)
+    plot_note(PLOTS / "api_budget.png", draw)
     storm_bad = any(not o.ok or o.reached_workflow for ph in phases[1:] for o in ph.outcomes)
     return 0 if f == 0 and failed == 0 and not storm_bad else 1
 

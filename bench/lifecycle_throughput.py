@@ -28,6 +28,7 @@ from temporalio.worker import Worker
 
 from bench._bare import BareWorkflow, noop
 from bench._common import (
+    PLOTS,
     PROVIDER,
     BenchStack,
     Deadline,
@@ -183,7 +184,7 @@ async def main() -> int:
         ax.set_ylabel("per second")
         ax.set_title(f"n={args.n}, ratio {ratio:.2f} (target {TARGET_RATIO})")
 
-    plot_note(Path(__file__).with_name("lifecycle_throughput.png"), draw)
+    plot_note(PLOTS / "lifecycle_throughput.png", draw)
     return 0 if errors == 0 else 1
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import PROVIDER, BenchStack, Deadline, bench_stack, header, percentile, plot_note
+from bench._common import PLOTS, PROVIDER, BenchStack, Deadline, bench_stack, header, percentile, plot_note
 from store import Registry
 from workflows.models import AgentState
 from workflows.queues import workflow_id
@@ -169,7 +169,7 @@ async def main() -> int:
         ax.set_xlabel(f"time to healthy - B (s), B={b:g}")
         ax.legend()
 
-    plot_note(Path(__file__).with_name("orchestration_latency.png"), draw)
+    plot_note(PLOTS / "orchestration_latency.png", draw)
     return 0 if failures == 0 else 1
 
 
