@@ -21,6 +21,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
+from temporalio.worker._workflow_instance import _WorkflowLogicFlag
 
 from activities.cloud.activities import BootstrapIssuer, CloudActivities
 from activities.cloud.base import CloudProvider
@@ -99,23 +100,30 @@ def build_workers(
         providers=services.providers,
         temporal=services.temporal or client,
     )
-    workers = [
-        Worker(
-            client,
-            task_queue=task_queue,
-            workflows=[AgentLifecycleWorkflow, ToolApprovalWorkflow, *MAINTENANCE_WORKFLOWS],
-            activities=[
-                services.secrets.mint_secrets,
-                services.secrets.destroy_secrets,
-                services.secrets.verify_secrets_gone,
-                services.secrets.revoke_agent_tokens,
-                registry_acts.record_transition,
-                health_acts.wait_healthy,
-                *maintenance,
-            ],
-            **common,
-        )
-    ]
+    workflow_worker = Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[AgentLifecycleWorkflow, ToolApprovalWorkflow, *MAINTENANCE_WORKFLOWS],
+        activities=[
+            services.secrets.mint_secrets,
+            services.secrets.destroy_secrets,
+            services.secrets.verify_secrets_gone,
+            services.secrets.revoke_agent_tokens,
+            registry_acts.record_transition,
+            health_acts.wait_healthy,
+            *maintenance,
+        ],
+        **common,
+    )
+    # Apply every job of an activation before any workflow code runs (Temporal's coming default, recorded in each
+    # new history). Without it, a `destroy` signal and an activity's result that reach one workflow task run in an
+    # order that can differ between the first run and a replay (seen after a worker SIGKILL in `make chaos`: the
+    # replay skipped the `vm.created` record and failed as non-deterministic). Histories started without the flag
+    # keep the old order.
+    workflow_worker._set_default_workflow_logic_flag(
+        _WorkflowLogicFlag.PROCESS_WORKFLOW_ACTIVATION_JOBS_AS_SINGLE_BATCH, enabled=True
+    )
+    workers = [workflow_worker]
     cloud_activities: Sequence[object] = [
         cloud_acts.create_vm,
         cloud_acts.wait_vm_running,
