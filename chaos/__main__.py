@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     concurrency = args.concurrency or max(5, min(50, args.n // 4))
     timeout = args.timeout or 600 + 6 * args.n
     home = Path(tempfile.mkdtemp(prefix="lobstack-chaos-"))
+    # SIGTERM unwinds like Ctrl-C, so every server, worker and simulated VM the run started is stopped with it.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return asyncio.run(
             run_chaos(
