@@ -173,6 +173,11 @@ class FleetHealthResult:
     closed: int = 0
     # Signals that failed; the state of those agents is not saved, so the next run tries again.
     signal_failures: int = 0
+    # Probe latency of this run (request sent to answer read, without the wait for a concurrency slot), milliseconds.
+    probe_p50_ms: float = 0.0
+    probe_p95_ms: float = 0.0
+    probe_p99_ms: float = 0.0
+    probe_max_ms: float = 0.0
 
 
 # --- agent data ----------------------------------------------------------------------------------------------------
