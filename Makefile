@@ -33,9 +33,12 @@ fmt: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/lobstack dev
 
+# About 25 minutes on 2 cores; each bench prints its figures and writes its plot to docs/bench/.
 bench: $(STAMP)
 	$(BIN)/python bench/lifecycle_throughput.py
 	$(BIN)/python bench/orchestration_latency.py
+	$(BIN)/python bench/fleet_health.py
+	$(BIN)/python bench/api_budget.py
 
 chaos: $(STAMP)
 	$(BIN)/python -m chaos --n $(N)
