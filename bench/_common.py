@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import platform
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -26,6 +27,9 @@ PLOTS = REPO / "docs" / "bench"
 
 
 def header(title: str, **params: object) -> None:
+    """Print what runs where. Every bench starts here, so from here on SIGTERM unwinds like Ctrl-C: the servers a
+    bench started stop with it instead of outliving it."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     print(f"== {title} ==")
     print(f"machine: cpu_count={os.cpu_count()} platform={platform.platform()} python={platform.python_version()}")
     print("params: " + " ".join(f"{k}={v}" for k, v in params.items()), flush=True)
