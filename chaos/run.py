@@ -137,7 +137,7 @@ async def disrupt(stack: ChaosStack, plan: FaultPlan, progress: Progress, log: l
         at = f"[{time.monotonic() - t0:6.1f}s, {progress.finished}/{progress.n} finished]"
         if event.kind == "kill_worker":
             stack.worker.kill()
-            log.append(f"{at} worker SIGKILLed (pid {stack.worker.popen.pid if stack.worker.popen else '?'})")
+            log.append(f"{at} worker SIGKILLed (pid {stack.worker.pid})")
             print(log[-1], flush=True)
             stack.worker.start()
             await stack.worker.started()
@@ -281,12 +281,12 @@ def _print_report(
     print(
         table(
             [
-                ("VMs", left.vms),
-                ("secrets", left.secrets),
-                ("policies", left.policies),
-                ("roles", left.roles),
-                ("keys", left.keys),
-                ("tokens", left.tokens),
+                ("VMs", left.residue.vms),
+                ("secrets", left.residue.secrets),
+                ("policies", left.residue.policies),
+                ("roles", left.residue.roles),
+                ("keys", left.residue.keys),
+                ("tokens", left.residue.tokens),
                 ("duplicate VM creates", left.duplicate_vms),
                 ("duplicate vm.created records", left.duplicate_audit),
             ],

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +36,7 @@ class WorkerProcess:
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.env = env
         self.log_dir = log_dir
-        self.popen: subprocess.Popen[bytes] | None = None
+        self.process: devstack.Process | None = None
         self.starts = 0
         self.kills = 0
 
@@ -46,52 +44,37 @@ class WorkerProcess:
     def log_path(self) -> Path:
         return self.log_dir / f"worker-{self.starts}.log"
 
+    @property
+    def pid(self) -> int | None:
+        return self.process.popen.pid if self.process else None
+
     def start(self) -> None:
         self.starts += 1
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log:
-            self.popen = subprocess.Popen(
-                [devstack.lobstack_binary(), "worker"],
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.process = devstack.spawn("worker", [devstack.lobstack_binary(), "worker"], self.log_path, env=self.env)
 
     async def started(self, timeout_s: float = 60.0) -> None:
         """Until this start logs that it polls (imports done, Vault engines checked, connected)."""
+        assert self.process is not None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         delay = 0.05
         while "worker polling" not in self.log_path.read_text(errors="replace"):
-            assert self.popen is not None
-            if self.popen.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.popen.returncode}; see {self.log_path}")
+            if self.process.popen.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.process.popen.returncode}; see {self.log_path}")
             if loop.time() > deadline:
                 raise TimeoutError(f"worker not polling after {timeout_s:.0f}s; see {self.log_path}")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.5)
 
     def kill(self) -> None:
-        """SIGKILL the worker's whole process group: no graceful shutdown, in-flight activities just vanish."""
-        assert self.popen is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        self.popen.wait()
+        """No graceful shutdown: in-flight activities just vanish, as in a crash."""
+        assert self.process is not None
+        self.process.kill()
         self.kills += 1
 
-    def stop(self, timeout_s: float = 20.0) -> None:
-        if self.popen is None or self.popen.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGTERM)
-        try:
-            self.popen.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait()
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(timeout=20.0)
 
 
 @dataclass

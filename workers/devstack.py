@@ -84,6 +84,12 @@ class Process:
                 os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait(timeout)
 
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once: no graceful shutdown (what a crash looks like)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait()
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -91,11 +97,12 @@ class Process:
             return ""
 
 
-def _spawn(name: str, argv: list[str], log_path: Path) -> Process:
+def spawn(name: str, argv: list[str], log_path: Path, *, env: dict[str, str] | None = None) -> Process:
+    """Start `argv` in its own session (so stopping it reaches its children), output to `log_path`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         popen = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env
         )
     return Process(name=name, popen=popen, log_path=log_path)
 
@@ -139,7 +146,7 @@ def start_openbao(workdir: Path, *, port: int | None = None, timeout: float = 30
         f"-dev-root-token-id={token}",
         "-dev-no-store-token",
     ]
-    proc = _spawn("openbao", argv, workdir / f"openbao-{port}.log")
+    proc = spawn("openbao", argv, workdir / f"openbao-{port}.log")
 
     def ready() -> bool:
         try:
@@ -207,7 +214,7 @@ def start_openbao_server(workdir: Path, *, port: int | None = None, timeout: flo
 
 
 def _start_bao_process(config: Path, addr: str, log_path: Path, timeout: float) -> Process:
-    proc = _spawn("openbao", [openbao_binary(), "server", f"-config={config}"], log_path)
+    proc = spawn("openbao", [openbao_binary(), "server", f"-config={config}"], log_path)
 
     def listening() -> bool:
         try:
@@ -278,7 +285,7 @@ def start_temporal(
     if ui_codec_endpoint:
         # The Web UI then asks this codec server to show encrypted payloads (workers/codec_server.py).
         argv += ["--ui-codec-endpoint", ui_codec_endpoint]
-    proc = _spawn("temporal", argv, workdir / f"temporal-{port}.log")
+    proc = spawn("temporal", argv, workdir / f"temporal-{port}.log")
 
     def ready() -> bool:
         try:
