@@ -15,16 +15,13 @@ from typing import Any
 from activities.cloud.base import vm_name
 from activities.secrets import AgentVault
 from store import Registry
+from workflows.models import Residue
 
 
 @dataclass
 class Leftovers:
-    vms: int = 0
-    secrets: int = 0
-    policies: int = 0
-    roles: int = 0
-    keys: int = 0
-    tokens: int = 0
+    # VMs, secrets, policies, roles, keys and tokens left, across every agent of the run.
+    residue: Residue = field(default_factory=Residue)
     # A second VM created for one agent (cloudsim's create count per name), or a second `vm.created` audit record.
     duplicate_vms: int = 0
     duplicate_audit: int = 0
@@ -37,7 +34,7 @@ class Leftovers:
 
     @property
     def total(self) -> int:
-        return self.vms + self.secrets + self.policies + self.roles + self.keys + self.tokens + self.duplicates
+        return self.residue.total + self.duplicates
 
 
 def count_leftovers(
@@ -46,11 +43,11 @@ def count_leftovers(
     names = {vm_name(a): a for a in agent_ids}
     found = Leftovers()
     live = [vm for vm in sim_state["vms"] if vm["name"] in names]
-    found.vms = len(live)
+    found.residue.vms = len(live)
     found.who["vms"] = sorted(names[vm["name"]] for vm in live)
     # Every VM in this simulator is ours: one the run did not ask for is an orphan too.
     strangers = [vm for vm in sim_state["vms"] if vm["name"] not in names]
-    found.vms += len(strangers)
+    found.residue.vms += len(strangers)
 
     created: Counter[str] = Counter()
     for per_name in sim_state.get("created", {}).values():
@@ -63,7 +60,7 @@ def count_leftovers(
     inventory = vault.inventory()
     for kind in ("secrets", "policies", "roles", "keys", "tokens"):
         owners: dict[str, int] = getattr(inventory, kind)
-        setattr(found, kind, sum(owners.values()))
+        setattr(found.residue, kind, sum(owners.values()))
         found.who[kind] = sorted(owners)
 
     vm_created = Counter(e.agent_id for e in _events(registry, agent_ids) if e.action == "vm.created")
@@ -86,8 +83,8 @@ def table(rows: Iterable[tuple[str, object]], title: str) -> str:
 
 
 def final_line(n: int, terminal: int, left: Leftovers) -> str:
+    r = left.residue
     return (
-        f"chaos: {n} lifecycles, {terminal} terminal, orphans: VMs {left.vms} secrets {left.secrets} "
-        f"policies {left.policies} roles {left.roles} keys {left.keys} tokens {left.tokens}, "
-        f"duplicates {left.duplicates}"
+        f"chaos: {n} lifecycles, {terminal} terminal, orphans: VMs {r.vms} secrets {r.secrets} "
+        f"policies {r.policies} roles {r.roles} keys {r.keys} tokens {r.tokens}, duplicates {left.duplicates}"
     )

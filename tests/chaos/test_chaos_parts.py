@@ -89,7 +89,8 @@ def test_count_leftovers_sees_each_kind(vault: AgentVault, tmp_path: Path) -> No
     }
     left = count_leftovers(sim_state, vault, registry, ["a1", "a2"])
     registry.close()
-    assert (left.vms, left.secrets, left.policies, left.roles, left.keys) == (2, 1, 1, 1, 1)
+    r = left.residue
+    assert (r.vms, r.secrets, r.policies, r.roles, r.keys) == (2, 1, 1, 1, 1)
     assert (left.duplicate_vms, left.duplicate_audit, left.duplicates) == (2, 1, 3)  # a2: 3 creates, 2 too many
     assert left.who["vms"] == ["a1"] and left.who["duplicate_audit"] == ["a2"]
     assert left.who["duplicate_vms"] == ["a2"]
