@@ -21,6 +21,11 @@ mounted secrets secret || "$BAO" secrets enable -path=secret -version=2 kv
 mounted secrets transit || "$BAO" secrets enable -path=transit transit
 mounted auth approle || "$BAO" auth enable -path=approle approle
 mounted auth kubernetes || "$BAO" auth enable -path=kubernetes kubernetes
+# No user lockout on the agents' AppRole mount, on every run (also for a mount made earlier): a role_id travels in
+# the agent's user-data, and a few wrong SecretIDs against it would lock the agent out, its valid single-use SecretID
+# included. SecretIDs are random and single use, so lockout protects nothing there; it only hands anyone who saw the
+# user-data a way to keep the agent from ever logging in. (Kubernetes auth has no user lockout.)
+"$BAO" auth tune -user-lockout-disable=true approle/ >/dev/null
 
 "$BAO" policy write lobstack-orchestrator "$HERE/policies/orchestrator.hcl"
 "$BAO" policy write lobstack-codec-server "$HERE/policies/codec-server.hcl"
