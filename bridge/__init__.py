@@ -4,5 +4,5 @@
 
 Kept import-light on purpose: the orchestrator imports `bridge.config` for the bootstrap contract. Run it as
 `python -m bridge --config PATH`; the pieces live in `bridge.agent`, `bridge.introduction`, `bridge.server` and
-`bridge.tools`.
+`bridge.tools`. `bridge.identifiers` holds the id rules the gateway shares (standard library only).
 """
