@@ -15,7 +15,6 @@ gateway refusing the token, or skills older than `skills_stale_s` all enable not
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 import uuid
@@ -26,10 +25,10 @@ from typing import Any
 
 import requests
 
+from bridge.identifiers import REQUEST_ID_RULE, TOOL_RULE, is_request_id, is_tool
+
 log = logging.getLogger(__name__)
 
-TOOL = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
-REQUEST_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 DECIDED = ("approved", "rejected", "expired")
 # Each long poll to the gateway stays under its 30 s bound and common proxy idle timeouts.
 LONG_POLL_S = 25.0
@@ -175,8 +174,14 @@ class Authorizer:
             self.skills.clear(f"gateway refused the bridge ({code})")
 
     def authorize(self, tool: str, body: dict[str, Any], wait_s: float | None = None) -> Answer:
-        if not TOOL.fullmatch(tool):
-            return refused("tool: must be 1-64 characters of a-z, 0-9, '_', '.', '-', starting with a letter", 400)
+        if not is_tool(tool):
+            return refused(f"tool: must be {TOOL_RULE}", 400)
+        # The gateway's rule, checked here first: absent means "assign one"; anything given must be a valid id.
+        request_id = body.get("request_id")
+        if request_id is None:
+            request_id = uuid.uuid4().hex
+        elif not is_request_id(request_id):
+            return refused(f"request_id: must be {REQUEST_ID_RULE}", 400)
         if self.gateway is None:
             return refused("tool not enabled")  # no gateway configured: this bridge enables no tool at all
         skills, why = self.skills.current()
@@ -189,9 +194,6 @@ class Authorizer:
         arguments = body.get("arguments") or {}
         if not isinstance(arguments, dict):
             return refused("arguments: must be a JSON object", 400)
-        request_id = body.get("request_id") or uuid.uuid4().hex
-        if not isinstance(request_id, str) or not REQUEST_ID.fullmatch(request_id):
-            return refused("request_id: must be 1-40 characters of a-z, 0-9 and '-'", 400)
         risk = body.get("risk") or "high"
         try:
             limit = self.wait_s if wait_s is None else min(wait_s, self.wait_s)

@@ -39,7 +39,9 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from gateway.approvals import REQUEST_ID, REQUEST_ID_RULE, ApprovalRequest, RequestInvalid, parse_request
+from bridge.identifiers import REQUEST_ID_RULE, is_request_id
+from bridge.identifiers import approval_id as approval_id
+from gateway.approvals import ApprovalRequest, RequestInvalid, parse_request
 from gateway.auth import AgentIdentity, AuthError, VaultAuthenticator
 from gateway.settings import GatewaySettings
 from workflows.models import (
@@ -69,10 +71,6 @@ class Problem(Exception):
         self.status = status
         self.message = message
         self.extra = extra
-
-
-def approval_id(agent_id: str, request_id: str) -> str:
-    return f"approval-{agent_id}-{request_id}"
 
 
 def _json_default(value: object) -> object:
@@ -139,7 +137,7 @@ class Gateway:
             status: ApprovalStatus = await handle.query("status", result_type=ApprovalStatus, rpc_timeout=_RPC_TIMEOUT)
         except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
             raise _temporal_problem(err, "approval") from None
-        # Agent ids may contain '-', so approval ids of two agents can collide: never show another agent's approval.
+        # Approval ids cannot collide across agents (bridge.identifiers); checked anyway, as the last word on ownership.
         if status.agent_id != agent_id:
             raise Problem(404, "approval not found")
         return status
@@ -257,7 +255,7 @@ class Gateway:
     async def get_approval(self, request: Request) -> Response:
         identity = await self.identity(request)
         request_id = request.path_params["request_id"]
-        if not REQUEST_ID.fullmatch(request_id):
+        if not is_request_id(request_id):
             raise Problem(400, f"request_id: must be {REQUEST_ID_RULE}", field="request_id")
         raw_wait = request.query_params.get("wait", "0")
         try:

@@ -13,17 +13,17 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+# The identifier rules live in one place, shared with the bridge; re-exported for the gateway's callers.
+from bridge.identifiers import REQUEST_ID as REQUEST_ID
+from bridge.identifiers import REQUEST_ID_RULE, TOOL_RULE, is_request_id, is_tool
+from bridge.identifiers import TOOL as TOOL
+
 REDACTED = "[redacted]"
 MAX_ARGUMENTS = 32
 MAX_VALUE_CHARS = 200
 MAX_KEY_CHARS = 64
 RISKS = ("low", "medium", "high", "critical")
 
-# No '-': agent ids may contain one, so approval-<agent_id>-<request_id> must split unambiguously at its last '-'.
-REQUEST_ID = re.compile(r"^[a-z0-9]{1,40}$")
-TOOL = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
-REQUEST_ID_RULE = "1-40 characters of a-z and 0-9"
-TOOL_RULE = "1-64 characters of a-z, 0-9, '_', '.' and '-', starting with a letter"
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 _SENSITIVE_KEY = re.compile(
@@ -131,10 +131,10 @@ def parse_request(body: object) -> ApprovalRequest:
     if not isinstance(body, dict):
         raise RequestInvalid("body", "must be a JSON object")
     request_id = body.get("request_id")
-    if not isinstance(request_id, str) or not REQUEST_ID.fullmatch(request_id):
+    if not is_request_id(request_id):
         raise RequestInvalid("request_id", f"must be {REQUEST_ID_RULE}")
     tool = body.get("tool")
-    if not isinstance(tool, str) or not TOOL.fullmatch(tool):
+    if not is_tool(tool):
         raise RequestInvalid("tool", f"must be {TOOL_RULE}")
     raw = body.get("arguments", {})
     if raw is None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from workflows.spec import SpecError, validate_agent_id
+from bridge.identifiers import is_agent_id
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,8 @@ def identity_of(data: dict[str, object], approle_mount: str) -> AgentIdentity:
     if not isinstance(role, str) or not role.startswith("agent-"):
         raise AuthError(403, "not an agent token")
     agent_id = role.removeprefix("agent-")
-    try:
-        validate_agent_id(agent_id)
-    except SpecError:
-        raise AuthError(403, "not an agent token") from None
+    if not is_agent_id(agent_id):
+        raise AuthError(403, "not an agent token")
     # Only an AppRole login sets role_name; a token minted elsewhere with the same metadata is not the agent.
     if data.get("path") != f"auth/{approle_mount}/login":
         raise AuthError(403, "not an agent token")

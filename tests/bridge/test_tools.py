@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.secrets import AgentVault
 from gateway.app import approval_id
 from tests.bridge.conftest import BridgeProcess
-from tests.gateway.support import eventually, live
+from tests.gateway.support import agent_token, bearer, eventually, live
 from tests.stack import Stack
 from workflows.models import Decision
 
@@ -118,3 +120,51 @@ def test_bridge_without_a_gateway_enables_no_tool(
     assert httpx.post(f"{url}/elsewhere", json={}, timeout=5).status_code == 404
     proc.stop()
     bridge_vault.destroy(agent_id)
+
+
+# Request ids as an agent runtime might send them: the bridge refuses exactly what the gateway refuses, in its words.
+REFUSED_IDS: list[object] = ["mail-1", "", "Mail1", "m" * 41, 0, 7]
+ACCEPTED_IDS = ["mail1", "m" * 40]
+
+
+async def test_the_bridge_route_and_the_gateway_endpoint_agree_on_request_ids(stack: Stack) -> None:
+    async with live(stack, gateway_in_bootstrap=True) as env:
+        agent_id = await env.agent(skills=["email.send"], approvers=["alice"])
+        token = await agent_token(stack, agent_id)
+        address = (await stack.client.status(agent_id)).address
+        async with httpx.AsyncClient(base_url=address, timeout=30) as bridge:
+
+            async def skills_loaded() -> bool:
+                return (await bridge.get("/health")).json().get("skills_version") is not None
+
+            await eventually(skills_loaded, within=10, what="skills on the bridge")
+            for request_id in REFUSED_IDS:
+                body = {"request_id": request_id, "tool": "email.send"}
+                resp = await env.http.post("/v1/approvals", json=body, headers=bearer(token))
+                assert (resp.status_code, resp.json()["field"]) == (400, "request_id"), (request_id, resp.text)
+                said = resp.json()["error"]
+                if isinstance(request_id, str) and request_id:
+                    resp = await env.http.get(f"/v1/approvals/{request_id}", headers=bearer(token))
+                    assert (resp.status_code, resp.json()["error"]) == (400, said), request_id
+                # The bridge refuses it itself, with the gateway's words, and asks nobody.
+                answer = await authorize(bridge, "email.send", {"request_id": request_id}, wait=0.2)
+                assert answer == (400, {"allowed": False, "reason": said}), request_id
+                with pytest.raises(RPCError) as err:
+                    await stack.temporal.get_workflow_handle(f"approval-{agent_id}-{request_id}").describe()
+                assert err.value.status == RPCStatusCode.NOT_FOUND
+                # The allowed form, '-' excluded by name: an id like a UUID with dashes is the likeliest mistake.
+                assert said.startswith("request_id: must be ") and "no '-'" in said
+
+            for request_id in ACCEPTED_IDS:
+                body = {"request_id": request_id, "tool": "email.send"}
+                resp = await env.http.post("/v1/approvals", json=body, headers=bearer(token))
+                assert resp.status_code == 202, resp.text
+                assert resp.json()["approval_id"] == approval_id(agent_id, request_id)
+                # The bridge's identical call joins the same approval.
+                code, answer = await authorize(bridge, "email.send", {"request_id": request_id}, wait=0.2)
+                assert (code, answer["state"], answer["request_id"]) == (202, "pending", request_id)
+                resp = await env.http.get(f"/v1/approvals/{request_id}", headers=bearer(token))
+                assert (resp.status_code, resp.json()["state"]) == (200, "pending")
+
+            count = f"WorkflowType = 'ToolApproval' AND WorkflowId STARTS_WITH 'approval-{agent_id}-'"
+            assert (await stack.temporal.count_workflows(count)).count == len(ACCEPTED_IDS)

@@ -10,11 +10,16 @@ import base64
 import json
 import random
 import re
+import socket
 import string
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from bridge.tools import Authorizer, GatewayClient, Skills, SkillsState
+from gateway.app import approval_id
 from gateway.approvals import (
     MAX_ARGUMENTS,
     MAX_KEY_CHARS,
@@ -29,6 +34,7 @@ from gateway.approvals import (
     redact,
 )
 from tests.hostile.strategies import hostile_text
+from workflows.spec import SpecError, validate_agent_id
 
 FIELDS = {"body", "request_id", "tool", "arguments", "risk"}
 _KEY = r"[A-Za-z_][A-Za-z0-9_.-]*"
@@ -178,3 +184,113 @@ def test_redaction_never_crashes_and_only_shortens(arguments: dict[str, str]) ->
 )
 def test_sensitive_keys_hide_any_value(key: str, value: str) -> None:
     assert redact({key: value}) == {key: REDACTED}
+
+
+# --- one identifier rule, bridge and gateway ------------------------------------------------------------------------
+
+GATED_TOOL = "email.send"
+request_ids = st.one_of(
+    st.from_regex(r"\A[a-z0-9]{1,40}\Z"),
+    # What the bridge used to accept: '-' anywhere after the first character.
+    st.from_regex(r"\A[a-z0-9][a-z0-9-]{0,39}\Z"),
+    st.sampled_from(["", "-", "a-", "-a", "x-r1", "a" * 40, "a" * 41, "A1", "a\n", "a b", "a_b", "a.b"]),
+    hostile_text(),
+    # JSON values that are not a string (null is left out: to the bridge it means "assign one").
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+tools = st.one_of(
+    st.from_regex(r"\A[a-z][a-z0-9_.-]{0,63}\Z"),
+    st.sampled_from(["", "Email.send", "email send", "1tool", "a" * 64, "a" * 65, "email.send\n", "e/mail"]),
+    hostile_text(),
+)
+agent_ids = st.from_regex(r"\A[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?\Z")
+
+
+@pytest.fixture(scope="module")
+def bridge() -> Iterator[Authorizer]:
+    """The bridge's real Authorizer, every tool enabled and gated, with a gateway that refuses connections.
+
+    The socket is bound and never listens, so the port stays ours and each connection is refused at once: an id the
+    bridge accepts gets as far as calling the gateway (503 "gateway unavailable"); one it refuses is a 400.
+    """
+    with socket.socket() as dead:
+        dead.bind(("127.0.0.1", 0))
+        gateway = GatewayClient(f"http://127.0.0.1:{dead.getsockname()[1]}", lambda: "not-a-token", timeout_s=2.0)
+        skills = SkillsState()
+        skills.set(Skills(agent_id="a", skills=frozenset({GATED_TOOL}), approval_required=("*",), version=1))
+        yield Authorizer(gateway, skills, wait_s=0.0)
+        gateway.close()
+
+
+def bridge_refusal(bridge: Authorizer, tool: str, body: dict[str, object]) -> str | None:
+    """The bridge's 400 reason for this call, or None if it accepted the call's ids."""
+    code, answer = bridge.authorize(tool, json.loads(json.dumps(body)))
+    if code == 400:
+        return str(answer["reason"])
+    assert code in (403, 503), (code, answer)  # not enabled, or on its way to the (dead) gateway
+    return None
+
+
+def gateway_refusal(field_name: str, body: dict[str, object]) -> str | None:
+    """The gateway's refusal of this field, or None if it accepted it."""
+    try:
+        parse_request(json.loads(json.dumps(body)))
+    except RequestInvalid as err:
+        return str(err) if err.field == field_name else None
+    return None
+
+
+@given(request_id=request_ids, tool=tools)
+@example(request_id="x-r1", tool=GATED_TOOL)
+@example(request_id="", tool=GATED_TOOL)
+@example(request_id=0, tool=GATED_TOOL)
+def test_the_bridge_and_the_gateway_accept_the_same_ids(bridge: Authorizer, request_id: object, tool: str) -> None:
+    # Request ids, for a gated tool: the bridge's check is the one it applies before asking the gateway.
+    body = {"request_id": request_id}
+    said = bridge_refusal(bridge, GATED_TOOL, body)
+    assert said == gateway_refusal("request_id", {**body, "tool": GATED_TOOL})
+    if said is not None:
+        assert said.startswith("request_id: must be ") and "'-'" in said
+    # Tools, with a valid request id.
+    said = bridge_refusal(bridge, tool, {"request_id": "r1"})
+    assert said == gateway_refusal("tool", {"request_id": "r1", "tool": tool})
+    # No request id at all: the bridge assigns one, and it is one the gateway takes.
+    code, answer = bridge.authorize(GATED_TOOL, {})
+    assigned = {"request_id": answer["request_id"], "tool": GATED_TOOL}
+    assert code == 503 and gateway_refusal("request_id", assigned) is None
+
+
+def _agent_id_ok(value: str) -> bool:
+    try:
+        validate_agent_id(value)
+    except SpecError:
+        return False
+    return True
+
+
+@given(agent_id=agent_ids, request_id=request_ids)
+@example(agent_id="team-a", request_id="x-r1")
+@example(agent_id="a", request_id="b-c")
+def test_an_approval_id_names_exactly_one_agent_and_request(
+    bridge: Authorizer, agent_id: str, request_id: object
+) -> None:
+    """approval-<agent_id>-<request_id> splits one way only, for every request id either side accepts."""
+    sides = {
+        "bridge": lambda r: bridge_refusal(bridge, GATED_TOOL, {"request_id": r}) is None,
+        "gateway": lambda r: gateway_refusal("request_id", {"request_id": r, "tool": GATED_TOOL}) is None,
+    }
+    for side, accepts in sides.items():
+        if not accepts(request_id):
+            continue
+        assert isinstance(request_id, str)
+        rest = approval_id(agent_id, request_id).removeprefix("approval-")
+        readings = [
+            (rest[:i], rest[i + 1 :])
+            for i, c in enumerate(rest)
+            if c == "-" and _agent_id_ok(rest[:i]) and accepts(rest[i + 1 :])
+        ]
+        assert readings == [(agent_id, request_id)], side
