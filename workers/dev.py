@@ -13,8 +13,9 @@ import os
 import secrets
 import shutil
 import signal
+import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -75,34 +76,58 @@ async def dev_stack(
     codec_anonymous: bool = False,
     gateway_port: int | None = None,
     schedules: bool = False,
+    pick_port: Callable[[], int] = devstack.free_port,
 ) -> AsyncIterator[DevStack]:
     """`schedules`: install KeyRotation, OrphanSweep and FleetHealth (as `lobstack dev` does).
+
+    A port that is None (or 0) is picked here (`pick_port` for the Web UI's; the starters pick the others) and
+    picked again if another process takes it before its server listens (workers/devstack.py).
 
     `codec`: encrypt every payload with an ephemeral key (held in memory only) and run a codec server for the Web
     UI, which needs a bearer token (`DevStack.codec_token`) unless `codec_anonymous` (loopback only): the dev UI has
     no login to take a token from."""
-    logs = home / "logs"
-    ui_port = ui_port or devstack.free_port()
+    # Logs (OpenBao's holds its root token) and state (local agents' bootstrap files) for this user only.
+    logs = devstack.private_dir(devstack.private_dir(home) / "logs")
     key = CodecKey.generate(f"dev-{secrets.token_hex(4)}") if codec else None
     token = secrets.token_urlsafe(32) if codec else ""
-    serve_codec: contextlib.AbstractAsyncContextManager[str] = contextlib.nullcontext("")
-    if key is not None:
-        serve_codec = codec_server.serving(
-            Keyring([key]),
-            port=codec_port or 0,
-            auth_token=token,
-            allow_anonymous=codec_anonymous,
-            cors_origins=[f"http://127.0.0.1:{ui_port}", f"http://localhost:{ui_port}"],
-        )
-    # The codec server starts first: the Temporal UI is told its URL at start.
-    async with (
-        serve_codec as codec_url,
-        _dev_stack(
-            home, logs, temporal_port, ui_port, vault_port, boot_latency_s, key, codec_url, gateway_port, schedules
-        ) as stack,
-    ):
-        stack.codec_token = token
-        yield stack
+    for attempt in range(1, devstack.START_ATTEMPTS + 1):
+        # The codec server starts first (the Temporal UI is told its URL at start) and must know the UI's port for
+        # CORS: a UI port picked here and lost to another process means both start again on a new one.
+        chosen_ui = ui_port or pick_port()
+        serve_codec: contextlib.AbstractAsyncContextManager[str] = contextlib.nullcontext("")
+        if key is not None:
+            serve_codec = codec_server.serving(
+                Keyring([key]),
+                port=codec_port or 0,
+                auth_token=token,
+                allow_anonymous=codec_anonymous,
+                cors_origins=[f"http://127.0.0.1:{chosen_ui}", f"http://localhost:{chosen_ui}"],
+            )
+        started = False
+        try:
+            async with (
+                serve_codec as codec_url,
+                _dev_stack(
+                    home,
+                    logs,
+                    temporal_port,
+                    chosen_ui,
+                    vault_port,
+                    boot_latency_s,
+                    key,
+                    codec_url,
+                    gateway_port,
+                    schedules,
+                ) as stack,
+            ):
+                started = True
+                stack.codec_token = token
+                yield stack
+            return
+        except devstack.PortInUse as lost:
+            if started or ui_port or lost.port != chosen_ui or attempt == devstack.START_ATTEMPTS:
+                raise
+            log.info("Web UI port %s was taken by another process; starting again", chosen_ui)
 
 
 @contextlib.asynccontextmanager
@@ -124,15 +149,20 @@ async def _dev_stack(
     )
     openbao = None
     sim = None
-    local = LocalProvider(state_dir=home / "local-vms")
+    local = LocalProvider(state_dir=devstack.private_dir(home / "local-vms"))
     try:
-        sim = await asyncio.to_thread(start_cloudsim, home / "cloudsim", boot_latency_s=boot_latency_s)
+        sim_dir = devstack.private_dir(home / "cloudsim")
+        # cloudsim appends to this log (simulated VMs' bridges write beside it): made 0600 before it opens it.
+        os.close(devstack.open_private(sim_dir / "cloudsim.log"))
+        sim = await asyncio.to_thread(start_cloudsim, sim_dir, boot_latency_s=boot_latency_s)
         providers: dict[str, CloudProvider] = {"local": local}
         settings = WorkerSettings(home=home, providers=("local", *CLOUD_PROVIDERS))
         # cloudsim's endpoints and tokens, plus any API budget override (LOBSTACK_API_BUDGET_*) set by the caller.
         budgets = {k: v for k, v in os.environ.items() if k.startswith("LOBSTACK_API_BUDGET_")}
         providers.update(default_providers(replace(settings, providers=CLOUD_PROVIDERS), {**budgets, **sim.env()}))
         openbao = await asyncio.to_thread(devstack.start_openbao, logs, port=vault_port)
+        # The operator step, as in a deployment: mounts, policies, and no user lockout on the agents' AppRole mount.
+        await asyncio.to_thread(devstack.bootstrap_openbao, openbao.addr, openbao.root_token)
         vault_settings = VaultSettings(addr=openbao.addr, token=openbao.root_token)
         vault = AgentVault(vault_settings)
         await asyncio.to_thread(vault.ensure_engines)
@@ -194,47 +224,57 @@ async def run_dev(
     configure_logging()
     home = Path(os.environ.get("LOBSTACK_DEV_HOME", Path(tempfile.gettempdir()) / "lobstack-dev"))
     shutil.rmtree(home, ignore_errors=True)
+    devstack.private_dir(home)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with dev_stack(
-        home,
-        temporal_port=temporal_port,
-        ui_port=ui_port,
-        vault_port=vault_port,
-        codec=codec,
-        codec_port=codec_port,
-        codec_anonymous=codec_anonymous,
-        gateway_port=gateway_port,
-        schedules=True,
-    ) as stack:
-        token_file = home / "openbao-root-token"
-        token_file.touch(mode=0o600)
-        token_file.write_text(stack.openbao.root_token)
-        if stack.codec_key is not None:
-            # Files readable by this user only; the key and token themselves are never printed.
-            keys_file, codec_token_file = home / "codec-keys", home / "codec-token"
-            for path, text in (
-                (keys_file, encode_keyring_spec([stack.codec_key])),
-                (codec_token_file, stack.codec_token),
-            ):
-                path.touch(mode=0o600)
-                path.write_text(text)
-            print(f"Codec server    : {stack.codec_url} (bearer token in {codec_token_file}; the Web UI uses it)")
-            print(f"Payload keys    : in {keys_file} (export LOBSTACK_CODEC_KEYS_FILE={keys_file} for the CLI)")
-        print(f"Temporal Web UI : {stack.temporal.ui_url}")
-        print(f"Temporal        : {stack.temporal.address}")
-        print(f"OpenBao         : {stack.openbao.addr} (root token in {token_file})")
-        if show_root_token:
-            print(f"OpenBao token   : {stack.openbao.root_token}")
-        print(f"Registry        : {stack.database_url}")
-        print(f"Cloud simulator : {stack.cloudsim.url} (Hetzner, DigitalOcean and Vultr APIs)")
-        print(f"Agent gateway   : {stack.gateway_url} (bridges ask it for skills and tool approvals)")
-        print("Schedules       : KeyRotation (90 days), OrphanSweep (hourly), FleetHealth (30 s), in the Web UI")
-        print("Worker          : running; try in another shell:")
-        print("  lobstack agent create --account acme --name helper --require-approval --wait")
-        print("Ctrl-C stops everything.", flush=True)
-        await stop.wait()
+    try:
+        async with dev_stack(
+            home,
+            temporal_port=temporal_port,
+            ui_port=ui_port,
+            vault_port=vault_port,
+            codec=codec,
+            codec_port=codec_port,
+            codec_anonymous=codec_anonymous,
+            gateway_port=gateway_port,
+            schedules=True,
+        ) as stack:
+            _show(stack, home, show_root_token=show_root_token)
+            await stop.wait()
+    except devstack.PortInUse as taken:
+        # A port given here (or its default) is in use: say which flag moves it. Ports picked here are retried.
+        flags = {
+            temporal_port: "--temporal-port",
+            ui_port: "--ui-port",
+            vault_port: "--vault-port",
+            vault_port + 1: "--vault-port",  # OpenBao's cluster listener
+        }
+        hint = f"; choose another with {flags[taken.port]} (0 picks a free one)" if taken.port in flags else ""
+        print(f"lobstack dev: {taken}{hint}", file=sys.stderr)
+        return 1
     print("stopped: worker, Temporal, OpenBao and every local agent")
     return 0
+
+
+def _show(stack: DevStack, home: Path, *, show_root_token: bool) -> None:
+    # Files readable by this user only (0600 from their creation); the key and tokens themselves are never printed.
+    token_file = devstack.write_private(home / "openbao-root-token", stack.openbao.root_token)
+    if stack.codec_key is not None:
+        keys_file = devstack.write_private(home / "codec-keys", encode_keyring_spec([stack.codec_key]))
+        codec_token_file = devstack.write_private(home / "codec-token", stack.codec_token)
+        print(f"Codec server    : {stack.codec_url} (bearer token in {codec_token_file}; the Web UI uses it)")
+        print(f"Payload keys    : in {keys_file} (export LOBSTACK_CODEC_KEYS_FILE={keys_file} for the CLI)")
+    print(f"Temporal Web UI : {stack.temporal.ui_url}")
+    print(f"Temporal        : {stack.temporal.address}")
+    print(f"OpenBao         : {stack.openbao.addr} (root token in {token_file})")
+    if show_root_token:
+        print(f"OpenBao token   : {stack.openbao.root_token}")
+    print(f"Registry        : {stack.database_url}")
+    print(f"Cloud simulator : {stack.cloudsim.url} (Hetzner, DigitalOcean and Vultr APIs)")
+    print(f"Agent gateway   : {stack.gateway_url} (bridges ask it for skills and tool approvals)")
+    print("Schedules       : KeyRotation (90 days), OrphanSweep (hourly), FleetHealth (30 s), in the Web UI")
+    print("Worker          : running; try in another shell:")
+    print("  lobstack agent create --account acme --name helper --require-approval --wait")
+    print("Ctrl-C stops everything.", flush=True)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +17,6 @@ import httpx
 from temporalio.client import Client
 
 from activities.cloud.local import pid_alive
-from workers.devstack import free_port
 from workers.schedules import SCHEDULE_IDS
 
 READY = "Ctrl-C stops everything."
@@ -32,23 +33,24 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _printed_port(printed: str, label: str) -> int:
+    """The port of the address `lobstack dev` printed after `label`."""
+    found = re.search(rf"^{re.escape(label)}\s*: (?:http://)?127\.0\.0\.1:(\d+)", printed, re.MULTILINE)
+    assert found, f"{label!r} not printed:\n{printed}"
+    return int(found.group(1))
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
 def test_dev_runs_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
-    ports = {"temporal": free_port(), "ui": free_port(), "vault": free_port(), "gateway": free_port()}
+    # Port 0: `lobstack dev` picks each port itself (and picks again if another process takes it first), then prints
+    # them. Ports picked here and handed over could be taken by another process before the servers bind them.
     env = {**os.environ, "LOBSTACK_DEV_HOME": str(tmp_path / "dev")}
     lobstack = [sys.executable, "-m", "clients.cli"]
     dev = subprocess.Popen(
-        [
-            *lobstack,
-            "dev",
-            "--temporal-port",
-            str(ports["temporal"]),
-            "--ui-port",
-            str(ports["ui"]),
-            "--vault-port",
-            str(ports["vault"]),
-            "--gateway-port",
-            str(ports["gateway"]),
-        ],
+        [*lobstack, "dev", "--temporal-port", "0", "--ui-port", "0", "--vault-port", "0", "--gateway-port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -63,7 +65,19 @@ def test_dev_runs_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
                 break
         printed = "".join(lines)
         assert READY in printed, printed
-        assert f"http://127.0.0.1:{ports['ui']}" in printed
+        ports = {
+            "temporal": _printed_port(printed, "Temporal"),
+            "ui": _printed_port(printed, "Temporal Web UI"),
+            "vault": _printed_port(printed, "OpenBao"),
+            "gateway": _printed_port(printed, "Agent gateway"),
+        }
+        # Logs (OpenBao's holds the root token) and state for this user only.
+        home = tmp_path / "dev"
+        assert _mode(home) == 0o700 and _mode(home / "logs") == 0o700
+        assert _mode(home / "openbao-root-token") == 0o600
+        logs = {p.name: _mode(p) for p in home.rglob("*.log")}
+        assert f"openbao-{ports['vault']}.log" in logs and f"temporal-{ports['temporal']}.log" in logs, logs
+        assert set(logs.values()) == {0o600}, logs
         assert "root token in" in printed and "s." not in printed.split("OpenBao")[1].split("\n")[0].split("(")[0]
         assert httpx.get(f"http://127.0.0.1:{ports['ui']}/", timeout=10).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{ports['gateway']}/healthz", timeout=10).json() == {"status": "ok"}
