@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import time
 from collections import Counter
@@ -26,6 +27,7 @@ from chaos.report import Leftovers, count_leftovers, final_line, table
 from chaos.stack import ChaosStack, chaos_stack
 from clients.client import LobstackClient
 from store import Registry
+from workers import devstack
 from workflows.agent_lifecycle import AgentLifecycleWorkflow
 from workflows.models import AgentState, AgentStatus
 from workflows.queues import WORKFLOW_QUEUE, workflow_id
@@ -183,9 +185,11 @@ async def run_chaos(
         f"{concurrency} at a time; " + ", ".join(f"{p} {c}" for p, c in sorted(per_provider.items())),
         flush=True,
     )
-    # The driver's own logs (the gateway's complaints while OpenBao or the worker is down) go to a file, not the table.
-    (home / "logs").mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(filename=home / "logs" / "driver.log", level=logging.INFO, force=True)
+    # The driver's own logs (the gateway's complaints while OpenBao or the worker is down) go to a file, not the table:
+    # created 0600 in a 0700 directory, as every server log (workers/devstack.py); logging appends to it.
+    driver_log = devstack.private_dir(home / "logs") / "driver.log"
+    os.close(devstack.open_private(driver_log))
+    logging.basicConfig(filename=driver_log, level=logging.INFO, force=True)
     t0 = time.monotonic()
     async with chaos_stack(home, seed=seed, boot_latency_s=boot_latency_s, database_url=database_url) as stack:
         print(f"[{time.monotonic() - t0:6.1f}s] stack up: {stack.temporal.ui_url}, logs in {home / 'logs'}", flush=True)

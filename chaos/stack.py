@@ -95,19 +95,22 @@ class ChaosStack:
 async def chaos_stack(
     home: Path, *, seed: int, boot_latency_s: float, database_url: str | None = None
 ) -> AsyncIterator[ChaosStack]:
-    logs = home / "logs"
+    # Server logs and state for this user only: logs 0600 in 0700 directories (workers/devstack.py).
+    logs = devstack.private_dir(devstack.private_dir(home) / "logs")
     key = CodecKey.generate(f"chaos-{seed}")
-    keys_file = home / "codec-keys"
-    keys_file.touch(mode=0o600)
-    keys_file.write_text(encode_keyring_spec([key]))
+    keys_file = devstack.write_private(home / "codec-keys", encode_keyring_spec([key]))
     database_url = database_url or f"sqlite:///{home / 'registry.db'}"
 
     temporal = openbao = sim = worker = None
     try:
         temporal = await asyncio.to_thread(devstack.start_temporal, logs, db_file=home / "temporal.db")
         openbao = await asyncio.to_thread(devstack.start_openbao_server, logs)
+        # The operator step, as in a deployment: mounts, policies, and no user lockout on the agents' AppRole mount.
+        await asyncio.to_thread(devstack.bootstrap_openbao, openbao.addr, openbao.root_token)
+        sim_dir = devstack.private_dir(home / "cloudsim")
+        os.close(devstack.open_private(sim_dir / "cloudsim.log"))  # cloudsim appends to it: 0600 before it opens it
         sim = await asyncio.to_thread(
-            start_cloudsim, home / "cloudsim", boot_latency_s=boot_latency_s, extra_args=["--seed", str(seed)]
+            start_cloudsim, sim_dir, boot_latency_s=boot_latency_s, extra_args=["--seed", str(seed)]
         )
         limit = int(CHAOS_BUDGET_CALLS_PER_S * 2)
         limits: dict[str, dict[str, object]] = {p: {"limit": limit, "window_s": 1.0} for p in CLOUD_PROVIDERS}
