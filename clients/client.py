@@ -79,6 +79,28 @@ class AgentNotFound(LobstackClientError):
         self.agent_id = agent_id
 
 
+class AgentEnded(AgentNotFound):
+    """The agent's lifecycle exists but is closed: it takes no more signals, updates or decisions."""
+
+    def __init__(self, agent_id: str, how: str) -> None:
+        LobstackClientError.__init__(
+            self, f"agent {agent_id!r} has already ended (workflow {how}); it takes no more requests"
+        )
+        self.agent_id = agent_id
+        self.how = how
+
+
+class ApprovalClosed(ApprovalNotFound):
+    """The approval exists but is closed: it was decided, or it expired."""
+
+    def __init__(self, approval_id: str, how: str) -> None:
+        LobstackClientError.__init__(
+            self, f"approval {approval_id!r} is already closed (workflow {how}): it was decided or it expired"
+        )
+        self.approval_id = approval_id
+        self.how = how
+
+
 @dataclass(frozen=True)
 class AgentSummary:
     agent_id: str
@@ -138,11 +160,34 @@ class LobstackClient:
             raise AgentExists(spec.agent_id) from None
         return spec.agent_id
 
+    async def _ended(self, err: RPCError, workflow: str) -> str | None:
+        """After a NOT_FOUND answer to a signal or an update: how the workflow ended, or None when there is none.
+
+        Temporal says NOT_FOUND both for "no such workflow" and for "already completed"; describe tells them apart.
+        Any other answer, a missing namespace included, is re-raised as it came.
+        """
+        if err.status != RPCStatusCode.NOT_FOUND or _namespace_missing(err):
+            raise err
+        try:
+            described = await self.temporal.get_workflow_handle(workflow).describe()
+        except RPCError as again:
+            if again.status == RPCStatusCode.NOT_FOUND and not _namespace_missing(again):
+                return None
+            raise
+        if described.status is None or described.status == WorkflowExecutionStatus.RUNNING:
+            raise err
+        return described.status.name.lower()
+
+    async def _agent_missing(self, err: RPCError, agent_id: str) -> AgentNotFound:
+        how = await self._ended(err, workflow_id(agent_id))
+        return AgentNotFound(agent_id) if how is None else AgentEnded(agent_id, how)
+
     async def status(self, agent_id: str) -> AgentStatus:
         try:
             return await self._handle(agent_id).query(AgentLifecycleWorkflow.status)
         except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
+            # A closed lifecycle still answers queries (a worker replays it): NOT_FOUND means there is none.
+            if err.status == RPCStatusCode.NOT_FOUND and not _namespace_missing(err):
                 raise AgentNotFound(agent_id) from None
             raise
 
@@ -150,9 +195,7 @@ class LobstackClient:
         try:
             await self._handle(agent_id).signal(signal, arg)  # type: ignore[arg-type]
         except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                raise AgentNotFound(agent_id) from None
-            raise
+            raise await self._agent_missing(err, agent_id) from None
 
     async def approve(self, agent_id: str, *, approver: str, reason: str = "") -> AgentStatus:
         return await self._decide(agent_id, ApprovalDecision(approver=approver, reason=reason, approved=True))
@@ -166,9 +209,7 @@ class LobstackClient:
         try:
             return await self._handle(agent_id).execute_update(AgentLifecycleWorkflow.decide, decision)
         except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                raise AgentNotFound(agent_id) from None
-            raise
+            raise await self._agent_missing(err, agent_id) from None
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             raise DecisionRefused(agent_id, str(getattr(cause, "message", cause))) from None
@@ -219,7 +260,7 @@ class LobstackClient:
         try:
             return await self._handle(agent_id).query(AgentLifecycleWorkflow.policy)
         except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
+            if err.status == RPCStatusCode.NOT_FOUND and not _namespace_missing(err):
                 raise AgentNotFound(agent_id) from None
             raise
 
@@ -241,12 +282,12 @@ class LobstackClient:
         return found
 
     async def approval(self, approval_id: str) -> ApprovalStatus:
-        _check_approval_id(approval_id)
+        validate_approval_id(approval_id)
         handle = self.temporal.get_workflow_handle_for(ToolApprovalWorkflow.run, approval_id)
         try:
             return await handle.query(ToolApprovalWorkflow.status)
         except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
+            if err.status == RPCStatusCode.NOT_FOUND and not _namespace_missing(err):
                 raise ApprovalNotFound(approval_id) from None
             raise
 
@@ -254,16 +295,15 @@ class LobstackClient:
         self, approval_id: str, *, approver: str, approved: bool, reason: str = ""
     ) -> ApprovalStatus:
         """Approve or reject through the `decide` update: a refused approver gets the refusal back as an error."""
-        _check_approval_id(approval_id)
+        validate_approval_id(approval_id)
         _require("approver", approver)
         handle = self.temporal.get_workflow_handle_for(ToolApprovalWorkflow.run, approval_id)
         decision = ApprovalDecision(approver=approver, reason=reason, approved=approved)
         try:
             return await handle.execute_update(ToolApprovalWorkflow.decide, decision)
         except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                raise ApprovalNotFound(approval_id) from None
-            raise
+            how = await self._ended(err, approval_id)
+            raise (ApprovalNotFound(approval_id) if how is None else ApprovalClosed(approval_id, how)) from None
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             raise DecisionRefused(approval_id, str(cause.message if hasattr(cause, "message") else cause)) from None
@@ -282,9 +322,14 @@ class LobstackClient:
 _APPROVAL_ID = re.compile(r"^approval-[a-z0-9-]{3,90}$")
 
 
-def _check_approval_id(approval_id: str) -> None:
+def validate_approval_id(approval_id: object) -> None:
     if not isinstance(approval_id, str) or not _APPROVAL_ID.fullmatch(approval_id):
         raise SpecError("approval_id", f"{approval_id!r} is not allowed; looks like approval-<agent_id>-<request_id>")
+
+
+def _namespace_missing(err: RPCError) -> bool:
+    """Temporal answers NOT_FOUND for an unknown namespace too ("Namespace x is not found."): not about a workflow."""
+    return err.message.lower().startswith("namespace ")
 
 
 def _require(field_name: str, value: str) -> None:
@@ -295,13 +340,16 @@ def _require(field_name: str, value: str) -> None:
 
 
 __all__ = [
+    "AgentEnded",
     "AgentExists",
     "AgentNotFound",
     "AgentSummary",
+    "ApprovalClosed",
     "ApprovalNotFound",
     "DecisionRefused",
     "LobstackClient",
     "LobstackClientError",
     "TemporalUnreachable",
     "new_agent_id",
+    "validate_approval_id",
 ]
