@@ -2,7 +2,8 @@
 
 `add_audit_commands(subparsers)` adds them to the CLI's parser. Both read the registry at `--database-url`, else
 `DATABASE_URL`, else the default SQLite file (store.default_database_url), as the system (every account) unless
-`--account` narrows them to one.
+`--account` narrows them to one. They never contact Temporal. Failures are reported by the CLI's main as one line
+with the statuses of `clients.cli_common` (an unreachable database exits 3, an unusable URL 2).
 
     lobstack audit verify [--account A] [--database-url URL]     exit 0: every chain holds; 1: the first broken link
     lobstack audit export [--account A] [--output FILE] [--database-url URL]   JSON lines in chain order (stdout)
@@ -22,15 +23,17 @@ EXIT_BROKEN = 1
 
 
 def _registry(args: argparse.Namespace) -> Any:
-    from store import Registry, default_database_url
+    from clients.cli_common import open_registry
 
-    return Registry.from_url(args.database_url or default_database_url())
+    return open_registry(args.database_url)
 
 
 def _account(text: str) -> str:
+    from clients.cli_common import validate_account_id
     from store.tenancy import Scope
 
     try:
+        validate_account_id(text)  # an empty or blank --account is refused, never read as "every account"
         Scope.of(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
@@ -62,16 +65,27 @@ def _write_lines(registry: Any, account: str | None, out: TextIO) -> int:
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
-    registry = _registry(args)
+    to_stdout = args.output in (None, "-")
+    if not to_stdout:
+        try:  # before the database: a bad --output is refused before anything is read
+            out = open(args.output, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
+        except OSError as err:
+            from workflows.spec import SpecError
+
+            raise SpecError("output", f"cannot write {args.output}: {err.strerror or type(err).__name__}") from None
+    else:
+        out = sys.stdout
     try:
-        if args.output in (None, "-"):
-            count = _write_lines(registry, args.account, sys.stdout)
-        else:
-            with open(args.output, "w", encoding="utf-8") as out:
-                count = _write_lines(registry, args.account, out)
-            print(f"exported {count} audit events to {args.output}", file=sys.stderr)
+        registry = _registry(args)
+        try:
+            count = _write_lines(registry, args.account, out)
+        finally:
+            registry.close()
     finally:
-        registry.close()
+        if not to_stdout:
+            out.close()
+    if not to_stdout:
+        print(f"exported {count} audit events to {args.output}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -1,7 +1,8 @@
 """The `lobstack` command line, built on LobstackClient.
 
 Input is validated before any connection is made: a bad value exits with status 2 and a message that names the field
-and what is allowed.
+and what is allowed. Every command reaches Temporal through `clients.cli_common.connect`, and every failure ends as one
+line on stderr with a documented exit status (`clients.cli_common.EXIT_STATUS_HELP`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,18 @@ from datetime import datetime
 from typing import Any
 
 from clients.audit_cli import add_audit_commands
+from clients.cli_common import (
+    EXIT_INTERRUPTED,
+    EXIT_STATUS_HELP,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    CommandFailed,
+    Parser,
+    connect,
+    report,
+    temporal_target,
+    vault_settings,
+)
 from clients.ops_cli import add_ops_commands
 from workflows.models import AgentState, AgentStatus
 from workflows.queues import WORKFLOW_QUEUE
@@ -35,26 +48,7 @@ from workflows.spec import (
     validate_tool_patterns,
 )
 
-EXIT_USAGE = 2
-
-
-def _address(args: argparse.Namespace) -> tuple[str, str]:
-    from workers.settings import TemporalSettings
-
-    env = TemporalSettings.from_env()
-    return args.address or env.address, args.namespace or env.namespace
-
-
-async def _client(args: argparse.Namespace) -> Any:
-    from clients.client import LobstackClient
-
-    address, namespace = _address(args)
-    from workers.codec import data_converter_from_env
-
-    # The same LOBSTACK_CODEC_KEYS* as the workers, or payloads would not decode.
-    return await LobstackClient.connect(
-        address, namespace=namespace, task_queue=args.task_queue, data_converter=data_converter_from_env()
-    )
+DEFAULT_DESTROY_WAIT_S = 600
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:
@@ -81,6 +75,9 @@ def _json_default(value: object) -> str:
 
 
 def cmd_agent_create(args: argparse.Namespace) -> int:
+    if args.agent_id is not None:
+        # Given, it must be an id: an empty or blank --agent-id is refused, never taken for "choose one for me".
+        validate_agent_id(args.agent_id)
     spec = AgentSpec(
         account_id=args.account,
         name=args.name,
@@ -90,20 +87,26 @@ def cmd_agent_create(args: argparse.Namespace) -> int:
         skills=list(args.skill or []),
         require_approval=args.require_approval,
         strict_region=args.strict_region,
-        # argparse turns `--agent-id=--` into []: passed on (and refused), never mistaken for "not given".
         agent_id=args.agent_id if args.agent_id is not None else "",
         approval_timeout_s=args.approval_timeout,
         health_timeout_s=args.health_timeout,
     )
     validate_spec(spec)
+    wait_s = args.wait_timeout if args.wait_timeout is not None else args.health_timeout + 120
 
     async def go() -> int:
-        client = await _client(args)
+        client = await connect(args)
         agent_id = await client.create_agent(spec)
-        print(agent_id)
+        print(agent_id, flush=True)
         if args.wait:
             wanted = {AgentState.RUNNING, AgentState.PENDING_APPROVAL}
-            status = await client.wait_for(agent_id, wanted, timeout_s=args.health_timeout + 120)
+            try:
+                status = await client.wait_for(agent_id, wanted, timeout_s=wait_s, max_interval_s=2.0)
+            except TimeoutError as err:
+                raise CommandFailed(
+                    f"{err}; it was created and may still get there: see `lobstack agent status {agent_id}`",
+                    EXIT_UNAVAILABLE,
+                ) from None
             _print_status(status, as_json=False)
         return 0
 
@@ -114,7 +117,7 @@ def cmd_agent_status(args: argparse.Namespace) -> int:
     validate_agent_id(args.agent_id)
 
     async def go() -> int:
-        client = await _client(args)
+        client = await connect(args)
         _print_status(await client.status(args.agent_id), args.json)
         return 0
 
@@ -123,7 +126,7 @@ def cmd_agent_status(args: argparse.Namespace) -> int:
 
 def cmd_agent_list(args: argparse.Namespace) -> int:
     async def go() -> int:
-        client = await _client(args)
+        client = await connect(args)
         agents = await client.list_agents(running_only=args.running)
         for agent in agents:
             started = agent.started_at.isoformat(timespec="seconds") if agent.started_at else "-"
@@ -142,7 +145,7 @@ def _decision_command(approve: bool) -> Callable[[argparse.Namespace], int]:
             raise SpecError("approver", "is required")
 
         async def go() -> int:
-            client = await _client(args)
+            client = await connect(args)
             send = client.approve if approve else client.reject
             await send(args.agent_id, approver=args.approver, reason=args.reason)
             print(f"{'approved' if approve else 'rejected'} {args.agent_id} as {args.approver}")
@@ -157,11 +160,18 @@ def cmd_agent_destroy(args: argparse.Namespace) -> int:
     validate_agent_id(args.agent_id)
 
     async def go() -> int:
-        client = await _client(args)
+        client = await connect(args)
         await client.destroy(args.agent_id, requested_by=args.requested_by, reason=args.reason)
-        print(f"destroy requested for {args.agent_id}")
+        print(f"destroy requested for {args.agent_id}", flush=True)
         if args.wait:
-            result = await client.result(args.agent_id)
+            try:
+                result = await asyncio.wait_for(client.result(args.agent_id), timeout=args.wait_timeout)
+            except TimeoutError:
+                raise CommandFailed(
+                    f"agent {args.agent_id!r} is not destroyed yet after {args.wait_timeout}s; the destroy goes on: "
+                    f"see `lobstack agent status {args.agent_id}`",
+                    EXIT_UNAVAILABLE,
+                ) from None
             print(f"{args.agent_id}: {result.state.value}")
         return 0
 
@@ -177,7 +187,7 @@ def cmd_agent_skills(args: argparse.Namespace) -> int:
         validate_tool_patterns(gated)
 
     async def go() -> int:
-        client = await _client(args)
+        client = await connect(args)
         await client.update_skills(args.agent_id, skills, approval_required=gated, requested_by=args.requested_by)
         print(f"skills of {args.agent_id}: {', '.join(skills) or 'none'}")
         return 0
@@ -190,7 +200,7 @@ def cmd_agent_skills(args: argparse.Namespace) -> int:
 
 def cmd_approvals_list(args: argparse.Namespace) -> int:
     async def go() -> int:
-        client = await _client(args)
+        client = await connect(args)
         approvals = await client.list_approvals(pending_only=not args.all)
         for a in approvals:
             escalated = " (escalated)" if a.escalated else ""
@@ -204,11 +214,14 @@ def cmd_approvals_list(args: argparse.Namespace) -> int:
 
 def _approval_command(approved: bool) -> Callable[[argparse.Namespace], int]:
     def command(args: argparse.Namespace) -> int:
+        from clients.client import validate_approval_id
+
+        validate_approval_id(args.approval_id)
         if not args.approver.strip():
             raise SpecError("approver", "is required")
 
         async def go() -> int:
-            client = await _client(args)
+            client = await connect(args)
             status = await client.decide_approval(
                 args.approval_id, approver=args.approver, approved=approved, reason=args.reason
             )
@@ -226,7 +239,8 @@ def _approval_command(approved: bool) -> Callable[[argparse.Namespace], int]:
 def cmd_worker(args: argparse.Namespace) -> int:
     from workers.main import run_worker_from_env
 
-    return _run(run_worker_from_env(*_address(args), task_queue=args.task_queue))
+    vault_settings()  # refused here, one line and status 2, rather than as the worker's first traceback
+    return _run(run_worker_from_env(*temporal_target(args), task_queue=args.task_queue))
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -272,8 +286,7 @@ def cmd_codec_server(args: argparse.Namespace) -> int:
         try:
             await run_codec_server_from_env(args.host, args.port, stop=stop)
         except CodecServerConfigError as err:
-            print(f"lobstack: error: {err}", file=sys.stderr)
-            return EXIT_USAGE
+            raise CommandFailed(str(err), EXIT_USAGE) from None
         return 0
 
     return _run(go())
@@ -296,7 +309,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lobstack", description="Give every AI agent its own VM, durably.")
+    parser = Parser(
+        prog="lobstack",
+        description="Give every AI agent its own VM, durably.",
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--address", help="Temporal frontend host:port (env TEMPORAL_ADDRESS, default 127.0.0.1:7233)")
     parser.add_argument("--namespace", help="Temporal namespace (env TEMPORAL_NAMESPACE, default 'default')")
     parser.add_argument(
@@ -365,6 +383,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for the agent to become healthy (default 300)",
     )
     create.add_argument("--wait", action="store_true", help="wait until running or pending approval")
+    create.add_argument(
+        "--wait-timeout",
+        type=_seconds("wait_timeout_s", low=1),
+        help="with --wait: give up after this many seconds, exit 3 (default: health timeout + 120)",
+    )
     create.set_defaults(func=cmd_agent_create)
 
     status = agent_sub.add_parser("status", help="show an agent's state")
@@ -395,6 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
     destroy.add_argument("--requested-by", default="", help="who asks")
     destroy.add_argument("--reason", default="", help="why")
     destroy.add_argument("--wait", action="store_true", help="wait until everything is gone")
+    destroy.add_argument(
+        "--wait-timeout",
+        type=_seconds("wait_timeout_s", low=1),
+        default=DEFAULT_DESTROY_WAIT_S,
+        help=f"with --wait: give up after this many seconds, exit 3 (default {DEFAULT_DESTROY_WAIT_S})",
+    )
     destroy.set_defaults(func=cmd_agent_destroy)
     add_ops_commands(sub)
     add_audit_commands(sub)
@@ -413,33 +442,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _seconds(field_name: str) -> Callable[[str], int]:
+def _seconds(field_name: str, *, low: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
-            return int(text)
+            value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{field_name}: {text!r} is not a whole number of seconds") from None
+        if low is not None and value < low:
+            raise argparse.ArgumentTypeError(f"{field_name}: {value} is not allowed; must be at least {low}")
+        return value
 
     return parse
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every failure is one line on stderr and a documented exit status (EXIT_STATUS_HELP)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except SpecError as err:
-        print(f"lobstack: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as err:
-        from clients.client import LobstackClientError
-
-        if isinstance(err, LobstackClientError):
-            print(f"lobstack: error: {err}", file=sys.stderr)
-            return 1
-        raise
+        return report(err, args)
 
 
 def run() -> None:

@@ -1,8 +1,9 @@
 """Operator commands of `lobstack`: schedules, key rotation, orphan sweep, and agent data.
 
 `add_ops_commands(subparsers)` adds them to the CLI's parser; they read the global `--address`, `--namespace` and
-`--task-queue` options. Agent data values are read from a file or stdin and written to stdout, never taken from the
-command line (argv is visible to every user of the machine).
+`--task-queue` options and reach Temporal through `clients.cli_common.connect`, the CLI's one client (with the
+workers' payload codec). Agent data values are read from a file or stdin and written to stdout, never taken from the
+command line (argv is visible to every user of the machine); they can change only while the agent is running.
 
     lobstack schedules install [--rotation-every-days N] [--sweep-every-minutes N] [--health-every-seconds N]
     lobstack keys rotate [--batch-size N]
@@ -23,26 +24,17 @@ from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
+from clients.cli_common import (
+    EXIT_FAILED,
+    CommandFailed,
+    connect,
+    open_registry,
+    validate_account_id,
+    vault_settings,
+)
 from workflows.spec import SpecError, validate_agent_id
 
 __all__ = ["add_ops_commands"]
-
-
-async def _temporal(args: argparse.Namespace) -> Any:
-    from temporalio.client import Client
-
-    from workers.settings import TemporalSettings
-
-    env = TemporalSettings.from_env()
-    address = getattr(args, "address", None) or env.address
-    namespace = getattr(args, "namespace", None) or env.namespace
-    return await Client.connect(address, namespace=namespace)
-
-
-def _task_queue(args: argparse.Namespace) -> str:
-    from workflows.queues import WORKFLOW_QUEUE
-
-    return getattr(args, "task_queue", None) or WORKFLOW_QUEUE
 
 
 def _positive(field_name: str) -> Any:
@@ -69,10 +61,10 @@ def cmd_schedules_install(args: argparse.Namespace) -> int:
     from workers.schedules import install_schedules
 
     async def go() -> int:
-        client = await _temporal(args)
+        client = await connect(args)
         installed = await install_schedules(
-            client,
-            task_queue=_task_queue(args),
+            client.temporal,
+            task_queue=client.task_queue,
             rotation_every=timedelta(days=args.rotation_every_days),
             sweep_every=timedelta(minutes=args.sweep_every_minutes),
             health_every=timedelta(seconds=args.health_every_seconds),
@@ -89,12 +81,12 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     from workflows.maintenance_models import KEY_ROTATION_SCHEDULE, RotationInput
 
     async def go() -> int:
-        client = await _temporal(args)
-        result = await client.execute_workflow(
+        client = await connect(args)
+        result = await client.temporal.execute_workflow(
             KeyRotationWorkflow.run,
             RotationInput(batch_size=args.batch_size),
             id=f"{KEY_ROTATION_SCHEDULE}-manual-{uuid.uuid4().hex[:12]}",
-            task_queue=_task_queue(args),
+            task_queue=client.task_queue,
         )
         _print(result)
         return 0
@@ -107,12 +99,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from workflows.orphan_sweep import OrphanSweepWorkflow
 
     async def go() -> int:
-        client = await _temporal(args)
-        result = await client.execute_workflow(
+        client = await connect(args)
+        result = await client.temporal.execute_workflow(
             OrphanSweepWorkflow.run,
             SweepInput(dry_run=args.dry_run),
             id=f"{ORPHAN_SWEEP_SCHEDULE}-manual-{uuid.uuid4().hex[:12]}",
-            task_queue=_task_queue(args),
+            task_queue=client.task_queue,
         )
         _print(result)
         return 0
@@ -124,29 +116,55 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _data_store() -> Any:
-    from activities.secrets import AgentVault, VaultSettings
+    from activities.secrets import AgentVault
     from activities.secrets.agent_data import AgentDataStore
-    from store import Registry, default_database_url
 
+    settings = vault_settings()
+    return AgentDataStore(AgentVault(settings), open_registry())  # type: ignore[arg-type]
+
+
+def _read_value(path: str | None) -> bytes:
+    if not path:
+        return sys.stdin.buffer.read()
     try:
-        settings = VaultSettings.from_env()
-    except ValueError as err:
-        raise SpecError("VAULT_ADDR", str(err)) from None
-    return AgentDataStore(AgentVault(settings), Registry.from_url(default_database_url()))
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as err:
+        raise SpecError("file", f"cannot read {path}: {err.strerror or type(err).__name__}") from None
+
+
+def _require_running(store: Any, agent_id: str, account_id: str) -> None:
+    """Agent data changes only while the agent runs: before that it has no Transit key (Vault refuses, Forbidden),
+    after that its data is gone. Says which it is and what to do."""
+    from workflows.models import AgentState
+
+    agent = store.registry.get(agent_id)
+    if agent is None or agent.account_id != account_id:
+        raise CommandFailed(
+            f"agent_id: no agent {agent_id!r} under account {account_id!r}: check both with `lobstack agent list` "
+            "and `lobstack agent status`"
+        )
+    if agent.state in (AgentState.RUNNING, AgentState.DEGRADED):
+        return
+    if agent.state == AgentState.PENDING_APPROVAL:
+        todo = f"approve it (`lobstack agent approve {agent_id} --approver NAME`), then retry once it is running"
+    elif agent.state == AgentState.PROVISIONING:
+        todo = f"retry once `lobstack agent status {agent_id}` says running"
+    else:
+        todo = "its data is deleted with it; create a new agent"
+    raise CommandFailed(f"agent {agent_id!r} is {agent.state.value}: its data can change only while it runs; {todo}")
 
 
 def cmd_data_put(args: argparse.Namespace) -> int:
     from activities.secrets.agent_data import validate_data_name
 
     validate_agent_id(args.agent_id)
+    validate_account_id(args.account)
     validate_data_name(args.name)
-    if args.file:
-        with open(args.file, "rb") as fh:
-            value = fh.read()
-    else:
-        value = sys.stdin.buffer.read()
+    value = _read_value(args.file)
     store = _data_store()
     try:
+        _require_running(store, args.agent_id, args.account)
         version = store.put(args.agent_id, args.account, args.name, value)
     finally:
         store.registry.close()
@@ -155,15 +173,18 @@ def cmd_data_put(args: argparse.Namespace) -> int:
 
 
 def cmd_data_get(args: argparse.Namespace) -> int:
-    from activities.secrets.agent_data import AgentDataMissing
+    from activities.secrets.agent_data import AgentDataMissing, validate_data_name
 
     validate_agent_id(args.agent_id)
+    validate_data_name(args.name)
+    if args.account is not None:
+        validate_account_id(args.account)
     store = _data_store()
     try:
         value = store.get(args.agent_id, args.name, account_id=args.account)
     except AgentDataMissing as err:
-        print(f"lobstack: error: {err}", file=sys.stderr)
-        return 1
+        print(f"lobstack: error: {err}: see `lobstack agent-data list {args.agent_id}`", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         store.registry.close()
     sys.stdout.buffer.write(value)

@@ -55,8 +55,12 @@ def _refused(spec: AgentSpec) -> bool:
 @example(flag="--agent-id", value="--")
 @example(flag="--name", value="$(reboot)")
 @example(flag="--skill", value="a\n- b")
+# Given explicitly, an empty or blank id is refused like any other bad one, never taken for "no id given" (issue 11).
+@example(flag="--agent-id", value="")
+@example(flag="--agent-id", value=" \t")
+@example(flag="--account", value=" ")
 def test_create_refuses_hostile_values_before_connecting(flag: str, value: str) -> None:
-    assume(value.strip() and (value == "--" or _refused(_spec(flag, value))))
+    assume(value in ("--", "") or _refused(_spec(flag, value)))
     base = {"--account": "acme", "--name": "helper"}
     base[flag] = value
     # `--flag=value`: a value that starts with '-' is still the flag's value, not another option.
