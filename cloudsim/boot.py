@@ -143,6 +143,16 @@ def stop_processes(procs: Iterable[subprocess.Popen[bytes]], grace_s: float = 5.
             proc.wait()
 
 
+def kill_processes(procs: Iterable[subprocess.Popen[bytes]]) -> None:
+    """SIGKILL every process group and reap it: a deleted VM is gone at once, as if its power were pulled, so nothing
+    on it (the bridge revoking its own Vault token, say) runs a shutdown. Cleaning up after it is the caller's job."""
+    procs = [p for p in procs if p.poll() is None]
+    for proc in procs:
+        _signal_group(proc, signal.SIGKILL)
+    for proc in procs:
+        proc.wait()
+
+
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)

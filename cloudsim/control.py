@@ -37,6 +37,7 @@ def control_routes(sim: Sim, apis: dict[str, ProviderAPI]) -> list[BaseRoute]:
             "calls": calls,
             "rate_limited": rate_limited,
             "created": sim.state.snapshot_created(),
+            "peak_live": sim.state.snapshot_peak_live(),
             "injected": sim.state.snapshot_injected(),
             "faults": sim.faults.list(),
             "config": {"boot_latency_s": sim.state.boot_latency_s, "rate_limits": sim.limiter.config},

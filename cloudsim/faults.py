@@ -24,6 +24,7 @@ _FIELDS = (
     "locations",
     "drop_after_create",
     "drop_mode",
+    "after_create",
 )
 
 
@@ -45,6 +46,10 @@ class Fault:
     # The next N creates really create the VM, then the answer is lost: "504" (gateway timeout) or "close".
     drop_after_create: int = 0
     drop_mode: str = "504"
+    # Dormant until the provider next creates a VM: an outage that starts right after a create went through (the
+    # retried create's look-up then fails, which is how a lost create can leave a VM nobody knows about).
+    after_create: bool = False
+    armed: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,6 +80,8 @@ def parse_fault(body: dict[str, Any]) -> Fault:
         fault.locations = [str(loc) for loc in body.get("locations", [])]
         fault.drop_after_create = int(body.get("drop_after_create", 0))
         fault.drop_mode = str(body.get("drop_mode", "504"))
+        fault.after_create = body.get("after_create", False)
+        fault.armed = not fault.after_create
     except (TypeError, ValueError) as exc:
         raise FaultError(f"bad value: {exc}") from exc
     if not 0.0 <= fault.error_rate <= 1.0:
@@ -83,6 +90,8 @@ def parse_fault(body: dict[str, Any]) -> Fault:
         raise FaultError("status: must be a 4xx or 5xx HTTP status")
     if fault.drop_mode not in ("504", "close"):
         raise FaultError("drop_mode: must be '504' or 'close'")
+    if not isinstance(fault.after_create, bool):
+        raise FaultError("after_create: must be true or false")
     return fault
 
 
@@ -111,7 +120,14 @@ class Faults:
 
     def _matching(self, provider: str, endpoint: str) -> list[tuple[tuple[str, str], Fault]]:
         keys = [(provider, endpoint), (provider, "*")]
-        return [(k, self._faults[k]) for k in keys if k in self._faults]
+        return [(k, self._faults[k]) for k in keys if k in self._faults and self._faults[k].armed]
+
+    def created(self, provider: str) -> None:
+        """A create of `provider` went through: faults waiting for one (`after_create`) apply from now on."""
+        with self._lock:
+            for (fault_provider, _), fault in self._faults.items():
+                if fault_provider == provider:
+                    fault.armed = True
 
     def slow_ms(self, provider: str, endpoint: str) -> int:
         with self._lock:

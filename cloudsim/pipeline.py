@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from cloudsim.boot import Booter, stop_processes
+from cloudsim.boot import Booter, kill_processes, stop_processes
 from cloudsim.faults import Faults
 from cloudsim.ratelimit import RateLimiter
 from cloudsim.state import VM, SimState
@@ -56,7 +56,7 @@ class Sim:
 
     async def _stop_bridge(self, vm: VM, on_stopped: Callable[[], None] | None) -> None:
         if vm.bridge is not None:
-            await asyncio.to_thread(stop_processes, [vm.bridge])
+            await asyncio.to_thread(kill_processes, [vm.bridge])
         if on_stopped is not None:
             on_stopped()
 
@@ -64,6 +64,7 @@ class Sim:
         with self.state.lock:
             vms = list(self.state.vms.values())
             self.state.vms.clear()
+            self.state.live.clear()
         for vm in vms:
             self.booter.cancel(vm)
         await asyncio.to_thread(stop_processes, [vm.bridge for vm in vms if vm.bridge is not None])
@@ -189,6 +190,7 @@ class ProviderAPI(ABC):
             response = self.bad_body(exc)
         if key == "create" and response.status_code < 300:
             mode = sim.faults.take_drop(provider)
+            sim.faults.created(provider)
             if mode is not None:
                 sim.state.count_injected(provider, "dropped")
             if mode == "close":

@@ -69,6 +69,10 @@ class SimState:
         self.created: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         # Injected faults answered, per provider and kind (slow, storm_429, error, dropped): what a chaos run reports.
         self.injected: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        # VMs of one name alive at once, across every provider, and the most there ever were: an agent with two live
+        # VMs at any moment (a failover that left the first behind) shows as a peak of 2 even after both are gone.
+        self.live: dict[str, int] = defaultdict(int)
+        self.peak_live: dict[str, int] = defaultdict(int)
         self._next_id: dict[str, int] = {"hetzner": 42_000_000, "digitalocean": 510_000_000, "action": 1_200_000}
         self._ip_block = 1
         self._ip_next = 0
@@ -105,6 +109,8 @@ class SimState:
         with self.lock:
             self.vms[(vm.provider, str(vm.id))] = vm
             self.created[vm.provider][vm.name] += 1
+            self.live[vm.name] += 1
+            self.peak_live[vm.name] = max(self.peak_live[vm.name], self.live[vm.name])
 
     def get_vm(self, provider: str, vm_id: str) -> VM | None:
         with self.lock:
@@ -112,7 +118,10 @@ class SimState:
 
     def pop_vm(self, provider: str, vm_id: str) -> VM | None:
         with self.lock:
-            return self.vms.pop((provider, vm_id), None)
+            vm = self.vms.pop((provider, vm_id), None)
+            if vm is not None:
+                self.live[vm.name] -= 1
+            return vm
 
     def list_vms(self, provider: str) -> list[VM]:
         with self.lock:
@@ -156,6 +165,8 @@ class SimState:
             self.actions.clear()
             self.created.clear()
             self.injected.clear()
+            self.peak_live.clear()
+            self.peak_live.update({name: n for name, n in self.live.items() if n > 0})
 
     def snapshot_counters(self) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
         with self.lock:
@@ -164,6 +175,10 @@ class SimState:
     def snapshot_created(self) -> dict[str, dict[str, int]]:
         with self.lock:
             return {p: dict(c) for p, c in self.created.items()}
+
+    def snapshot_peak_live(self) -> dict[str, int]:
+        with self.lock:
+            return dict(self.peak_live)
 
     def snapshot_injected(self) -> dict[str, dict[str, int]]:
         with self.lock:

@@ -114,7 +114,7 @@ def start_cloudsim(
     ready_timeout_s: float = 30.0,
 ) -> RunningSim:
     """Start `python -m cloudsim` on a free port with its state under `workdir`; returns once it accepts connections."""
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
     tokens = dict(DEFAULT_TOKENS)
     args = list(extra_args)
     for i, arg in enumerate(args):
@@ -125,7 +125,9 @@ def start_cloudsim(
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env["PYTHONUNBUFFERED"] = "1"
-    with open(workdir / "cloudsim.log", "ab") as log:
+    # 0600 from the start: the log names VMs, addresses and the simulated tokens' providers.
+    log_fd = os.open(workdir / "cloudsim.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with open(log_fd, "ab") as log:
         process = subprocess.Popen(
             [
                 sys.executable,
