@@ -97,6 +97,14 @@ class AgentVault(VaultMaintenance):
                 except hv.InvalidRequest:
                     if current() is None:
                         raise
+            if kind == "approle":
+                # No user lockout: the role_id travels in user-data and SecretIDs are random and single use, so
+                # lockout only lets whoever saw the user-data lock the agent out (as deploy/vault/bootstrap.sh does;
+                # OpenBao ignores this setting when given at enable time, hence the tune).
+                with vault_errors("tune", f"sys/auth/{path}/tune"):
+                    self._client.adapter.post(
+                        f"/v1/sys/auth/{path}/tune", json={"user_lockout_config": {"lockout_disable": True}}
+                    )
             method = current()
         if method is None or method.get("type") != kind:
             raise SecretsRejected(f"vault auth method {path}/ is not {kind}")

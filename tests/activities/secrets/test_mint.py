@@ -108,6 +108,9 @@ def test_ensure_engines_is_idempotent_and_mounts_missing_engines(
     assert mounts[f"kv-{suffix}/"]["options"]["version"] == "2"
     assert mounts[f"transit-{suffix}/"]["type"] == "transit"
     assert root.sys.list_auth_methods()["data"][f"approle-{suffix}/"]["type"] == "approle"
+    # Mounted by the service itself, AppRole still never locks an agent out after wrong SecretIDs.
+    tune = root.read(f"sys/auth/approle-{suffix}/tune")["data"]
+    assert tune["user_lockout_disable"] is True, tune
 
     # The whole lifecycle works on non-default mounts too.
     agent_id = f"t-{suffix}"
