@@ -53,6 +53,12 @@ class AgentDataStore:
             raise SpecError("agent_id", f"agent {agent_id!r} is not registered under account {account_id!r}")
         if agent.state.terminal:
             raise SpecError("agent_id", f"agent {agent_id!r} is {agent.state.value}; its data cannot change")
+        # Before its secrets are minted an agent has no key, and encrypting would create one (with a token allowed
+        # to) that nothing ever deletes if the agent is then rejected: refuse instead.
+        if self.vault.transit_key(agent_id) is None:
+            raise SpecError(
+                "agent_id", f"agent {agent_id!r} is {agent.state.value} and has no key yet; store data once it runs"
+            )
         for _ in range(3):
             sealed = self.vault.encrypt(agent_id, plaintext)
             self.registry.put_agent_data(

@@ -231,7 +231,7 @@ def test_agent_data_without_vault_settings_is_refused(registry_url: str) -> None
 def test_agent_data_with_vault_unreachable_is_status_3(registry_url: str) -> None:
     env = {"DATABASE_URL": registry_url}
     put = closed_run("agent-data", "put", "helper-1", "api.key", "--account", "acme", env=env, stdin=b"value")
-    assert_failed(put, 3, "Vault is unavailable: vault write transit/encrypt/agent-helper-1: connection failed")
+    assert_failed(put, 3, "Vault is unavailable: vault read transit/keys/agent-helper-1: connection failed")
     get = closed_run("agent-data", "get", "helper-1", "smtp.password", env=env)
     assert_failed(get, 3, "Vault is unavailable", "check VAULT_ADDR")
     assert get.out == ""

@@ -176,7 +176,7 @@ async def test_agent_data_failure_paths(
         await stack.client.wait_for(agent_id, {AgentState.RUNNING}, timeout_s=60)
         assert_ok(await data("put", agent_id, "smtp.password", "--account", "acme"))
         refused = await data("put", agent_id, "smtp.password", "--account", "acme", VAULT_TOKEN="not-a-token")
-        assert_failed(refused, 1, "Vault refused: vault write transit/encrypt/", "check VAULT_TOKEN's policy")
+        assert_failed(refused, 1, "Vault refused: vault read transit/keys/", "check VAULT_TOKEN's policy")
         refused = await data("get", agent_id, "smtp.password", VAULT_TOKEN="not-a-token")
         assert_failed(refused, 1, "Vault refused: vault write transit/decrypt/")
         assert refused.out == ""

@@ -93,3 +93,21 @@ async def test_a_retried_batch_rotates_and_audits_once_per_run(stack: Stack) -> 
             data.get(agent_id, "token-file")
     finally:
         stack.vault.destroy(agent_id)
+
+
+async def test_data_for_an_agent_without_a_key_is_refused_and_creates_no_key(stack: Stack) -> None:
+    """Even with a token that could create keys (the operator's), a put before the agent's secrets are minted must not
+    leave a Transit key that a rejected agent's lifecycle would never delete."""
+    from activities.secrets import AgentVault, VaultSettings
+
+    privileged = AgentVault(VaultSettings(addr=stack.vault.settings.addr, token=stack.operator_token))
+    data = AgentDataStore(privileged, stack.registry)
+    async with stack.workers():
+        agent_id = await stack.client.create_agent(stack.spec(require_approval=True))
+        await stack.client.wait_for(agent_id, {AgentState.PENDING_APPROVAL}, timeout_s=20)
+        with pytest.raises(SpecError, match="no key yet"):
+            data.put(agent_id, "acme", "early", b"too soon")
+        assert stack.vault.transit_key(agent_id) is None
+        await stack.client.reject(agent_id, approver="alice", reason="test over")
+        await stack.client.result(agent_id)
+    assert stack.vault.residue(agent_id).total == 0
