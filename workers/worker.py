@@ -33,6 +33,7 @@ from activities.maintenance import maintenance_activities
 from activities.registry import RegistryActivities
 from activities.secrets import SecretsActivities
 from store import Registry
+from workers.converter import worker_client
 from workers.interceptors import ErrorTranslation
 from workers.settings import WorkerSettings
 from workflows.agent_lifecycle import AgentLifecycleWorkflow
@@ -88,6 +89,8 @@ def build_workers(
         "max_concurrent_activities": max_concurrent_activities,
         "graceful_shutdown_timeout": graceful_shutdown,
     }
+    # Whatever converter the caller's client has, the workers decode hostile payloads without raising.
+    client = worker_client(client)
     registry_acts = RegistryActivities(services.registry)
     health_acts = HealthActivities()
     cloud_acts = CloudActivities(

@@ -28,7 +28,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.maintenance import AgentDataActivities
     from activities.registry import RegistryActivities
     from activities.secrets import SecretsActivities
-    from workflows.decisions import ACTOR_MAX, REASON_MAX, audit_text, malformed, refusal
+    from workflows.decisions import ACTOR_MAX, REASON_MAX, audit_text, refusal
+    from workflows.messages import MessageRefused, one_message
     from workflows.models import (
         AgentPolicy,
         AgentRef,
@@ -74,9 +75,20 @@ REGISTRY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60), maximum_attempts=0
 )
 
+# A create whose outcome is unknown is looked for until the provider answers, up to the input's bound.
+ABANDONED_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=15), maximum_attempts=0
+)
+
+# Histories recorded before these changes replay without the commands they add (workflow.patched).
+PATCH_RETIRE_ABANDONED = "retire-abandoned-create"
+PATCH_AUDIT_EVERY_REFUSAL = "audit-every-refusal"
+
 # The Web UI renders current details as Markdown: example values, never <placeholders> it would swallow as HTML.
 DESTROY_BODY = json.dumps({"requested_by": "your-name", "reason": "why"})
 DECISION_BODY = json.dumps({"approver": "your-name", "reason": "why"})
+SKILLS_BODY = json.dumps({"skills": ["web.search"], "requested_by": "your-name"})
+INPUT_EXAMPLE = '{"spec": {"account_id": "acme", "name": "helper"}}'
 
 
 class _DestroyRequested(Exception):
@@ -86,7 +98,16 @@ class _DestroyRequested(Exception):
 @workflow.defn(name="AgentLifecycle")
 class AgentLifecycleWorkflow:
     @workflow.init
-    def __init__(self, input: LifecycleInput) -> None:
+    def __init__(self, *args: Any) -> None:
+        # Any start input is taken apart here, never by the SDK: a wrong one fails the workflow in `run` with its
+        # reason instead of failing every workflow task (workflows/messages.py).
+        try:
+            input = one_message(args, LifecycleInput, example=INPUT_EXAMPLE)
+            self._invalid = ""
+        except MessageRefused as err:
+            input = LifecycleInput(spec=AgentSpec(account_id="", name=""))
+            self._invalid = str(err)
+        self._input = input
         spec = input.spec
         self._spec = spec
         # Set here, not in run: a signal that arrives with the start is handled before run begins.
@@ -101,6 +122,9 @@ class AgentLifecycleWorkflow:
         self._approved_by = input.approved_by
         self._last_error = ""
         self._waiting_for = ""
+        self._waiting_base = ""
+        # The last refused message, shown after what the workflow waits for until a valid message arrives.
+        self._refused_note = ""
         self._created_at = input.started_at
         self._updated_at: datetime | None = None
         self._running_at = input.running_at
@@ -123,12 +147,16 @@ class AgentLifecycleWorkflow:
     # --- run ------------------------------------------------------------------------------------------------------
 
     @workflow.run
-    async def run(self, input: LifecycleInput) -> LifecycleResult:
-        spec = self._spec
+    async def run(self, *args: Any) -> LifecycleResult:
+        input, spec = self._input, self._spec
+        if self._invalid:
+            raise ApplicationError(f"invalid input: {self._invalid}", type="InvalidSpec", non_retryable=True)
         try:
             validate_spec(spec)
             if not spec.agent_id:
                 raise SpecError("agent_id", "is required (the client assigns one)")
+            if not 1 <= input.abandoned_create_wait_s <= 7 * 24 * 3600:
+                raise SpecError("abandoned_create_wait_s", "must be a whole number of seconds from 1 to 604800")
         except SpecError as err:
             raise ApplicationError(str(err), type="InvalidSpec", non_retryable=True) from None
         self._created_at = self._created_at or workflow.now()
@@ -312,11 +340,84 @@ class AgentLifecycleWorkflow:
                     reason=f"{where}: {_failure_message(err)}",
                     details={"provider": place.provider, "location": place.code, "error": kind},
                 )
+                if place.provider in self._may_have_vm and workflow.patched(PATCH_RETIRE_ABANDONED):
+                    # At most one live VM per agent: whatever this create may have made goes before the next one.
+                    await self._retire_abandoned(place.provider, where, abort)
                 continue
             self._api_calls += vm.api_calls
             return vm
         raise ApplicationError(
             f"no placement for {spec.provider} in {spec.region}", type="NoPlacement", non_retryable=True
+        )
+
+    async def _retire_abandoned(self, provider: str, where: str, abort: str) -> None:
+        """Find and delete the VM a create at `where` may have made, and revoke every token of the agent.
+
+        Its answer was lost and the provider then failed (a 5xx on the look-up that would have adopted it): a VM may
+        be running there, logged in to Vault. Waits for the provider to answer, up to the input's bound; if it never
+        does, the lifecycle fails (and its cleanup keeps looking there) rather than creating a second VM elsewhere.
+        """
+        spec = self._spec
+        wait_s = self._input.abandoned_create_wait_s
+        self._set_waiting(
+            f"Provisioning agent {spec.agent_id}: the create on {where} failed after it may have made a VM. Waiting "
+            f"up to {wait_s}s for {provider} to answer, to delete any such VM before trying the next placement. "
+            f"{abort}"
+        )
+        lookup = VMLookup(provider, spec.agent_id)
+        queue = cloud_queue(provider, workflow.info().task_queue)
+        try:
+            deleted = await self._race(
+                lambda: workflow.execute_activity_method(
+                    CloudActivities.delete_vm,
+                    lookup,
+                    task_queue=queue,
+                    start_to_close_timeout=timedelta(minutes=2),
+                    schedule_to_close_timeout=timedelta(seconds=wait_s),
+                    retry_policy=ABANDONED_RETRY,
+                )
+            )
+            await self._race(
+                lambda: workflow.execute_activity_method(
+                    CloudActivities.verify_vm_gone,
+                    lookup,
+                    task_queue=queue,
+                    start_to_close_timeout=timedelta(minutes=2),
+                    schedule_to_close_timeout=timedelta(seconds=wait_s),
+                    retry_policy=ABANDONED_RETRY,
+                )
+            )
+        except ActivityError as err:
+            if is_cancelled_exception(err):
+                raise
+            raise ApplicationError(
+                f"the create on {where} may have made a VM and {provider} did not confirm it gone within {wait_s}s "
+                f"({_failure_message(err)}); not creating a second VM elsewhere",
+                type="AbandonedCreateUnresolved",
+                non_retryable=True,
+            ) from None
+        self._api_calls += deleted.api_calls
+        self._may_have_vm.discard(provider)
+        if not deleted.vm_ids:
+            return
+        # Its bridge may have logged in: no token of the agent may outlive the VM (the next VM gets a fresh one).
+        revoked = await self._race(
+            lambda: workflow.execute_activity_method(
+                SecretsActivities.revoke_agent_tokens,
+                AgentRef(spec.agent_id, spec.account_id),
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=PROVISION_RETRY,
+            )
+        )
+        await self._record(
+            "vm.abandoned_deleted",
+            reason=f"a create on {where} made VM {', '.join(deleted.vm_ids)} but its answer was lost",
+            details={
+                "provider": provider,
+                "location": where,
+                "abandoned_vm_ids": ",".join(deleted.vm_ids),
+                "tokens_revoked": str(revoked),
+            },
         )
 
     async def _serve(self) -> None:
@@ -389,34 +490,34 @@ class AgentLifecycleWorkflow:
 
     # --- policy and health ----------------------------------------------------------------------------------------
 
-    @workflow.signal
-    async def update_skills(self, update: Any = None) -> None:
-        """Body `{"skills": [...], "approval_required": [...] | null, "requested_by": "..."}`, checked as sent.
-
-        Typed `Any` on purpose: the converter would turn a string into a list of its letters and an object into its
-        keys, and a skill list is too important to guess at.
-        """
-        try:
-            parsed = _skill_update(update)
-            skills = validate_skills(parsed.skills)
-            gated = validate_tool_patterns(parsed.approval_required) if parsed.approval_required is not None else None
-        except SpecError as err:
-            self._last_error = audit_text(f"ignored update_skills: {err}", REASON_MAX)
+    @workflow.signal(description=f"Change the agent's skills. Body: {SKILLS_BODY}")
+    async def update_skills(self, *body: Any) -> None:
+        """Body `{"skills": [...], "approval_required": [...] | null, "requested_by": "..."}`, checked as sent."""
+        update = await self._receive("update_skills", body, SkillUpdate, SKILLS_BODY)
+        if update is None:
             return
+        try:
+            skills = validate_skills(update.skills)
+            gated = validate_tool_patterns(update.approval_required) if update.approval_required is not None else None
+        except SpecError as err:
+            await self._refuse("update_skills", err.without_value, actor=update.requested_by)
+            return
+        self._accepted()
         self._skills = skills
         if gated is not None:
             self._approval_required = gated
         self._policy_version += 1
         await self._record(
             "skills.updated",
-            actor=parsed.requested_by or "unknown",
+            actor=update.requested_by or "unknown",
             reason=f"skills: {', '.join(skills) or 'none'}",
             details={"policy_version": str(self._policy_version)},
         )
 
-    @workflow.signal
-    async def health_changed(self, change: HealthChange | None = None) -> None:
+    @workflow.signal(description="Internal: sent by the fleet monitor when the agent's health changes.")
+    async def health_changed(self, *body: Any) -> None:
         """From the fleet monitor, only when health changes: degrade past the threshold, recover when healthy."""
+        change = await self._receive("health_changed", body, HealthChange, "")
         if change is None or self._state not in (AgentState.RUNNING, AgentState.DEGRADED):
             return
         self._health = "healthy" if change.healthy else (change.status or "unhealthy")
@@ -432,8 +533,9 @@ class AgentLifecycleWorkflow:
         elif not change.healthy and self._state == AgentState.DEGRADED and self._spec.replace_unhealthy:
             self._replace_requested = True
 
-    @workflow.query
-    def policy(self) -> AgentPolicy:
+    @workflow.query(description="What the gateway enforces for this agent: skills, gated tools, approvers.")
+    def policy(self, *args: Any) -> AgentPolicy:
+        _no_arguments("policy", args)
         spec = self._spec
         return AgentPolicy(
             agent_id=spec.agent_id,
@@ -563,7 +665,13 @@ class AgentLifecycleWorkflow:
         raise _DestroyRequested
 
     async def _record(
-        self, action: str, *, actor: str = "lobstack", reason: str = "", details: dict[str, str] | None = None
+        self,
+        action: str,
+        *,
+        actor: str = "lobstack",
+        reason: str = "",
+        details: dict[str, str] | None = None,
+        audit_only: bool = False,
     ) -> None:
         spec = self._spec
         info = workflow.info()
@@ -589,68 +697,129 @@ class AgentLifecycleWorkflow:
                 health=self._health,
                 at=self._updated_at,
                 details={**({"vm_id": vm.vm_id, "provider": vm.provider} if vm else {}), **(details or {})},
+                audit_only=audit_only,
             ),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=REGISTRY_RETRY,
         )
 
     def _set_waiting(self, text: str) -> None:
-        self._waiting_for = text
-        workflow.set_current_details(text)
+        self._waiting_base = text
+        self._show()
 
-    # --- signals and queries --------------------------------------------------------------------------------------
+    def _show(self) -> None:
+        self._waiting_for = self._waiting_base + self._refused_note
+        workflow.set_current_details(self._waiting_for)
 
-    # Signal bodies may be anything a person pastes into the UI, JSON null included: `None` counts as an empty body.
-    @workflow.signal
-    async def approve(self, decision: Decision | None = None) -> None:
-        await self._signalled(True, decision or Decision())
+    # --- messages: every one is decoded here, and every refusal is audited and shown ------------------------------
 
-    @workflow.signal
-    async def reject(self, decision: Decision | None = None) -> None:
-        await self._signalled(False, decision or Decision())
+    async def _receive(self, handler: str, body: tuple[Any, ...], cls: type[T], example: str) -> T | None:
+        """The message's one body as `cls`, or None after refusing it (audited, shown in the current details)."""
+        try:
+            return one_message(body, cls, example=example)
+        except MessageRefused as err:
+            await self._refuse(handler, str(err), actor=_claimed_sender(body))
+            return None
+
+    async def _refuse(
+        self, handler: str, why: str, *, actor: str, action: str = "message.refused", audited_before: bool = False
+    ) -> None:
+        """A message that cannot count: said in the status and the current details, and audited (who, which
+        handler, why; never what the body held). Never raises: a refusal must not fail the workflow.
+
+        `audited_before`: the refusals earlier versions audited too; other refusals are audited from histories
+        that carry the patch marker on, so older histories replay as recorded."""
+        self._last_error = audit_text(f"refused {handler}: {why}", REASON_MAX)
+        self._refused_note = (
+            f" Last message refused ({workflow.now():%Y-%m-%d %H:%M:%S} UTC): `{handler}`: "
+            f"{audit_text(why, REASON_MAX)}."
+        )
+        self._show()
+        if self._invalid:
+            return  # nothing to attribute it to: the run fails at once
+        if not audited_before and not workflow.patched(PATCH_AUDIT_EVERY_REFUSAL):
+            return
+        try:
+            await self._record(
+                action,
+                actor=actor if actor.strip() else "unknown",
+                reason=f"{handler}: {why}",
+                details={"handler": handler},
+                audit_only=True,
+            )
+        except ActivityError as err:
+            workflow.logger.warning("could not audit a refused %s: %s", handler, _failure_message(err))
+
+    def _accepted(self) -> None:
+        if self._refused_note:
+            self._refused_note = ""
+            self._show()
+
+    # --- signals, updates and queries -----------------------------------------------------------------------------
+
+    # Bodies may be anything a person pastes into the UI: JSON null or no body counts as an empty body.
+    @workflow.signal(description=f"Approve the agent while it waits for approval. Body: {DECISION_BODY}")
+    async def approve(self, *body: Any) -> None:
+        decision = await self._receive("approve", body, Decision, DECISION_BODY)
+        if decision is not None:
+            await self._signalled("approve", True, decision)
+
+    @workflow.signal(description=f"Refuse the agent while it waits for approval. Body: {DECISION_BODY}")
+    async def reject(self, *body: Any) -> None:
+        decision = await self._receive("reject", body, Decision, DECISION_BODY)
+        if decision is not None:
+            await self._signalled("reject", False, decision)
 
     def _refusal(self, decision: Decision) -> str:
         waiting = self._state == AgentState.PENDING_APPROVAL and self._decision is None
         # An agent whose spec names no approvers may be approved by anyone who names themselves.
         return refusal(decision, waiting=waiting, state=self._state.value, allowed=self._spec.approvers or None)
 
-    async def _signalled(self, approved: bool, decision: Decision) -> None:
-        refusal = self._refusal(decision)
-        if not refusal:
-            self._decision = (approved, decision)
+    async def _signalled(self, handler: str, approved: bool, decision: Decision) -> None:
+        why = self._refusal(decision)
+        if why:
+            # Signals cannot answer: the refusal is kept in the status and the current details, and audited.
+            named = bool(decision.approver.strip()) and self._state == AgentState.PENDING_APPROVAL
+            await self._refuse(
+                handler, why, actor=decision.approver, action="agent.approval_refused", audited_before=named
+            )
             return
-        # Signals cannot answer; the refusal is kept in the status and audited when it names someone.
-        self._last_error = f"refused a decision: {refusal}"
-        if decision.approver.strip() and self._state == AgentState.PENDING_APPROVAL:
-            await self._record("agent.approval_refused", actor=decision.approver, reason=refusal)
+        self._accepted()
+        self._decision = (approved, decision)
 
-    @workflow.update
-    async def decide(self, decision: ApprovalDecision) -> AgentStatus:
+    @workflow.update(
+        description="Approve or refuse the agent; a refusal comes back to the caller. Body: "
+        '{"approver": "your-name", "reason": "why", "approved": true}'
+    )
+    async def decide(self, *body: Any) -> AgentStatus:
         """The CLI's way to approve or reject: a refusal comes back to the caller, and is audited."""
+        decision = await self._receive("decide", body, ApprovalDecision, DECISION_BODY)
+        if decision is None:
+            raise ApplicationError(self._last_error, type="MessageRefused", non_retryable=True)
         plain = Decision(approver=decision.approver, reason=decision.reason)
-        refusal = self._refusal(plain)
-        if refusal:
-            await self._record("agent.approval_refused", actor=decision.approver, reason=refusal)
-            raise ApplicationError(refusal, type="ApproverNotAllowed", non_retryable=True)
+        why = self._refusal(plain)
+        if why:
+            await self._refuse(
+                "decide", why, actor=decision.approver, action="agent.approval_refused", audited_before=True
+            )
+            raise ApplicationError(why, type="ApproverNotAllowed", non_retryable=True)
+        self._accepted()
         self._decision = (decision.approved, plain)
         await workflow.wait_condition(lambda: self._state != AgentState.PENDING_APPROVAL)
         return self.status()
 
-    @decide.validator
-    def _validate_decide(self, decision: ApprovalDecision) -> None:
-        # What needs no audit is refused before it reaches history.
-        waiting = self._state == AgentState.PENDING_APPROVAL and self._decision is None
-        why = malformed(Decision(approver=decision.approver), waiting=waiting, state=self._state.value)
-        if why:
-            raise ValueError(why)
-
-    @workflow.signal
-    def destroy(self, request: DestroyRequest | None = None) -> None:
+    @workflow.signal(description=f"Destroy the agent (or abort its provisioning). Body: {DESTROY_BODY}")
+    async def destroy(self, *body: Any) -> None:
+        request = await self._receive("destroy", body, DestroyRequest, DESTROY_BODY)
+        if request is None:
+            return
+        self._accepted()
         if self._destroy is None:
-            self._destroy = request or DestroyRequest()
+            self._destroy = request
 
-    @workflow.query
-    def status(self) -> AgentStatus:
+    @workflow.query(description="The agent's state, VM, health, approver, last error and what it waits for.")
+    def status(self, *args: Any) -> AgentStatus:
+        _no_arguments("status", args)
         spec = self._spec
         vm = self._vm
         return AgentStatus(
@@ -696,17 +865,17 @@ def _placements(spec: AgentSpec) -> list[Location]:
     return placements(spec.provider, spec.region, exact_only=spec.strict_region)
 
 
-def _skill_update(body: object) -> SkillUpdate:
-    """The raw `update_skills` body, with the types it must have, or SpecError naming the field."""
-    if not isinstance(body, dict):
-        raise SpecError("body", 'must be an object like {"skills": ["web.search"]}')
-    skills = body.get("skills", [])
-    gated = body.get("approval_required")
-    requested_by = body.get("requested_by", "")
-    if not isinstance(skills, list):
-        raise SpecError("skills", "must be a list of skill names")
-    if gated is not None and not isinstance(gated, list):
-        raise SpecError("approval_required", "must be a list of tool patterns, or null to keep the current ones")
-    if not isinstance(requested_by, str):
-        raise SpecError("requested_by", "must be a string")
-    return SkillUpdate(skills=skills, approval_required=gated, requested_by=requested_by)
+def _claimed_sender(body: tuple[Any, ...]) -> str:
+    """Who a refused message says it is from (its `approver` or `requested_by`, when a string), else "unknown"."""
+    if len(body) == 1 and isinstance(body[0], dict):
+        for key in ("approver", "requested_by"):
+            value = body[0].get(key)
+            if isinstance(value, str) and value.strip():
+                return value
+    return "unknown"
+
+
+def _no_arguments(query: str, args: tuple[Any, ...]) -> None:
+    # Queries are read-only: nothing to audit, but the sender learns why instead of a TypeError.
+    if args:
+        raise ApplicationError(f"query {query} takes no arguments; {len(args)} were sent", type="MessageRefused")

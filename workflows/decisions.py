@@ -29,8 +29,8 @@ def malformed(decision: Decision, *, waiting: bool, state: str) -> str:
     if not decision.approver.strip():
         return APPROVER_REQUIRED
     if not approver_name_ok(decision.approver):
-        shown = audit_text(decision.approver, 80)
-        return f"approver: {shown!r} is not allowed; must be {APPROVER_RULE}"
+        # The name is the audit record's actor; the refusal itself never repeats what was sent.
+        return f"approver: must be {APPROVER_RULE}"
     return ""
 
 
@@ -40,5 +40,5 @@ def refusal(decision: Decision, *, waiting: bool, state: str, allowed: Sequence[
     if bad:
         return bad
     if allowed is not None and decision.approver not in allowed:
-        return f"{decision.approver!r} is not an allowed approver (allowed: {', '.join(allowed)})"
+        return f"approver: not an allowed approver here (allowed: {', '.join(allowed)})"
     return ""

@@ -8,19 +8,22 @@ activities/maintenance/fleet.py. A failed run is not retried at length: the next
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.maintenance.fleet import FleetActivities
+    from workflows.inputs import start_input
     from workflows.maintenance_models import FleetHealthInput, FleetHealthResult
 
 
 @workflow.defn(name="FleetHealth")
 class FleetHealthWorkflow:
     @workflow.run
-    async def run(self, request: FleetHealthInput) -> FleetHealthResult:
+    async def run(self, *args: Any) -> FleetHealthResult:
+        request = start_input(args, FleetHealthInput)
         result = await workflow.execute_activity_method(
             FleetActivities.check_fleet,
             request,

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.maintenance.rotation import RotationActivities
+    from workflows.inputs import start_input
     from workflows.maintenance_models import (
         REPORT_IDS_MAX,
         RotationBatch,
@@ -29,7 +31,8 @@ RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=time
 @workflow.defn(name="KeyRotation")
 class KeyRotationWorkflow:
     @workflow.run
-    async def run(self, request: RotationInput) -> RotationResult:
+    async def run(self, *args: Any) -> RotationResult:
+        request = start_input(args, RotationInput)
         info = workflow.info()
         started_at = workflow.now()
         workflow.set_current_details("Listing agents' Transit keys")

@@ -31,6 +31,10 @@ class RotationInput:
     # Batches in flight at once (bounds the load on Vault and the database).
     parallel_batches: int = 4
 
+    def invalid(self) -> str:
+        """What is wrong with this input, or "" (a schedule or `lobstack keys rotate` may be given anything)."""
+        return _out_of_range(batch_size=(self.batch_size, 1, 1000), parallel_batches=(self.parallel_batches, 1, 64))
+
 
 @dataclass
 class RotationTargets:
@@ -87,6 +91,9 @@ class SweepInput:
     # Orphans handled per run at most; the rest wait for the next run (bounds payloads and one run's blast radius).
     max_agents: int = 1000
     batch_size: int = 20
+
+    def invalid(self) -> str:
+        return _out_of_range(max_agents=(self.max_agents, 1, 100_000), batch_size=(self.batch_size, 1, 1000))
 
 
 @dataclass
@@ -162,6 +169,13 @@ class FleetHealthInput:
     concurrency: int = 100
     timeout_s: float = 2.0
 
+    def invalid(self) -> str:
+        return _out_of_range(
+            failure_threshold=(self.failure_threshold, 1, 100),
+            concurrency=(self.concurrency, 1, 10_000),
+            timeout_s=(self.timeout_s, 0.1, 60),
+        )
+
 
 @dataclass
 class FleetHealthResult:
@@ -187,3 +201,10 @@ class FleetHealthResult:
 class AgentDataDeleted:
     agent_id: str
     items: int = 0
+
+
+def _out_of_range(**fields: tuple[float, float, float]) -> str:
+    for name, (value, low, high) in fields.items():
+        if not low <= value <= high:
+            return f"{name}: must be from {low} to {high}"
+    return ""

@@ -75,6 +75,8 @@ class VMRef:
 class VMDeleted:
     deleted: bool
     api_calls: int = 0
+    # The provider's ids of the VMs this call deleted (by id or found by the agent's label).
+    vm_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -90,6 +92,9 @@ class LifecycleInput:
     skills: list[str] | None = None
     approval_required: list[str] | None = None
     policy_version: int = 0
+    # After a create whose outcome is unknown (its answer lost, then the provider down), how long to wait for that
+    # provider to answer before the lifecycle fails instead of creating a second VM elsewhere.
+    abandoned_create_wait_s: int = 600
 
 
 @dataclass

@@ -9,12 +9,14 @@ as `orphan-sweep`. A dry run reports the same counts and changes nothing.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.maintenance.sweep import SweepActivities
+    from workflows.inputs import start_input
     from workflows.maintenance_models import RemoveOrphans, SweepInput, SweepResult
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1), maximum_attempts=10)
@@ -23,7 +25,8 @@ RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=time
 @workflow.defn(name="OrphanSweep")
 class OrphanSweepWorkflow:
     @workflow.run
-    async def run(self, request: SweepInput) -> SweepResult:
+    async def run(self, *args: Any) -> SweepResult:
+        request = start_input(args, SweepInput)
         workflow.set_current_details("Listing managed VMs, Vault state and stored data, then running lifecycles")
         report = await workflow.execute_activity_method(
             SweepActivities.find_orphans,

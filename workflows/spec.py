@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from activities.cloud.regions import CLOUD_PROVIDERS, locations
+from bridge.identifiers import AGENT_ID, AGENT_ID_RULE, TOOL, TOOL_RULE
 
 # `auto` picks among the clouds in the configured failover order; `local` runs agents as local processes.
 PROVIDERS = ("local", *CLOUD_PROVIDERS, "auto")
@@ -21,22 +22,31 @@ DEFAULT_HEALTH_TIMEOUT_S = 5 * 60
 MAX_SKILLS = 64
 DEFAULT_APPROVAL_REQUIRED = ("email.*", "payments.*", "purchases.*")
 
-# Ids end up in VM names, Vault paths, policy names and workflow ids: keep them DNS-label safe and short.
-_AGENT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
-_ACCOUNT_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+# Ids end up in VM names, Vault paths, policy names and workflow ids: one rule, shared with the bridge and gateway.
+_AGENT_ID = AGENT_ID
+_ACCOUNT_ID = AGENT_ID
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
-_SKILL = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+_SKILL = TOOL
 _TOOL_PATTERN = re.compile(r"^[a-z*][a-z0-9_.*?-]{0,63}$")
 _APPROVER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 
 
 class SpecError(ValueError):
-    """A field of a request is not acceptable. Carries the field so a CLI or API can point at it."""
+    """A field of a request is not acceptable. Carries the field so a CLI or API can point at it.
 
-    def __init__(self, field_name: str, message: str) -> None:
+    `message` may quote the refused value (helpful on a person's own terminal); `rule` says what is allowed without
+    quoting it, for refusals that land in workflow history, current details or the audit trail.
+    """
+
+    def __init__(self, field_name: str, message: str, *, rule: str | None = None) -> None:
         super().__init__(f"{field_name}: {message}")
         self.field = field_name
         self.message = message
+        self.rule = rule or message
+
+    @property
+    def without_value(self) -> str:
+        return f"{self.field}: {self.rule}"
 
 
 @dataclass
@@ -75,25 +85,24 @@ def _check_pattern(field_name: str, value: object, pattern: re.Pattern[str], rul
     if not isinstance(value, str) or not value:
         raise SpecError(field_name, f"is required ({rule})")
     if not pattern.fullmatch(value):
-        raise SpecError(field_name, f"{_shown(value)} is not allowed; must be {rule}")
+        raise SpecError(field_name, f"{_shown(value)} is not allowed; must be {rule}", rule=f"must be {rule}")
 
 
 def _check_choice(field_name: str, value: object, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise SpecError(field_name, f"{_shown(value)} is not allowed; choose one of: {', '.join(allowed)}")
+        choices = f"choose one of: {', '.join(allowed)}"
+        raise SpecError(field_name, f"{_shown(value)} is not allowed; {choices}", rule=choices)
 
 
 def _check_seconds(field_name: str, value: object, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise SpecError(
-            field_name, f"{_shown(value)} is not allowed; must be a whole number of seconds from {low} to {high}"
-        )
+        rule = f"must be a whole number of seconds from {low} to {high}"
+        raise SpecError(field_name, f"{_shown(value)} is not allowed; {rule}", rule=rule)
 
 
-AGENT_ID_RULE = "1-40 characters of a-z, 0-9 and '-', starting and ending with a letter or digit"
 ACCOUNT_ID_RULE = AGENT_ID_RULE
 NAME_RULE = "1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit"
-SKILL_RULE = "1-64 characters of a-z, 0-9, '_', '.' and '-', starting with a letter"
+SKILL_RULE = TOOL_RULE
 TOOL_PATTERN_RULE = "1-64 characters of a-z, 0-9, '_', '.', '-' and the wildcards '*' and '?'"
 APPROVER_RULE = "1-64 characters of letters, digits, '.', '_', '@', '+' and '-' (a user name or e-mail)"
 
@@ -162,7 +171,11 @@ def validate_spec(spec: AgentSpec, *, providers: tuple[str, ...] = PROVIDERS) ->
         or not isinstance(spec.unhealthy_threshold, int)
         or not (1 <= spec.unhealthy_threshold <= 100)
     ):
-        raise SpecError("unhealthy_threshold", f"{_shown(spec.unhealthy_threshold)} is not allowed; must be 1 to 100")
+        raise SpecError(
+            "unhealthy_threshold",
+            f"{_shown(spec.unhealthy_threshold)} is not allowed; must be 1 to 100",
+            rule="must be a whole number from 1 to 100",
+        )
     if not isinstance(spec.replace_unhealthy, bool):
         raise SpecError("replace_unhealthy", "must be true or false")
     if not isinstance(spec.require_approval, bool):

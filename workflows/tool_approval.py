@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.registry import RegistryActivities
-    from workflows.decisions import ACTOR_MAX, REASON_MAX, audit_text, malformed, refusal
+    from bridge.identifiers import approval_id
+    from workflows.decisions import ACTOR_MAX, REASON_MAX, audit_text, refusal
+    from workflows.messages import MessageRefused, one_message
     from workflows.models import (
         AgentState,
         ApprovalDecision,
@@ -31,17 +34,31 @@ with workflow.unsafe.imports_passed_through():
 # Registered on the server (`lobstack dev`, test fixtures): lets the Web UI list pending approvals with a query like
 # `LobstackApprovalState = "pending"`.
 APPROVAL_STATE = SearchAttributeKey.for_keyword("LobstackApprovalState")
-REGISTRY_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=60), maximum_attempts=0)
+T = TypeVar("T")
 
 
 def approval_workflow_id(agent_id: str, request_id: str) -> str:
-    return f"approval-{agent_id}-{request_id}"
+    """`approval-<agent_id>-<request_id>`, by the one rule the bridge and the gateway use (bridge/identifiers.py)."""
+    return approval_id(agent_id, request_id)
+
+
+REGISTRY_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=60), maximum_attempts=0)
+DECISION_BODY = json.dumps({"approver": "your-name", "reason": "why"})
+# Histories recorded before every refusal was audited replay without those audits (workflow.patched).
+PATCH_AUDIT_EVERY_REFUSAL = "audit-every-refusal"
 
 
 @workflow.defn(name="ToolApproval")
 class ToolApprovalWorkflow:
     @workflow.init
-    def __init__(self, input: ToolApprovalInput) -> None:
+    def __init__(self, *args: Any) -> None:
+        # Started by the gateway, but anyone with a Temporal client can start one: the input is checked here.
+        try:
+            input = one_message(args, ToolApprovalInput)
+            self._invalid = ""
+        except MessageRefused as err:
+            input = ToolApprovalInput(agent_id="", account_id="", request_id="", tool="")
+            self._invalid = str(err)
         self._input = input
         self._state = ApprovalState.PENDING
         self._approvers = list(input.approvers)
@@ -51,9 +68,20 @@ class ToolApprovalWorkflow:
         self._decided_at = None
         self._requested_at = workflow.now()
         self._events = 0
+        self._refused_note = ""
+        self._details = ""
 
     @workflow.run
-    async def run(self, input: ToolApprovalInput) -> ApprovalStatus:
+    async def run(self, *args: Any) -> ApprovalStatus:
+        input = self._input
+        if self._invalid:
+            raise ApplicationError(f"invalid input: {self._invalid}", type="InvalidInput", non_retryable=True)
+        if input.timeout_s < 1 or input.escalation_timeout_s < 0:
+            raise ApplicationError(
+                "invalid input: timeout_s must be at least 1 and escalation_timeout_s at least 0",
+                type="InvalidInput",
+                non_retryable=True,
+            )
         await self._audit("approval.requested", actor=input.requested_by, reason=f"{input.tool} ({input.risk} risk)")
         decided = await self._wait(timedelta(seconds=input.timeout_s))
         if not decided and input.escalation_approvers and input.escalation_timeout_s > 0:
@@ -93,23 +121,28 @@ class ToolApprovalWorkflow:
             workflow.upsert_search_attributes([APPROVAL_STATE.value_set(self._state.value)])
         if self._state != ApprovalState.PENDING:
             who = f" by {self._decision[1].approver}: {self._decision[1].reason}" if self._decision else ""
-            workflow.set_current_details(f"Decided: {self._state.value}{who} (tool `{i.tool}`, agent {i.agent_id}).")
+            self._refused_note = ""
+            self._details = f"Decided: {self._state.value}{who} (tool `{i.tool}`, agent {i.agent_id})."
+            workflow.set_current_details(self._details)
             return
         # The UI renders current details as Markdown: example values, never <placeholders> it would eat as HTML.
         body = json.dumps({"approver": self._approvers[0] if self._approvers else "your-name", "reason": "why"})
         args = ", ".join(f"{k}={v}" for k, v in i.arguments.items()) or "none"
         escalated = " (escalated)" if self._escalated else ""
-        workflow.set_current_details(
+        self._details = (
             f"Agent {i.agent_id} asks to run `{i.tool}` ({i.risk} risk) with arguments: {args}. "
             f"Allowed approvers{escalated}: {', '.join(self._approvers)}. To allow it, send signal `approve` with body "
             f"`{body}`; to refuse, send signal `reject` with the same body."
         )
+        workflow.set_current_details(self._details + self._refused_note)
 
-    async def _audit(self, action: str, *, actor: str = "lobstack", reason: str = "") -> None:
+    async def _audit(
+        self, action: str, *, actor: str = "lobstack", reason: str = "", extra: dict[str, str] | None = None
+    ) -> None:
         i = self._input
         info = workflow.info()
         self._events += 1
-        details = {"tool": i.tool, "request_id": i.request_id, "approval_id": info.workflow_id}
+        details = {"tool": i.tool, "request_id": i.request_id, "approval_id": info.workflow_id, **(extra or {})}
         await workflow.execute_activity_method(
             RegistryActivities.record_transition,
             Transition(
@@ -134,53 +167,85 @@ class ToolApprovalWorkflow:
         waiting = self._state == ApprovalState.PENDING and self._decision is None
         return refusal(decision, waiting=waiting, state=self._state.value, allowed=self._approvers)
 
-    def _decide(self, approved: bool, decision: Decision) -> None:
-        refusal = self._refusal(decision)
-        if refusal:
-            # Signals cannot answer: the refusal is kept, counted in the status and audited.
-            self._refused.append(decision)
-            workflow.logger.warning("refused a decision on %s: %s", workflow.info().workflow_id, refusal)
+    async def _receive(self, handler: str, body: tuple[Any, ...], cls: type[T]) -> T | None:
+        try:
+            return one_message(body, cls, example=DECISION_BODY)
+        except MessageRefused as err:
+            await self._refuse(handler, str(err), actor=_claimed_approver(body))
+            return None
+
+    async def _refuse(self, handler: str, why: str, *, actor: str, audited_before: bool = False) -> None:
+        """Shown in the current details until a valid decision arrives, counted in the status, audited (who, which
+        handler, why; never the body's values). Never raises: a refusal must not fail the workflow."""
+        self._refused.append(Decision(approver=actor))
+        self._refused_note = (
+            f" Last decision refused ({workflow.now():%Y-%m-%d %H:%M:%S} UTC): `{handler}`: "
+            f"{audit_text(why, REASON_MAX)}."
+        )
+        workflow.set_current_details(self._details + self._refused_note)
+        workflow.logger.warning("refused %s on %s: %s", handler, workflow.info().workflow_id, why)
+        if self._invalid:
             return
+        if not audited_before and not workflow.patched(PATCH_AUDIT_EVERY_REFUSAL):
+            return
+        try:
+            await self._audit(
+                "approval.refused",
+                actor=actor if actor.strip() else "unknown",
+                reason=f"{handler}: {why}",
+                extra={"handler": handler},
+            )
+        except ActivityError as err:
+            workflow.logger.warning("could not audit a refused %s: %s", handler, err)
+
+    def _accept(self, approved: bool, decision: Decision) -> None:
+        if self._refused_note:
+            self._refused_note = ""
+            workflow.set_current_details(self._details)
         self._decision = (approved, decision)
 
-    # JSON null from the UI counts as an empty body.
-    @workflow.signal
-    async def approve(self, decision: Decision | None = None) -> None:
-        await self._signalled(True, decision or Decision())
+    # JSON null or no body from the UI counts as an empty body.
+    @workflow.signal(description=f"Allow the agent to run the tool. Body: {DECISION_BODY}")
+    async def approve(self, *body: Any) -> None:
+        decision = await self._receive("approve", body, Decision)
+        if decision is not None:
+            await self._signalled("approve", True, decision)
 
-    @workflow.signal
-    async def reject(self, decision: Decision | None = None) -> None:
-        await self._signalled(False, decision or Decision())
+    @workflow.signal(description=f"Refuse the tool run. Body: {DECISION_BODY}")
+    async def reject(self, *body: Any) -> None:
+        decision = await self._receive("reject", body, Decision)
+        if decision is not None:
+            await self._signalled("reject", False, decision)
 
-    async def _signalled(self, approved: bool, decision: Decision) -> None:
-        refusal = self._refusal(decision)
-        self._decide(approved, decision)
-        if refusal and decision.approver.strip():
-            await self._audit("approval.refused", actor=decision.approver, reason=refusal)
+    async def _signalled(self, handler: str, approved: bool, decision: Decision) -> None:
+        why = self._refusal(decision)
+        if why:
+            await self._refuse(handler, why, actor=decision.approver, audited_before=bool(decision.approver.strip()))
+            return
+        self._accept(approved, decision)
 
-    @workflow.update
-    async def decide(self, decision: ApprovalDecision) -> ApprovalStatus:
+    @workflow.update(
+        description='Decide; a refusal comes back to the caller. Body: {"approver": "your-name", "reason": "why", '
+        '"approved": true}'
+    )
+    async def decide(self, *body: Any) -> ApprovalStatus:
         """The CLI's way to decide: a refusal comes back to the caller (and is audited) instead of vanishing."""
+        decision = await self._receive("decide", body, ApprovalDecision)
+        if decision is None:
+            raise ApplicationError(self._refused_note.strip(), type="MessageRefused", non_retryable=True)
         plain = Decision(approver=decision.approver, reason=decision.reason)
-        refusal = self._refusal(plain)
-        if refusal:
-            self._refused.append(plain)
-            await self._audit("approval.refused", actor=decision.approver, reason=refusal)
-            raise ApplicationError(refusal, type="ApproverNotAllowed", non_retryable=True)
-        self._decision = (decision.approved, plain)
+        why = self._refusal(plain)
+        if why:
+            await self._refuse("decide", why, actor=decision.approver, audited_before=True)
+            raise ApplicationError(why, type="ApproverNotAllowed", non_retryable=True)
+        self._accept(decision.approved, plain)
         await workflow.wait_condition(lambda: self._state != ApprovalState.PENDING)
         return self.status()
 
-    @decide.validator
-    def _validate_decide(self, decision: ApprovalDecision) -> None:
-        # Only what needs no audit is refused here, before it reaches history.
-        waiting = self._state == ApprovalState.PENDING and self._decision is None
-        why = malformed(Decision(approver=decision.approver), waiting=waiting, state=self._state.value)
-        if why:
-            raise ValueError(why)
-
-    @workflow.query
-    def status(self) -> ApprovalStatus:
+    @workflow.query(description="The request, its approvers and its decision.")
+    def status(self, *args: Any) -> ApprovalStatus:
+        if args:
+            raise ApplicationError(f"query status takes no arguments; {len(args)} were sent", type="MessageRefused")
         i = self._input
         decided_by, reason = ("", "")
         if self._decision is not None and self._state in (ApprovalState.APPROVED, ApprovalState.REJECTED):
@@ -198,3 +263,12 @@ class ToolApprovalWorkflow:
             decided_at=self._decided_at,
             refused=len(self._refused),
         )
+
+
+def _claimed_approver(body: tuple[Any, ...]) -> str:
+    """Who a refused message says it is from (its `approver`, when a string), else "unknown"."""
+    if len(body) == 1 and isinstance(body[0], dict):
+        value = body[0].get("approver")
+        if isinstance(value, str) and value.strip():
+            return value
+    return "unknown"

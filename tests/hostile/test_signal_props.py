@@ -4,24 +4,24 @@ Anyone holding a Temporal client (or the Web UI) can send any JSON as a signal b
 crash the workflow task nor approve anything: the agent stays pending_approval (a bad skill update is ignored and
 named in `last_error`), and a valid decision afterwards still works.
 
-Each example ends by sending a sentinel, an update_skills the workflow must refuse with a unique skill name: signals
-are handled in order, so once `last_error` names the sentinel every hostile body before it has been handled, and a
-workflow task that had failed on one would never get there (no sleeps, no guessing).
+Each example ends by sending a sentinel, an update_skills the workflow must refuse for a unique unknown field name
+(refusals name fields, never values): signals are handled in order, so once `last_error` names the sentinel every
+hostile body before it has been handled, and a workflow task that had failed on one would never get there (no sleeps,
+no guessing).
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 
-from tests.stack import Stack, eventually
-from workflows.models import AgentState, AgentStatus
+from tests.hostile.live import settled as _settled
+from tests.stack import Stack
+from workflows.models import AgentState
 from workflows.queues import workflow_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -73,28 +73,6 @@ signals = st.one_of(
 )
 
 
-async def _settled(handle: WorkflowHandle[Any, Any], stack: Stack, agent_id: str) -> AgentStatus:
-    """Send the sentinel; wait until the workflow has handled it (so everything sent before it) and is quiescent: no
-    activity (a refusal's audit) in flight and no workflow task pending, so a failure would have surfaced by now. A
-    failed workflow task (a handler that raised) fails the test at once instead of waiting for the deadline."""
-    marker = f"sentinel-{uuid.uuid4().hex[:8]}"
-    await handle.signal("update_skills", {"skills": [f"Bad {marker}"]})
-
-    async def seen() -> AgentStatus | None:
-        async for event in handle.fetch_history_events():
-            failed = event.workflow_task_failed_event_attributes
-            assert event.event_type != EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED, failed.failure.message
-        raw = (await handle.describe()).raw_description
-        if raw.workflow_execution_info.status != WorkflowExecutionStatus.RUNNING.value:
-            return await stack.client.status(agent_id)
-        if raw.pending_activities or raw.HasField("pending_workflow_task"):
-            return None  # (a query now would wait for the workflow task)
-        status = await stack.client.status(agent_id)
-        return status if marker in status.last_error else None
-
-    return await eventually(seen, timeout_s=10, what=f"the workflow handling {marker} and settling")
-
-
 async def _pending_agent(stack: Stack, approvers: list[str]) -> tuple[str, WorkflowHandle[Any, Any]]:
     agent_id = await stack.client.create_agent(stack.spec(require_approval=True, approvers=approvers))
     await stack.client.wait_for(agent_id, {AgentState.PENDING_APPROVAL}, timeout_s=20)
@@ -136,7 +114,8 @@ async def test_a_valid_approval_after_hostile_ones_provisions(stack: Stack) -> N
         await stack.client.destroy(agent_id)
         assert (await stack.client.result(agent_id)).state == AgentState.DESTROYED
     refused = [e.actor for e in stack.registry.events(agent_id=agent_id) if e.action == "agent.approval_refused"]
-    assert sorted(refused) == sorted(["Alice", "ali\u202ece", "alice\n", "$(reboot)", "a" * 128])
+    # Every refusal is audited; a blank name is recorded as "unknown".
+    assert sorted(refused) == sorted(["Alice", "ali\u202ece", "alice\n", "$(reboot)", "a" * 128, "unknown"])
 
 
 # --- bugs these properties found (null bodies, over-long or NUL names, malformed approvers, wrong-typed skills, a

@@ -270,7 +270,7 @@ async def test_only_configured_approvers_decide_and_refusals_are_audited(stack: 
     spec = stack.spec(require_approval=True, approvers=["alice"])
     async with stack.workers():
         agent_id = await stack.client.create_agent(spec)
-        with pytest.raises(DecisionRefused, match="'mallory' is not an allowed approver"):
+        with pytest.raises(DecisionRefused, match=r"not an allowed approver here \(allowed: "):
             await stack.client.approve(agent_id, approver="mallory", reason="let me in")
         # The Web UI's path: a signal. Refused the same way, and it cannot answer, so it is audited and kept waiting.
         handle = stack.temporal.get_workflow_handle(workflow_id(agent_id))
