@@ -128,16 +128,16 @@ class CloudActivities:
     def delete_vm(self, lookup: VMLookup) -> VMDeleted:
         """Delete every VM of the agent (by id and by label); gone already counts as success."""
         provider = self._provider(lookup.provider)
-        deleted = False
+        vm_ids: list[str] = []
         with counting() as calls:
-            if lookup.vm_id:
-                deleted = provider.delete(lookup.vm_id)
+            if lookup.vm_id and provider.delete(lookup.vm_id):
+                vm_ids.append(lookup.vm_id)
             found = provider.find(lookup.agent_id)
-            if found is not None:
-                deleted = provider.delete(found.vm_id) or deleted
-        if deleted:
-            activity.logger.info("deleted VM of agent %s on %s", lookup.agent_id, lookup.provider)
-        return VMDeleted(deleted, calls.total)
+            if found is not None and provider.delete(found.vm_id) and found.vm_id not in vm_ids:
+                vm_ids.append(found.vm_id)
+        if vm_ids:
+            activity.logger.info("deleted VM(s) %s of agent %s on %s", vm_ids, lookup.agent_id, lookup.provider)
+        return VMDeleted(bool(vm_ids), calls.total, vm_ids=vm_ids)
 
     @activity.defn
     def verify_vm_gone(self, lookup: VMLookup) -> Residue:
