@@ -12,7 +12,7 @@ from activities.errors import SecretsRejected
 from activities.maintenance import AgentDataActivities, RotationActivities
 from activities.secrets.agent_data import AgentDataMissing, AgentDataStore
 from tests.maintenance.helpers import registered, run_now
-from tests.stack import Stack
+from tests.stack import Stack, eventually
 from workflows.key_rotation import KeyRotationWorkflow
 from workflows.maintenance_models import RotationBatch, RotationInput, RotationResult
 from workflows.models import AgentRef, AgentState
@@ -105,6 +105,11 @@ async def test_data_for_an_agent_without_a_key_is_refused_and_creates_no_key(sta
     async with stack.workers():
         agent_id = await stack.client.create_agent(stack.spec(require_approval=True))
         await stack.client.wait_for(agent_id, {AgentState.PENDING_APPROVAL}, timeout_s=20)
+
+        async def registered_row() -> object | None:
+            return stack.registry.get(agent_id)
+
+        await eventually(registered_row, timeout_s=20, what="the pending agent's registry row")
         with pytest.raises(SpecError, match="no key yet"):
             data.put(agent_id, "acme", "early", b"too soon")
         assert stack.vault.transit_key(agent_id) is None
