@@ -8,6 +8,10 @@ A worker's converter instead hands such a payload to the handler as an `Undecoda
 and shows like any other bad message. Typed decoding (activity results) stays strict and says why it failed.
 
 Clients keep the strict converter: a CLI reading a status with the wrong key should fail loudly (workers/codec.py).
+
+Failures a worker writes carry our message only, never the worker's Python stack trace: Temporal shows them to people
+(the Web UI's update dialog and event details, the CLI), and a stack names the worker's files and insides. The SDK
+logs each stack where it happens (activity failures, failed workflow tasks), so operators keep it in the worker's log.
 """
 
 from __future__ import annotations
@@ -17,12 +21,28 @@ from collections.abc import Sequence
 from typing import Any
 
 from temporalio.api.common.v1 import Payload
+from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client
-from temporalio.converter import DataConverter, DefaultPayloadConverter, PayloadCodec
+from temporalio.converter import (
+    DataConverter,
+    DefaultFailureConverter,
+    DefaultFailureConverterWithEncodedAttributes,
+    DefaultPayloadConverter,
+    FailureConverter,
+    PayloadCodec,
+    PayloadConverter,
+)
 
 from workflows.messages import Undecodable
 
-__all__ = ["PayloadUnreadable", "TolerantPayloadConverter", "worker_client", "worker_converter"]
+__all__ = [
+    "EncodedMessageOnlyFailureConverter",
+    "MessageOnlyFailureConverter",
+    "PayloadUnreadable",
+    "TolerantPayloadConverter",
+    "worker_client",
+    "worker_converter",
+]
 
 # Put by `_MarkingCodec` on a payload its codec could not decode, with the codec's reason (a key id at most).
 _UNREADABLE = "lobstack-unreadable"
@@ -78,15 +98,51 @@ class _MarkingCodec(PayloadCodec):
         return decoded
 
 
+class MessageOnlyFailureConverter(FailureConverter):
+    """The SDK's failure converter, without stack traces at any level of the failure chain."""
+
+    encode_common_attributes = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._plain = DefaultFailureConverter()
+
+    def to_failure(self, exception: BaseException, payload_converter: PayloadConverter, failure: Failure) -> None:
+        self._plain.to_failure(exception, payload_converter, failure)
+        level: Failure | None = failure
+        while level is not None:
+            level.stack_trace = ""
+            # A level copied whole from an earlier failure (an activity's, re-raised) may be encoded already.
+            if self.encode_common_attributes and not level.HasField("encoded_attributes"):
+                # As the SDK's encoding converter does, level by level: the message goes into an encoded payload
+                # (encrypted when the converter has a codec), so history shows only "Encoded failure".
+                level.encoded_attributes.CopyFrom(
+                    payload_converter.to_payloads([{"message": level.message, "stack_trace": ""}])[0]
+                )
+                level.message = "Encoded failure"
+            level = level.cause if level.HasField("cause") else None
+
+    def from_failure(self, failure: Failure, payload_converter: PayloadConverter) -> BaseException:
+        return self._plain.from_failure(failure, payload_converter)
+
+
+class EncodedMessageOnlyFailureConverter(MessageOnlyFailureConverter):
+    """The same, with messages in encoded attributes, for a converter that encrypts payloads."""
+
+    encode_common_attributes = True
+
+
 def worker_converter(converter: DataConverter) -> DataConverter:
-    """`converter` as a worker must decode: its codec and failure converter kept, nothing it reads raising."""
+    """`converter` as a worker must use: its codec kept, nothing it reads raising, no stack trace in what it writes."""
     if converter.payload_converter_class is TolerantPayloadConverter:
         return converter
     codec = converter.payload_codec
+    encoded = issubclass(converter.failure_converter_class, DefaultFailureConverterWithEncodedAttributes)
     return dataclasses.replace(
         converter,
         payload_converter_class=TolerantPayloadConverter,
         payload_codec=_MarkingCodec(codec) if codec is not None else None,
+        failure_converter_class=EncodedMessageOnlyFailureConverter if encoded else MessageOnlyFailureConverter,
     )
 
 

@@ -16,7 +16,7 @@ from temporalio.api.common.v1 import Payload, Payloads, WorkflowExecution, Workf
 from temporalio.api.enums.v1 import EventType, UpdateWorkflowExecutionLifecycleStage, WorkflowTaskFailedCause
 from temporalio.api.query.v1 import WorkflowQuery
 from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.update.v1 import Input, Meta, Request, WaitPolicy
+from temporalio.api.update.v1 import Input, Meta, Outcome, Request, WaitPolicy
 from temporalio.api.workflowservice.v1 import (
     QueryWorkflowRequest,
     SignalWorkflowExecutionRequest,
@@ -104,6 +104,12 @@ async def signal(client: Client, workflow_id: str, name: str, items: Sequence[Pa
 
 async def update(client: Client, workflow_id: str, name: str, items: Sequence[Payload]) -> str:
     """Send an update and wait for its outcome: "success" or "failure" (a refusal reaches the sender either way)."""
+    outcome = await update_outcome(client, workflow_id, name, items)
+    return outcome.WhichOneof("value") or "none"
+
+
+async def update_outcome(client: Client, workflow_id: str, name: str, items: Sequence[Payload]) -> Outcome:
+    """Send an update and return its outcome as the sender (the Web UI's update dialog) receives it."""
     response = await client.workflow_service.update_workflow_execution(
         UpdateWorkflowExecutionRequest(
             namespace=client.namespace,
@@ -117,7 +123,7 @@ async def update(client: Client, workflow_id: str, name: str, items: Sequence[Pa
             ),
         )
     )
-    return response.outcome.WhichOneof("value") or "none"
+    return response.outcome
 
 
 async def query(client: Client, workflow_id: str, name: str, items: Sequence[Payload]) -> str:
