@@ -29,7 +29,7 @@ from bridge.identifiers import REQUEST_ID_RULE, TOOL_RULE, is_request_id, is_too
 
 log = logging.getLogger(__name__)
 
-DECIDED = ("approved", "rejected", "expired")
+DECIDED = ("approved", "rejected", "expired", "cancelled")
 # Each long poll to the gateway stays under its 30 s bound and common proxy idle timeouts.
 LONG_POLL_S = 25.0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 import uuid
 from collections.abc import Callable, Collection
@@ -22,6 +21,7 @@ from temporalio.converter import DataConverter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from bridge.identifiers import parse_approval_id
 from workflows.agent_lifecycle import AgentLifecycleWorkflow
 from workflows.models import (
     AgentPolicy,
@@ -91,14 +91,16 @@ class AgentEnded(AgentNotFound):
 
 
 class ApprovalClosed(ApprovalNotFound):
-    """The approval exists but is closed: it was decided, or it expired."""
+    """The approval exists but is closed: it was decided, it expired, or it was cancelled because its agent is gone."""
 
-    def __init__(self, approval_id: str, how: str) -> None:
+    def __init__(self, approval_id: str, how: str, outcome: str = "") -> None:
+        said = outcome or "it was decided, it expired, or its agent is gone"
         LobstackClientError.__init__(
-            self, f"approval {approval_id!r} is already closed (workflow {how}): it was decided or it expired"
+            self, f"approval {approval_id!r} is already closed (workflow {how}; {said}): no decision can change it"
         )
         self.approval_id = approval_id
         self.how = how
+        self.outcome = outcome
 
 
 @dataclass(frozen=True)
@@ -303,10 +305,20 @@ class LobstackClient:
             return await handle.execute_update(ToolApprovalWorkflow.decide, decision)
         except RPCError as err:
             how = await self._ended(err, approval_id)
-            raise (ApprovalNotFound(approval_id) if how is None else ApprovalClosed(approval_id, how)) from None
+            if how is None:
+                raise ApprovalNotFound(approval_id) from None
+            raise ApprovalClosed(approval_id, how, await self._outcome(handle)) from None
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             raise DecisionRefused(approval_id, str(cause.message if hasattr(cause, "message") else cause)) from None
+
+    async def _outcome(self, handle: WorkflowHandle[ToolApprovalWorkflow, ApprovalStatus]) -> str:
+        """How a closed approval ended, in words ("cancelled: agent ... is destroyed: ..."), when a worker can say."""
+        try:
+            status = await handle.query(ToolApprovalWorkflow.status, rpc_timeout=timedelta(seconds=5))
+        except (RPCError, WorkflowQueryFailedError):
+            return ""
+        return f"{status.state.value}: {status.reason}" if status.reason else status.state.value
 
     async def list_agents(self, *, running_only: bool = False) -> list[AgentSummary]:
         query = "WorkflowType = 'AgentLifecycle'"
@@ -319,12 +331,12 @@ class LobstackClient:
         return found
 
 
-_APPROVAL_ID = re.compile(r"^approval-[a-z0-9-]{3,90}$")
-
-
 def validate_approval_id(approval_id: object) -> None:
-    if not isinstance(approval_id, str) or not _APPROVAL_ID.fullmatch(approval_id):
-        raise SpecError("approval_id", f"{approval_id!r} is not allowed; looks like approval-<agent_id>-<request_id>")
+    # The one rule the bridge and the gateway use: approval-<agent_id>-<request_id>, split at the last '-'.
+    if parse_approval_id(approval_id) is None:
+        raise SpecError(
+            "approval_id", f"{approval_id!r:.80} is not allowed; looks like approval-<agent_id>-<request_id>"
+        )
 
 
 def _namespace_missing(err: RPCError) -> bool:

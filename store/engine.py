@@ -114,6 +114,9 @@ def _upgrade(conn: Connection) -> None:
         conn.exec_driver_sql(
             "CREATE UNIQUE INDEX IF NOT EXISTS uq_audit_events_account_seq ON audit_events (account_id, seq)"
         )
+    if "unhealthy_threshold" not in {c["name"] for c in inspector.get_columns("agents")}:
+        # Agents registered before: the threshold every spec had by default (and the fleet monitor's old fixed one).
+        conn.exec_driver_sql("ALTER TABLE agents ADD COLUMN unhealthy_threshold INTEGER NOT NULL DEFAULT 3")
     if "account_id" not in {c["name"] for c in inspector.get_columns("agent_health")}:
         conn.exec_driver_sql("ALTER TABLE agent_health ADD COLUMN account_id VARCHAR(40) NOT NULL DEFAULT ''")
         conn.exec_driver_sql(

@@ -25,6 +25,7 @@ class AgentRecord:
     created_at: datetime
     updated_at: datetime
     last_error: str = ""
+    unhealthy_threshold: int = 3
 
 
 @dataclass(frozen=True)

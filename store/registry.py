@@ -33,7 +33,7 @@ __all__ = ["AccountRegistry", "Registry"]
 _AGENTS: Table = AgentRow.__table__  # type: ignore[assignment]
 _EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
 # Carried by a transition only when known; an empty value means "unchanged", not "cleared".
-_KEPT_UNLESS_GIVEN = ("name", "provider", "region", "size", "vm_id", "address", "health")
+_KEPT_UNLESS_GIVEN = ("name", "provider", "region", "size", "vm_id", "address", "health", "unhealthy_threshold")
 
 
 def _clip(text: str, limit: int) -> str:

@@ -32,6 +32,8 @@ class AgentRow(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
     last_error: str = Field(default="", max_length=LAST_ERROR_MAX)
+    # The spec's unhealthy_threshold: the fleet monitor tells the lifecycle exactly when its failures reach it.
+    unhealthy_threshold: int = Field(default=3)
 
 
 class AuditEvent(SQLModel, table=True):

@@ -88,3 +88,6 @@ def validate_transition(t: Transition) -> None:
     if t.at is not None and (not isinstance(t.at, datetime) or t.at.utcoffset() is None):
         raise SpecError("at", "must be a timezone-aware datetime (UTC)")
     _check_details(t.details)
+    threshold = t.unhealthy_threshold
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or not 0 <= threshold <= 100:
+        raise SpecError("unhealthy_threshold", "must be a whole number from 0 (keep the row's) to 100")

@@ -23,6 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 from temporalio.worker._workflow_instance import _WorkflowLogicFlag
 
+from activities.approvals import ApprovalActivities
 from activities.cloud.activities import BootstrapIssuer, CloudActivities
 from activities.cloud.base import CloudProvider
 from activities.cloud.budget import ApiBudget, Budgeted
@@ -92,6 +93,7 @@ def build_workers(
     # Whatever converter the caller's client has, the workers decode hostile payloads without raising.
     client = worker_client(client)
     registry_acts = RegistryActivities(services.registry)
+    approval_acts = ApprovalActivities(services.temporal or client)
     health_acts = HealthActivities()
     cloud_acts = CloudActivities(
         providers=services.providers, bootstrap=services.bootstrap, gateway_url=services.gateway_url
@@ -113,6 +115,7 @@ def build_workers(
             services.secrets.verify_secrets_gone,
             services.secrets.revoke_agent_tokens,
             registry_acts.record_transition,
+            approval_acts.close_approvals,
             health_acts.wait_healthy,
             *maintenance,
         ],

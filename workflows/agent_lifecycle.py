@@ -22,6 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
+    from activities.approvals import ApprovalActivities
     from activities.cloud.activities import CloudActivities
     from activities.cloud.regions import Location, placements
     from activities.health import HealthActivities
@@ -36,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         AgentState,
         AgentStatus,
         ApprovalDecision,
+        CloseApprovals,
         CreateVMRequest,
         Decision,
         DestroyRequest,
@@ -83,6 +85,7 @@ ABANDONED_RETRY = RetryPolicy(
 # Histories recorded before these changes replay without the commands they add (workflow.patched).
 PATCH_RETIRE_ABANDONED = "retire-abandoned-create"
 PATCH_AUDIT_EVERY_REFUSAL = "audit-every-refusal"
+PATCH_CLOSE_APPROVALS = "cleanup-closes-approvals"
 
 # The Web UI renders current details as Markdown: example values, never <placeholders> it would swallow as HTML.
 DESTROY_BODY = json.dumps({"requested_by": "your-name", "reason": "why"})
@@ -574,6 +577,15 @@ class AgentLifecycleWorkflow:
             await workflow.wait([self._step])
         actor = self._destroy.requested_by if self._destroy and self._destroy.requested_by else "lobstack"
         await self._record("agent.destroying", actor=actor, reason=self._last_error)
+        if workflow.patched(PATCH_CLOSE_APPROVALS):
+            # First, so nobody approves a tool for an agent that is going away; each closes `cancelled` and audits.
+            why = self._last_error or (self._destroy.reason if self._destroy else "") or "destroy requested"
+            await workflow.execute_activity_method(
+                ApprovalActivities.close_approvals,
+                CloseApprovals(spec.agent_id, spec.account_id, f"agent {spec.agent_id} is {final.value}: {why}"),
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=CLEANUP_RETRY,
+            )
 
         ref = AgentRef(spec.agent_id, spec.account_id)
         vm = self._vm
@@ -698,6 +710,7 @@ class AgentLifecycleWorkflow:
                 at=self._updated_at,
                 details={**({"vm_id": vm.vm_id, "provider": vm.provider} if vm else {}), **(details or {})},
                 audit_only=audit_only,
+                unhealthy_threshold=spec.unhealthy_threshold,
             ),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=REGISTRY_RETRY,

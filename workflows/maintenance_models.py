@@ -110,6 +110,8 @@ class Orphan:
     vms: list[OrphanVM] = field(default_factory=list)
     in_vault: bool = False
     data_items: int = 0
+    # Open tool approvals of the agent (workflow ids): closed as cancelled, nothing may run for a gone agent.
+    approvals: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -140,12 +142,14 @@ class SweepCounts:
     keys: int = 0
     tokens: int = 0
     data: int = 0
+    approvals: int = 0
     # Candidates whose lifecycle turned out to be running at the final check: left alone.
     skipped_live: int = 0
     agent_ids: list[str] = field(default_factory=list)
 
     def add(self, other: SweepCounts) -> None:
-        for name in ("agents", "vms", "secrets", "policies", "roles", "keys", "tokens", "data", "skipped_live"):
+        kinds = ("agents", "vms", "secrets", "policies", "roles", "keys", "tokens", "data", "approvals", "skipped_live")
+        for name in kinds:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.agent_ids = (self.agent_ids + other.agent_ids)[:REPORT_IDS_MAX]
 
@@ -164,7 +168,8 @@ class SweepResult:
 
 @dataclass
 class FleetHealthInput:
-    # Consecutive failures at which the lifecycle is told again (it may then degrade or replace the agent).
+    # Each agent's own unhealthy_threshold decides when its lifecycle is told again (kept on its registry row). This
+    # applies only to a row without one; kept as a field so schedules installed earlier still start.
     failure_threshold: int = 3
     concurrency: int = 100
     timeout_s: float = 2.0

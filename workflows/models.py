@@ -222,6 +222,8 @@ class Transition:
     details: dict[str, str] = field(default_factory=dict)
     # Append the event only, leaving the agent's row alone (approval decisions, sweeps, rotations).
     audit_only: bool = False
+    # The spec's unhealthy_threshold, kept on the agent's row for the fleet monitor; 0 leaves the row's value.
+    unhealthy_threshold: int = 0
 
 
 # --- skills, health and tool approvals (issue 4) ---------------------------------------------------------------
@@ -279,6 +281,8 @@ class ApprovalState(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     EXPIRED = "expired"
+    # Closed without a decision because its agent is gone (destroyed, failed, or swept): nothing may run any more.
+    CANCELLED = "cancelled"
 
 
 @dataclass
@@ -299,6 +303,21 @@ class ToolApprovalInput:
     escalation_timeout_s: int = 0
     # Publish the `LobstackApprovalState` search attribute (the server must have it registered).
     publish_search_attribute: bool = True
+
+
+@dataclass
+class CloseApprovals:
+    """Close every open tool approval of an agent (its lifecycle ended, or the sweep found it orphaned)."""
+
+    agent_id: str
+    account_id: str
+    reason: str
+
+
+@dataclass
+class ApprovalsClosed:
+    agent_id: str
+    closed: int = 0
 
 
 @dataclass

@@ -8,13 +8,15 @@ deadline escalates to the escalation group when there is one, and otherwise reje
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from activities.registry import RegistryActivities
@@ -46,6 +48,8 @@ REGISTRY_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=60), maximum_att
 DECISION_BODY = json.dumps({"approver": "your-name", "reason": "why"})
 # Histories recorded before every refusal was audited replay without those audits (workflow.patched).
 PATCH_AUDIT_EVERY_REFUSAL = "audit-every-refusal"
+# ... and before a cancellation closed an approval as `cancelled` (it ended the workflow as cancelled then).
+PATCH_CANCEL_CLOSES = "cancel-closes-approval"
 
 
 @workflow.defn(name="ToolApproval")
@@ -70,6 +74,7 @@ class ToolApprovalWorkflow:
         self._events = 0
         self._refused_note = ""
         self._details = ""
+        self._cancel_reason = ""
 
     @workflow.run
     async def run(self, *args: Any) -> ApprovalStatus:
@@ -82,6 +87,19 @@ class ToolApprovalWorkflow:
                 type="InvalidInput",
                 non_retryable=True,
             )
+        try:
+            decided = await self._until_decided(input)
+        except (asyncio.CancelledError, ActivityError) as err:
+            # Its agent is gone (the lifecycle's cleanup or the orphan sweep cancels it, with the reason).
+            if not is_cancelled_exception(err) or not workflow.patched(PATCH_CANCEL_CLOSES):
+                raise
+            return await self._close_cancelled()
+        await self._shielded(self._conclude(decided))
+        # Refusals are audited from handlers: let them finish before the workflow closes.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.status()
+
+    async def _until_decided(self, input: ToolApprovalInput) -> bool:
         await self._audit("approval.requested", actor=input.requested_by, reason=f"{input.tool} ({input.risk} risk)")
         decided = await self._wait(timedelta(seconds=input.timeout_s))
         if not decided and input.escalation_approvers and input.escalation_timeout_s > 0:
@@ -89,6 +107,9 @@ class ToolApprovalWorkflow:
             self._approvers = list(dict.fromkeys([*self._approvers, *input.escalation_approvers]))
             await self._audit("approval.escalated", reason=f"no decision in {input.timeout_s}s")
             decided = await self._wait(timedelta(seconds=input.escalation_timeout_s))
+        return decided
+
+    async def _conclude(self, decided: bool) -> None:
         if decided and self._decision is not None:
             approved, decision = self._decision
             self._state = ApprovalState.APPROVED if approved else ApprovalState.REJECTED
@@ -101,9 +122,26 @@ class ToolApprovalWorkflow:
             self._decided_at = workflow.now()
             self._publish()
             await self._audit("approval.expired", reason="no decision before the deadline")
-        # Refusals are audited from handlers: let them finish before the workflow closes.
+
+    async def _close_cancelled(self) -> ApprovalStatus:
+        self._state = ApprovalState.CANCELLED
+        self._decided_at = workflow.now()
+        self._cancel_reason = workflow.cancellation_reason() or "cancelled"
+        self._publish()
+        await self._shielded(self._audit("approval.cancelled", reason=self._cancel_reason))
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.status()
+
+    async def _shielded(self, step: Awaitable[None]) -> None:
+        """Run `step` to its end even if a cancellation arrives meanwhile: a decision or a closing is always audited."""
+        task = asyncio.ensure_future(step)
+        while True:
+            try:
+                await asyncio.shield(task)
+                return
+            except asyncio.CancelledError:
+                if task.done():
+                    raise
 
     async def _wait(self, budget: timedelta) -> bool:
         self._publish()
@@ -121,6 +159,8 @@ class ToolApprovalWorkflow:
             workflow.upsert_search_attributes([APPROVAL_STATE.value_set(self._state.value)])
         if self._state != ApprovalState.PENDING:
             who = f" by {self._decision[1].approver}: {self._decision[1].reason}" if self._decision else ""
+            if self._state == ApprovalState.CANCELLED:
+                who = f": {self._cancel_reason}"
             self._refused_note = ""
             self._details = f"Decided: {self._state.value}{who} (tool `{i.tool}`, agent {i.agent_id})."
             workflow.set_current_details(self._details)
@@ -250,6 +290,8 @@ class ToolApprovalWorkflow:
         decided_by, reason = ("", "")
         if self._decision is not None and self._state in (ApprovalState.APPROVED, ApprovalState.REJECTED):
             decided_by, reason = self._decision[1].approver, self._decision[1].reason
+        elif self._state == ApprovalState.CANCELLED:
+            reason = self._cancel_reason
         return ApprovalStatus(
             approval_id=workflow.info().workflow_id,
             agent_id=i.agent_id,

@@ -4,8 +4,9 @@ Signalling rule (`decide`), per agent, against the last state saved in `agent_he
 - first sight (or a new address: the VM was replaced) starts from "healthy, 0 failures": the lifecycle only reaches
   running after its own health check passed, so a healthy first probe says nothing new;
 - healthy -> unhealthy signals on the FIRST failure (`consecutive_failures=1`);
-- unhealthy -> unhealthy signals once more when the count reaches `failure_threshold` (default 3), never otherwise:
-  the lifecycle can degrade or replace the agent on that signal without a timer of its own;
+- unhealthy -> unhealthy signals once more when the count reaches the agent's own `unhealthy_threshold` (its spec's,
+  kept on its registry row), never otherwise: the lifecycle degrades (or replaces) the agent exactly then, without a
+  timer of its own (a threshold of 1 is reached by the first failure, so that one signal does both);
 - unhealthy -> healthy signals the recovery (`consecutive_failures=0`).
 Every signal carries `consecutive_failures`, so a lifecycle can apply its own threshold too. A change of the unhealthy
 status's kind (unreachable -> invalid) is not a change of health and signals nothing.
@@ -117,7 +118,8 @@ class FleetActivities:
             result.healthy += int(report.healthy)
             result.unhealthy += int(not report.healthy)
             old = previous.get(agent.agent_id)
-            state, change = decide(old, agent.address, report, threshold=request.failure_threshold, now=now)
+            threshold = agent.unhealthy_threshold or request.failure_threshold
+            state, change = decide(old, agent.address, report, threshold=threshold, now=now)
             if change is not None:
                 to_signal.append((state, change))
             elif _differs(old, state):

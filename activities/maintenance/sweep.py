@@ -14,6 +14,7 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.approvals import cancel_approvals, open_approvals
 from activities.cloud.base import CloudProvider
 from activities.registry import _translate_errors as registry_errors
 from activities.secrets.agent_vault import AgentVault
@@ -55,9 +56,10 @@ class SweepActivities:
     @activity.defn
     async def find_orphans(self, request: SweepInput) -> OrphanReport:
         vms, in_vault, data = await asyncio.to_thread(self._resources)
+        approvals = await open_approvals(self.temporal)
         # Only now the lifecycles: see the module docstring.
         live = await self._live_agents()
-        named = set(vms) | in_vault | set(data)
+        named = set(vms) | in_vault | set(data) | set(approvals)
         orphan_ids = sorted(named - live)
         report = OrphanReport(
             agents_seen=len(named), live=len(named & live), truncated=len(orphan_ids) > request.max_agents
@@ -65,7 +67,11 @@ class SweepActivities:
         for agent_id in orphan_ids[: request.max_agents]:
             report.orphans.append(
                 Orphan(
-                    agent_id, vms=vms.get(agent_id, []), in_vault=agent_id in in_vault, data_items=data.get(agent_id, 0)
+                    agent_id,
+                    vms=vms.get(agent_id, []),
+                    in_vault=agent_id in in_vault,
+                    data_items=data.get(agent_id, 0),
+                    approvals=approvals.get(agent_id, []),
                 )
             )
         activity.logger.info(
@@ -104,7 +110,11 @@ class SweepActivities:
             if await self._running(orphan.agent_id):
                 counts.skipped_live += 1
                 continue
-            counts.add(await asyncio.to_thread(self._remove_one, orphan, request))
+            closed = len(orphan.approvals)
+            if orphan.approvals and not request.dry_run:
+                reason = f"agent {orphan.agent_id} has no running lifecycle (orphan sweep {request.run_id})"
+                closed = await cancel_approvals(self.temporal, orphan.approvals, reason)
+            counts.add(await asyncio.to_thread(self._remove_one, orphan, request, closed))
         return counts
 
     async def _running(self, agent_id: str) -> bool:
@@ -116,10 +126,11 @@ class SweepActivities:
             raise
         return described.status == WorkflowExecutionStatus.RUNNING
 
-    def _remove_one(self, orphan: Orphan, request: RemoveOrphans) -> SweepCounts:
-        """VM first (the agent stops), then Vault (the role, its tokens, policy, key, KV), then the data rows."""
+    def _remove_one(self, orphan: Orphan, request: RemoveOrphans, approvals_closed: int) -> SweepCounts:
+        """VM first (the agent stops), then Vault (the role, its tokens, policy, key, KV), then the data rows; its
+        open approvals were closed just before (`approvals_closed`)."""
         agent_id = orphan.agent_id
-        counts = SweepCounts(agents=1, agent_ids=[agent_id])
+        counts = SweepCounts(agents=1, agent_ids=[agent_id], approvals=approvals_closed)
         for vm in orphan.vms:
             provider = self.providers.get(vm.provider)
             if provider is None:
@@ -165,6 +176,7 @@ class SweepActivities:
                         "keys": str(counts.keys),
                         "tokens": str(counts.tokens),
                         "data": str(counts.data),
+                        "approvals": str(counts.approvals),
                     },
                     audit_only=agent is None or finished,
                 )
@@ -182,7 +194,7 @@ def _add_residue(counts: SweepCounts, found: Residue) -> None:
 def _describe(c: SweepCounts) -> str:
     return (
         f"vms={c.vms} secrets={c.secrets} policies={c.policies} roles={c.roles} keys={c.keys} "
-        f"tokens={c.tokens} data={c.data}"
+        f"tokens={c.tokens} data={c.data} approvals={c.approvals}"
     )
 
 
