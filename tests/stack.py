@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import hvac
 import hvac.exceptions
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 from activities.cloud.base import CloudProvider
 from activities.cloud.local import LocalProvider
@@ -26,9 +26,13 @@ from workers import devstack
 from workers.main import build_services
 from workers.settings import WorkerSettings
 from workers.worker import Services, running_workers
+from workflows.models import ApprovalStatus, ToolApprovalInput
 from workflows.spec import AgentSpec
+from workflows.tool_approval import ToolApprovalWorkflow, approval_workflow_id
 
 AGENTS = Path(__file__).parent / "agents"
+# The key id of `plain_or_encrypted_stack`'s codec (tests/conftest.py): forged ciphertexts name it too.
+ENCRYPTED_STACK_KEY_ID = "stack-key"
 VAULT_BOOTSTRAP = Path(__file__).parent.parent / "deploy" / "vault" / "bootstrap.sh"
 T = TypeVar("T")
 _orchestrator_tokens: dict[str, str] = {}
@@ -105,6 +109,25 @@ class Stack:
             data = kv.read_secret_version(path=prefix + key, mount_point=mount, raise_on_deleted_version=True)
             values.extend(str(v) for v in data["data"]["data"].values())
         return values
+
+    async def start_approval(
+        self, agent_id: str, *, approvers: Sequence[str], account_id: str = "acme"
+    ) -> WorkflowHandle[ToolApprovalWorkflow, ApprovalStatus]:
+        """Start a ToolApproval as the gateway does when the agent's bridge asks to send an email."""
+        request_id = uuid.uuid4().hex[:12]
+        return await self.temporal.start_workflow(
+            ToolApprovalWorkflow.run,
+            ToolApprovalInput(
+                agent_id=agent_id,
+                account_id=account_id,
+                request_id=request_id,
+                tool="email.send",
+                approvers=list(approvers),
+                publish_search_attribute=False,
+            ),
+            id=approval_workflow_id(agent_id, request_id),
+            task_queue=self.task_queue,
+        )
 
     def vms_of(self, agent_id: str) -> int:
         return len([vm for vm in self.local.list_managed() if vm.agent_id == agent_id])

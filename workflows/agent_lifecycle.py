@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         LifecycleResult,
         SkillUpdate,
         Transition,
+        VMDeleted,
         VMLookup,
         VMRef,
     )
@@ -368,28 +369,9 @@ class AgentLifecycleWorkflow:
             f"{abort}"
         )
         lookup = VMLookup(provider, spec.agent_id)
-        queue = cloud_queue(provider, workflow.info().task_queue)
         try:
-            deleted = await self._race(
-                lambda: workflow.execute_activity_method(
-                    CloudActivities.delete_vm,
-                    lookup,
-                    task_queue=queue,
-                    start_to_close_timeout=timedelta(minutes=2),
-                    schedule_to_close_timeout=timedelta(seconds=wait_s),
-                    retry_policy=ABANDONED_RETRY,
-                )
-            )
-            await self._race(
-                lambda: workflow.execute_activity_method(
-                    CloudActivities.verify_vm_gone,
-                    lookup,
-                    task_queue=queue,
-                    start_to_close_timeout=timedelta(minutes=2),
-                    schedule_to_close_timeout=timedelta(seconds=wait_s),
-                    retry_policy=ABANDONED_RETRY,
-                )
-            )
+            deleted: VMDeleted = await self._race(lambda: self._while_answered(CloudActivities.delete_vm, lookup))
+            await self._race(lambda: self._while_answered(CloudActivities.verify_vm_gone, lookup))
         except ActivityError as err:
             if is_cancelled_exception(err):
                 raise
@@ -421,6 +403,17 @@ class AgentLifecycleWorkflow:
                 "abandoned_vm_ids": ",".join(deleted.vm_ids),
                 "tokens_revoked": str(revoked),
             },
+        )
+
+    def _while_answered(self, step: Callable[..., Any], lookup: VMLookup) -> Awaitable[Any]:
+        """A cloud step of `_retire_abandoned`: retried while the provider fails, up to the input's bound."""
+        return workflow.execute_activity_method(
+            step,
+            lookup,
+            task_queue=cloud_queue(lookup.provider, workflow.info().task_queue),
+            start_to_close_timeout=timedelta(minutes=2),
+            schedule_to_close_timeout=timedelta(seconds=self._input.abandoned_create_wait_s),
+            retry_policy=ABANDONED_RETRY,
         )
 
     async def _serve(self) -> None:

@@ -17,7 +17,7 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Any, TypeVar, Union
@@ -110,22 +110,11 @@ def decode(hint: Any, value: object, path: str = "") -> Any:
         if not isinstance(value, str) or value not in allowed:
             raise MessageRefused(where, f"must be one of: {', '.join(allowed)}")
         return hint(value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise MessageRefused(where, f"must be true or false, not {_kind(value)}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise MessageRefused(where, f"must be a whole number, not {_kind(value)}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise MessageRefused(where, f"must be a finite number, not {_kind(value)}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise MessageRefused(where, f"must be a string, not {_kind(value)}")
-        return value
+    if hint in _SCALARS:
+        fits, rule = _SCALARS[hint]
+        if not fits(value):
+            raise MessageRefused(where, f"{rule}, not {_kind(value)}")
+        return float(value) if hint is float else value  # type: ignore[arg-type]
     if hint is datetime:
         return _time(value, where)
     raise TypeError(f"{where}: unsupported type {hint!r}")  # a bug in our messages, not the sender's
@@ -149,6 +138,17 @@ def _dataclass(cls: type[T], value: object, path: str) -> T:
             raise MessageRefused(f"{path}.{name}" if path else name, "is required")
     return cls(**kwargs)
 
+
+# What each JSON scalar must be, and how a refusal says so. A bool is an int in Python, never in JSON.
+_SCALARS: dict[object, tuple[Callable[[object], bool], str]] = {
+    bool: (lambda v: isinstance(v, bool), "must be true or false"),
+    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "must be a whole number"),
+    float: (
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v),
+        "must be a finite number",
+    ),
+    str: (lambda v: isinstance(v, str), "must be a string"),
+}
 
 _HINTS: dict[type, dict[str, Any]] = {}
 

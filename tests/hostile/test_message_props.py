@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -20,25 +19,21 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from temporalio.api.common.v1 import Payload
 from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import WorkflowEnvironment
 
 from clients.client import DecisionRefused
 from tests.hostile import raw
 from tests.hostile.live import settled
-from tests.stack import Stack, eventually, make_stack, reap
-from workers import devstack
-from workers.codec import Keyring, data_converter
+from tests.stack import ENCRYPTED_STACK_KEY_ID, Stack, eventually
 from workflows.maintenance_models import SweepInput
 from workflows.messages import MessageRefused, one_message
-from workflows.models import AgentState, ApprovalState, ToolApprovalInput
+from workflows.models import AgentState, ApprovalState
 from workflows.queues import workflow_id
-from workflows.tool_approval import ToolApprovalWorkflow, approval_workflow_id
+from workflows.tool_approval import ToolApprovalWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-KEY_ID = "hostile-key"
 AGENT_APPROVER, TOOL_APPROVER = "alice", "bob"
 LIFECYCLE = {
     "signal": ["approve", "reject", "update_skills", "health_changed", "destroy"],
@@ -47,20 +42,6 @@ LIFECYCLE = {
 }
 TOOL_APPROVAL = {"signal": ["approve", "reject"], "update": ["decide"], "query": ["status"]}
 EXAMPLES = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-
-@pytest.fixture(params=["plain", "encrypted"])
-def hostile_stack(
-    request: pytest.FixtureRequest, temporal_dev: WorkflowEnvironment, openbao: devstack.OpenBaoDev, tmp_path: Path
-) -> Iterator[Stack]:
-    """A stack whose client and workers share a codec (the worker's own key id is one a forged ciphertext names)."""
-    client = temporal_dev.client
-    if request.param == "encrypted":
-        keyring = Keyring.generate(KEY_ID)
-        client = Client(**{**temporal_dev.client.config(), "data_converter": data_converter(keyring)})
-    made = make_stack(client, openbao, f"sqlite:///{tmp_path / 'registry.db'}", tmp_path)
-    yield made
-    reap(made)
 
 
 def _names_an_approver(items: Sequence[Payload]) -> bool:
@@ -82,23 +63,6 @@ def _would_destroy(items: Sequence[Payload]) -> bool:
     )
 
 
-async def _tool_approval(stack: Stack, agent_id: str) -> WorkflowHandle[Any, Any]:
-    request_id = uuid.uuid4().hex[:12]
-    return await stack.temporal.start_workflow(
-        ToolApprovalWorkflow.run,
-        ToolApprovalInput(
-            agent_id=agent_id,
-            account_id="acme",
-            request_id=request_id,
-            tool="email.send",
-            approvers=[TOOL_APPROVER],
-            publish_search_attribute=False,
-        ),
-        id=approval_workflow_id(agent_id, request_id),
-        task_queue=stack.task_queue,
-    )
-
-
 async def _send_everywhere(client: Client, wf_id: str, handlers: dict[str, list[str]], sent: list[Any]) -> int:
     """Every hostile list to every handler; returns how many decisions (signals and updates) were sent."""
     decisions = 0
@@ -117,15 +81,17 @@ async def _send_everywhere(client: Client, wf_id: str, handlers: dict[str, list[
 
 
 @EXAMPLES
-@given(sent=st.lists(raw.payload_lists((KEY_ID, "k-unknown")), min_size=1, max_size=3))
-async def test_no_message_to_any_handler_fails_a_workflow_task(hostile_stack: Stack, sent: list[list[Payload]]) -> None:
+@given(sent=st.lists(raw.payload_lists((ENCRYPTED_STACK_KEY_ID, "k-unknown")), min_size=1, max_size=3))
+async def test_no_message_to_any_handler_fails_a_workflow_task(
+    plain_or_encrypted_stack: Stack, sent: list[list[Payload]]
+) -> None:
     assume(not any(_names_an_approver(items) for items in sent))
-    stack = hostile_stack
+    stack = plain_or_encrypted_stack
     async with stack.workers():
         agent_id = await stack.client.create_agent(stack.spec(require_approval=True, approvers=[AGENT_APPROVER]))
         await stack.client.wait_for(agent_id, {AgentState.PENDING_APPROVAL}, timeout_s=20)
         lifecycle = stack.temporal.get_workflow_handle(workflow_id(agent_id))
-        approval = await _tool_approval(stack, agent_id)
+        approval = await stack.start_approval(agent_id, approvers=[TOOL_APPROVER])
 
         await _send_everywhere(stack.temporal, lifecycle.id, LIFECYCLE, sent)
         decisions = await _send_everywhere(stack.temporal, approval.id, TOOL_APPROVAL, sent)
@@ -158,9 +124,9 @@ START_TYPES = ["AgentLifecycle", "ToolApproval", "KeyRotation", "OrphanSweep", "
 
 
 @EXAMPLES
-@given(workflow_type=st.sampled_from(START_TYPES), items=raw.payload_lists((KEY_ID, "k-unknown")))
+@given(workflow_type=st.sampled_from(START_TYPES), items=raw.payload_lists((ENCRYPTED_STACK_KEY_ID, "k-unknown")))
 async def test_no_start_input_fails_a_workflow_task(
-    hostile_stack: Stack, workflow_type: str, items: list[Payload]
+    plain_or_encrypted_stack: Stack, workflow_type: str, items: list[Payload]
 ) -> None:
     if workflow_type == "OrphanSweep":
         # A valid sweep input would really sweep the OpenBao the whole test session shares: keep to invalid ones.
@@ -170,7 +136,7 @@ async def test_no_start_input_fails_a_workflow_task(
         except MessageRefused:
             valid = False
         assume(not valid)
-    stack = hostile_stack
+    stack = plain_or_encrypted_stack
     wf_id = f"hostile-start-{uuid.uuid4().hex[:12]}"
     async with stack.workers():
         await raw.start(stack.temporal, wf_id, workflow_type, stack.task_queue, items)

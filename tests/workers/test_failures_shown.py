@@ -9,34 +9,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client, WorkflowFailureError
-from temporalio.testing import WorkflowEnvironment
 
 from tests.hostile import raw
-from tests.stack import Stack, make_stack, reap
-from workers import devstack
-from workers.codec import Keyring, data_converter
+from tests.stack import Stack
 from workflows.models import AgentState
 from workflows.queues import workflow_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-
-@pytest.fixture(params=["plain", "encrypted"])
-def any_stack(
-    request: pytest.FixtureRequest, temporal_dev: WorkflowEnvironment, openbao: devstack.OpenBaoDev, tmp_path: Path
-) -> Iterator[Stack]:
-    client = temporal_dev.client
-    if request.param == "encrypted":
-        client = Client(**{**temporal_dev.client.config(), "data_converter": data_converter(Keyring.generate())})
-    made = make_stack(client, openbao, f"sqlite:///{tmp_path / 'registry.db'}", tmp_path)
-    yield made
-    reap(made)
 
 
 def levels(failure: Failure) -> Iterator[Failure]:
@@ -61,9 +45,9 @@ async def assert_message_only(client: Client, failure: Failure) -> str:
 
 
 async def test_refused_updates_and_failed_runs_show_our_message_only(
-    any_stack: Stack, never_healthy_argv: list[str], caplog: pytest.LogCaptureFixture
+    plain_or_encrypted_stack: Stack, never_healthy_argv: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    stack = any_stack
+    stack = plain_or_encrypted_stack
     caplog.set_level(logging.WARNING)
     async with stack.workers(stack.local_with(never_healthy_argv)):
         agent_id = await stack.client.create_agent(

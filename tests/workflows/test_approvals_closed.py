@@ -14,29 +14,16 @@ from tests.clients.cli_run import arun
 from tests.maintenance.helpers import run_now
 from tests.stack import Stack, eventually
 from workflows.maintenance_models import SweepInput, SweepResult
-from workflows.models import AgentState, ApprovalState, ApprovalStatus, ToolApprovalInput
+from workflows.models import AgentState, ApprovalState, ApprovalStatus
 from workflows.orphan_sweep import OrphanSweepWorkflow
-from workflows.tool_approval import ToolApprovalWorkflow, approval_workflow_id
+from workflows.tool_approval import ToolApprovalWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 async def open_approval(stack: Stack, agent_id: str) -> WorkflowHandle[ToolApprovalWorkflow, ApprovalStatus]:
     """What the gateway starts when the agent's bridge asks to send an email."""
-    request_id = uuid.uuid4().hex[:12]
-    handle = await stack.temporal.start_workflow(
-        ToolApprovalWorkflow.run,
-        ToolApprovalInput(
-            agent_id=agent_id,
-            account_id="acme",
-            request_id=request_id,
-            tool="email.send",
-            approvers=["alice"],
-            publish_search_attribute=False,
-        ),
-        id=approval_workflow_id(agent_id, request_id),
-        task_queue=stack.task_queue,
-    )
+    handle = await stack.start_approval(agent_id, approvers=["alice"])
 
     async def pending() -> ApprovalStatus | None:
         status = await handle.query(ToolApprovalWorkflow.status)
