@@ -1,7 +1,8 @@
 """The `local` provider: each "VM" is a local process running the agent bridge.
 
 All state lives on disk under `<state_dir>/<agent_id>/` (vm.json, the bootstrap file, the bridge's address file and
-log), and the bridge runs in its own session, so a restarted worker adopts the processes an earlier one started.
+log, and `agent.sock`: the agent API that the agent's own process calls, see `agent_socket`), and the bridge runs in
+its own session, so a restarted worker adopts the processes an earlier one started.
 A per-agent file lock serialises create and delete, so an activity retried while its first attempt still runs
 cannot start a second process.
 """
@@ -76,7 +77,8 @@ class LocalProvider:
     def _locked(self, agent_id: str) -> Iterator[Path]:
         directory = self._dir(agent_id)
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            # Nobody else may write here: the bridge puts the agent API's socket in this directory.
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             lock = (self.state_dir / f".{agent_id}.lock").open("a")
         except OSError as exc:
             raise ProviderUnavailable(f"local provider cannot use {self.state_dir}: {exc.strerror}") from exc
@@ -105,6 +107,11 @@ class LocalProvider:
             address = ""
         return VM(self.name, meta["vm_id"], meta["name"], agent_id, "running" if address else "creating", address)
 
+    def agent_socket(self, agent_id: str) -> Path:
+        """Where the agent's bridge serves the agent API (`bridge.agent_api`), for the agent's own process: it runs as
+        the worker's user, which is the user the bridge answers."""
+        return self._dir(agent_id) / "agent.sock"
+
     def pid_of(self, agent_id: str) -> int | None:
         """The process id of the agent's bridge, for operators and tests that check a process really ended."""
         try:
@@ -121,6 +128,7 @@ class LocalProvider:
         return self._read(self._agent_id(vm_id))
 
     def create(self, request: CreateVMRequest, bootstrap: BootstrapConfig) -> VM:
+        socket_path = self.agent_socket(request.agent_id)
         with self._locked(request.agent_id) as directory:
             existing = self._read(request.agent_id)
             if existing is not None and existing.status != "stopped":
@@ -128,7 +136,14 @@ class LocalProvider:
             config_path = directory / "bootstrap.json"
             address_file = directory / "address"
             address_file.unlink(missing_ok=True)
-            config = replace(bootstrap, listen_host="127.0.0.1", listen_port=0, address_file=str(address_file))
+            config = replace(
+                bootstrap,
+                listen_host="127.0.0.1",
+                listen_port=0,
+                address_file=str(address_file),
+                agent_socket=str(socket_path),
+                agent_user="",
+            )
             _atomic_write(config_path, config.to_json())
             with (directory / "bridge.log").open("ab") as log:
                 proc = subprocess.Popen(
