@@ -25,7 +25,7 @@ from pathlib import Path
 
 from activities.cloud.base import AGENT_LABEL, VM, vm_name
 from activities.errors import ProviderRejected, ProviderUnavailable
-from bridge.config import BootstrapConfig
+from bridge.config import MAX_SOCKET_PATH_BYTES, BootstrapConfig
 from workflows.models import CreateVMRequest
 
 _PREFIX = "local-"
@@ -129,6 +129,11 @@ class LocalProvider:
 
     def create(self, request: CreateVMRequest, bootstrap: BootstrapConfig) -> VM:
         socket_path = self.agent_socket(request.agent_id)
+        if len(os.fsencode(socket_path)) > MAX_SOCKET_PATH_BYTES:
+            raise ProviderRejected(
+                f"local provider: the agent API socket {socket_path} is over the {MAX_SOCKET_PATH_BYTES} bytes a Unix "
+                "socket path holds; use a shorter state directory (LOBSTACK_HOME)"
+            )
         with self._locked(request.agent_id) as directory:
             existing = self._read(request.agent_id)
             if existing is not None and existing.status != "stopped":
