@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import shutil
 import stat
@@ -48,6 +49,11 @@ def not_found(method: str) -> dict[str, object]:
     return NOT_FOUND_HEAD if method == "HEAD" else NOT_FOUND
 
 
+def configured(config: BootstrapConfig, **fields: object) -> BootstrapConfig:
+    """The config with these fields, read back from JSON as a bridge reads it (a field it does not know is dropped)."""
+    return BootstrapConfig.from_json(json.dumps({**dataclasses.asdict(config), **fields}))
+
+
 def unreachable_vault_config(agent_id: str, tmp_path: Path, **fields: object) -> BootstrapConfig:
     """A bridge that stays "starting" (nothing listens at its Vault), enough to exercise its listeners."""
     config = BootstrapConfig(
@@ -58,7 +64,7 @@ def unreachable_vault_config(agent_id: str, tmp_path: Path, **fields: object) ->
         expected_creation_path=f"auth/approle/role/agent-{agent_id}/secret-id",
         address_file=str(tmp_path / "bridge.addr"),
     )
-    return dataclasses.replace(config, **fields)
+    return configured(config, **fields)
 
 
 async def test_from_another_host_a_bridge_answers_health_only_and_no_approval_starts(stack: Stack) -> None:
@@ -188,9 +194,8 @@ def test_an_agent_socket_it_cannot_serve_safely_leaves_the_bridge_unhealthy_and_
     else:
         socket_path, reason = tmp_path / ("d" * 100) / "agent.sock", "a Unix socket path holds at most 107"
     bridge_vault.mint(agent_id)
-    config = dataclasses.replace(
-        bridge_vault.issue_bootstrap(agent_id, address_file=str(tmp_path / "first.addr")),
-        agent_socket=str(socket_path),
+    config = configured(
+        bridge_vault.issue_bootstrap(agent_id, address_file=str(tmp_path / "first.addr")), agent_socket=str(socket_path)
     )
     first = start_bridge(config, name="first")
     code, body = first.wait_status("unhealthy")
@@ -200,9 +205,7 @@ def test_an_agent_socket_it_cannot_serve_safely_leaves_the_bridge_unhealthy_and_
     assert not socket_path.exists()
 
     # The bootstrap credential was left alone: the same config with a safe socket introduces itself.
-    good = dataclasses.replace(
-        config, agent_socket=str(tmp_path / "agent.sock"), address_file=str(tmp_path / "second.addr")
-    )
+    good = configured(config, agent_socket=str(tmp_path / "agent.sock"), address_file=str(tmp_path / "second.addr"))
     second = start_bridge(good, name="second")
     assert second.wait_status("healthy")[0] == 200
     assert first.stop() == 0 and second.stop() == 0
