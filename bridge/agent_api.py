@@ -22,7 +22,8 @@ The price: an HTTP client must be pointed at the socket (`curl --unix-socket`, `
 `http.client` with a connected socket); `SO_PEERCRED` is Linux (the bridge runs on Linux VMs; elsewhere every caller
 is refused); and the path holds at most 107 bytes. To serve another user than its own, the bridge must be able to
 give the socket to that user (root, as on a VM). Where the socket is: `/run/lobstack/agent.sock` on a VM (the agent
-runs as `lobstack-agent`), `<state dir>/<agent id>/agent.sock` for the local provider, the VM's directory in cloudsim.
+runs as `lobstack-agent`); `LocalProvider.agent_socket(agent_id)` for the local provider and `agent_socket` in
+cloudsim's `/_sim/state` (the simulator's user, as is the agent's process there).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from bridge.server import MAX_BODY_BYTES, JSONHandler
 from bridge.tools import Authorizer, refused
 
 _AUTHORIZE = re.compile(r"^/tools/([^/]+)/authorize$")
-_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+_PEERCRED = struct.Struct("=iII")  # struct ucred: pid_t pid, uid_t uid, gid_t gid
 
 __all__ = ["AgentAPIServer", "AgentAPIUnavailable", "Peer", "peer_of", "resolve_user"]
 

@@ -1,8 +1,9 @@
 """The `local` provider: each "VM" is a local process running the agent bridge.
 
 All state lives on disk under `<state_dir>/<agent_id>/` (vm.json, the bootstrap file, the bridge's address file and
-log, and `agent.sock`: the agent API that the agent's own process calls, see `agent_socket`), and the bridge runs in
-its own session, so a restarted worker adopts the processes an earlier one started.
+log), and the bridge runs in its own session, so a restarted worker adopts the processes an earlier one started.
+The agent API that the agent's own process calls is a Unix socket, `agent_socket(agent_id)`, under
+`<state_dir>/.run/`, where its path stays short.
 A per-agent file lock serialises create and delete, so an activity retried while its first attempt still runs
 cannot start a second process.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -77,7 +79,7 @@ class LocalProvider:
     def _locked(self, agent_id: str) -> Iterator[Path]:
         directory = self._dir(agent_id)
         try:
-            # Nobody else may write here: the bridge puts the agent API's socket in this directory.
+            # Only the worker's user: the directory holds the bootstrap file and the bridge's log.
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             lock = (self.state_dir / f".{agent_id}.lock").open("a")
         except OSError as exc:
@@ -109,8 +111,9 @@ class LocalProvider:
 
     def agent_socket(self, agent_id: str) -> Path:
         """Where the agent's bridge serves the agent API (`bridge.agent_api`), for the agent's own process: it runs as
-        the worker's user, which is the user the bridge answers."""
-        return self._dir(agent_id) / "agent.sock"
+        the worker's user, which is the user the bridge answers. `<state_dir>/.run/<12 hex>/agent.sock`: a Unix
+        socket path holds at most 107 bytes and an agent id up to 40, and `.run` is no name an agent id can take."""
+        return self.state_dir / ".run" / hashlib.sha256(agent_id.encode()).hexdigest()[:12] / "agent.sock"
 
     def pid_of(self, agent_id: str) -> int | None:
         """The process id of the agent's bridge, for operators and tests that check a process really ended."""
@@ -141,6 +144,9 @@ class LocalProvider:
             config_path = directory / "bootstrap.json"
             address_file = directory / "address"
             address_file.unlink(missing_ok=True)
+            # Directories only the worker's user can write: the bridge refuses anything else for its socket.
+            socket_path.parent.parent.mkdir(mode=0o700, exist_ok=True)
+            socket_path.parent.mkdir(mode=0o700, exist_ok=True)
             config = replace(
                 bootstrap,
                 listen_host="127.0.0.1",
@@ -181,6 +187,7 @@ class LocalProvider:
             if meta is not None:
                 self._terminate(int(meta["pid"]), str(directory / "bootstrap.json"))
             shutil.rmtree(directory, ignore_errors=True)
+            shutil.rmtree(self.agent_socket(agent_id).parent, ignore_errors=True)
             (self.state_dir / f".{agent_id}.lock").unlink(missing_ok=True)
         return meta is not None
 

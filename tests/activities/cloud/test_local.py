@@ -13,9 +13,9 @@ from workflows.models import CreateVMRequest
 
 
 def test_a_state_dir_too_long_for_the_agent_socket_is_refused_before_anything_starts(tmp_path: Path) -> None:
-    """The agent API is a Unix socket in the agent's directory, and such a path holds at most 107 bytes: an agent that
+    """The agent API is a Unix socket under the state directory, and such a path holds at most 107 bytes: an agent that
     could never be authorized a tool is refused at create, naming what to change, instead of booting unhealthy."""
-    local = LocalProvider(state_dir=tmp_path / ("d" * 100), stop_timeout_s=5)
+    local = LocalProvider(state_dir=tmp_path / ("d" * 80), stop_timeout_s=5)
     config = BootstrapConfig("a1", "http://127.0.0.1:9", "role", "s.NeverUsed", "auth/approle/role/agent-a1/secret-id")
     try:
         with pytest.raises(ProviderRejected) as refused:
