@@ -1,5 +1,6 @@
-"""The bridge process: serve /health at once, introduce the agent to Vault in the background, keep its token alive,
-and (with a gateway configured) keep the agent's skills current for POST /tools/{tool}/authorize."""
+"""The bridge process: serve /health at once (to the orchestrator) and the agent API on its Unix socket (to the agent's
+own process only), introduce the agent to Vault in the background, keep its token alive, and (with a gateway
+configured) keep the agent's skills current for POST /tools/{tool}/authorize."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Callable
 import hvac.exceptions as hv
 import requests
 
+from bridge.agent_api import AgentAPIServer, AgentAPIUnavailable, resolve_user
 from bridge.config import BootstrapConfig
 from bridge.health import HealthState
 from bridge.introduction import AgentSession, Introduction, IntroductionRejected, VaultUnreachable
@@ -41,6 +43,7 @@ class Bridge:
         self._max_backoff_s = max_backoff_s
         self._stop = threading.Event()
         self._server: HealthServer | None = None
+        self._agent_api: AgentAPIServer | None = None
         self._threads: list[threading.Thread] = []
         self.session: AgentSession | None = None
         self._gateway = GatewayClient(config.gateway_url, self._token) if config.gateway_url else None
@@ -53,19 +56,40 @@ class Bridge:
         return self._server.base_url
 
     def start(self) -> None:
-        """Bind and serve /health first (a prober sees "starting"), publish the address, then introduce."""
-        self._server = HealthServer(self.config.listen_host, self.config.listen_port, self.state, self.authorizer)
+        """Bind and serve /health first (a prober sees "starting"), then the agent API, publish the address, then
+        introduce. An agent API that cannot be served as configured leaves the bridge unhealthy, saying why, and
+        the bootstrap credential unused."""
+        self._server = HealthServer(self.config.listen_host, self.config.listen_port, self.state)
         self._spawn("health-server", self._server.serve_forever)
+        try:
+            self._agent_api = self._serve_agent_api()
+        except (AgentAPIUnavailable, OSError) as exc:
+            reason = str(exc) if isinstance(exc, AgentAPIUnavailable) else f"agent_socket: {exc.strerror}"
+            log.error("agent %s: no agent API: %s", self.config.agent_id, reason)
+            self.state.set("unhealthy", f"agent API not served: {reason}")
         if self.config.address_file:
             write_address_file(self.config.address_file, self._server.base_url)
         log.info("agent %s bridge serving health at %s", self.config.agent_id, self._server.base_url)
-        self._spawn("introduction", self._introduce_and_renew)
+        if self.state.status != "unhealthy":
+            self._spawn("introduction", self._introduce_and_renew)
+
+    def _serve_agent_api(self) -> AgentAPIServer | None:
+        if not self.config.agent_socket:
+            log.warning("agent %s: no agent_socket configured, so no tool can be authorized", self.config.agent_id)
+            return None
+        server = AgentAPIServer(
+            self.config.agent_socket, agent_uid=resolve_user(self.config.agent_user), authorizer=self.authorizer
+        )
+        self._spawn("agent-api", server.serve_forever)
+        log.info("agent %s agent API on %s for uid %d", self.config.agent_id, server.path, server.agent_uid)
+        return server
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+        for server in (self._server, self._agent_api):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
         for thread in self._threads:
             thread.join(timeout_s)
         if self._gateway is not None:

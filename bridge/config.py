@@ -3,6 +3,9 @@
 It carries the Vault address, the gateway address, the agent's AppRole role id and a response-wrapped SecretID: a
 single-use token with a TTL of at most ten minutes. The bridge checks the wrapping token's creation path before
 unwrapping, so a token minted for another path (or already unwrapped by an interceptor) is refused and reported.
+
+It also says where the bridge listens: `/health` for the orchestrator on `listen_host:listen_port`, and the agent's
+own API on the Unix socket `agent_socket`, for processes of `agent_user` only (`bridge.agent_api`).
 """
 
 from __future__ import annotations
@@ -10,6 +13,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+# The longest `agent_socket` the bridge can bind: sun_path is 108 bytes on Linux, one of them the terminating NUL.
+MAX_SOCKET_PATH_BYTES = 107
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,11 @@ class BootstrapConfig:
     listen_port: int = 0
     # The bridge writes its bound address here (local provider), so a port is never guessed or raced for.
     address_file: str = ""
+    # The agent-facing API (POST /tools/{tool}/authorize, `bridge.agent_api`) is served on this Unix socket, and only
+    # to processes of `agent_user` (a name, a numeric uid, or empty for the bridge's own user). Empty path: no agent
+    # API, so no tool can be authorized. The listener above serves GET /health only.
+    agent_socket: str = ""
+    agent_user: str = ""
     # The gateway the bridge asks for its skills and approvals, with its own Vault token. Empty: no gateway, and then
     # no tool is enabled (POST /tools/{tool}/authorize refuses everything).
     gateway_url: str = ""

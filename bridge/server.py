@@ -1,8 +1,9 @@
-"""The bridge's HTTP surface: GET /health and POST /tools/{tool}/authorize. Standard library only.
+"""The bridge's orchestrator-facing listener: `GET /health` and nothing else. Standard library only.
 
-Both share one listen address. /tools/... answers for this agent's tools, so on a real VM the bridge should listen on
-loopback (or a socket only the agent runtime reaches) with /health exposed to the prober separately; splitting the two
-listeners is a later issue.
+This is the one address the bridge opens to a network: on a VM, every interface at port 8787, where the orchestrator's
+health check and the fleet monitor probe it. It answers `GET /health` and 404 to every other method and path; the
+agent's own API (tool authorization) is never served here but on a Unix socket only the agent's user can use
+(`bridge.agent_api`). `JSONHandler` is the small HTTP base both share.
 """
 
 from __future__ import annotations
@@ -10,30 +11,70 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import tempfile
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 from bridge.health import HealthState
-from bridge.tools import Authorizer, SkillsState, refused
 
 MAX_BODY_BYTES = 64 * 1024
-_AUTHORIZE = re.compile(r"^/tools/([^/]+)/authorize$")
 
 log = logging.getLogger(__name__)
 
 
+class JSONHandler(BaseHTTPRequestHandler):
+    """JSON answers, one request per connection, and every method the base class does not know answered by
+    `unknown_method` (404 by default) instead of its 501 page."""
+
+    def __getattr__(self, name: str) -> Callable[[], None]:
+        # BaseHTTPRequestHandler dispatches to `do_<METHOD>`: any method without its own handler lands here.
+        if name.startswith("do_"):
+            return self.unknown_method
+        raise AttributeError(name)
+
+    def unknown_method(self) -> None:
+        self.not_found()
+
+    def not_found(self) -> None:
+        self.discard_body()
+        self.send_json(404, {"error": "not found"})
+
+    def discard_body(self) -> None:
+        """Read a small body no route wants before answering: closing with unread data would reset the connection
+        under the caller's read of the answer."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return
+        if 0 < length <= MAX_BODY_BYTES:
+            self.rfile.read(length)
+
+    def send_json(self, code: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.close_connection = True
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+
 class HealthServer(ThreadingHTTPServer):
+    """The orchestrator-facing listener: `GET /health` only."""
+
     daemon_threads = True
 
-    def __init__(self, host: str, port: int, state: HealthState, authorizer: Authorizer | None = None) -> None:
+    def __init__(self, host: str, port: int, state: HealthState) -> None:
         self.state = state
-        # Without one, no tool is enabled.
-        self.authorizer = authorizer or Authorizer(None, SkillsState())
-        super().__init__((host, port), _Handler)
+        super().__init__((host, port), _HealthHandler)
 
     @property
     def base_url(self) -> str:
@@ -46,55 +87,15 @@ class HealthServer(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _HealthHandler(JSONHandler):
     server: HealthServer
 
     def do_GET(self) -> None:
         if self.path.split("?", 1)[0] != "/health":
-            self._send(404, {"error": "not found"})
+            self.not_found()
             return
         body = self.server.state.snapshot()
-        self._send(200 if body["status"] == "healthy" else 503, body)
-
-    def do_POST(self) -> None:
-        path, _, query = self.path.partition("?")
-        match = _AUTHORIZE.fullmatch(path)
-        if match is None:
-            self._send(404, {"error": "not found"})
-            return
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if not 0 <= length <= MAX_BODY_BYTES:
-            self._send(*refused(f"body: must be a JSON object of at most {MAX_BODY_BYTES} bytes", 400))
-            return
-        try:
-            body = json.loads(self.rfile.read(length) or b"{}")
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            self._send(*refused("body: must be a JSON object", 400))
-            return
-        wait = parse_qs(query).get("wait", [""])[0]
-        try:
-            wait_s = float(wait) if wait else None
-        except ValueError:
-            self._send(*refused("wait: must be a number of seconds", 400))
-            return
-        self._send(*self.server.authorizer.authorize(match.group(1), body, wait_s))
-
-    def _send(self, code: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
+        self.send_json(200 if body["status"] == "healthy" else 503, body)
 
 
 def write_address_file(path: str | Path, url: str) -> None:

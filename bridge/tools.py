@@ -1,6 +1,7 @@
 """The bridge as the policy decision point for the agent's tools: which are enabled, which need a human first.
 
-The agent runtime asks `POST /tools/{tool}/authorize` before running a tool and runs it itself only if allowed:
+The agent runtime asks `POST /tools/{tool}/authorize` on the agent API (`bridge.agent_api`, a Unix socket only the
+agent's user can use) before running a tool, and runs it itself only if allowed:
 - a tool not in the agent's skills is refused at once, without asking anyone;
 - an enabled tool matching an `approval_required` pattern creates an approval at the gateway and waits (long polls)
   until a human decides, the approval expires, or `authorize_wait_s` passes (then "pending": ask again with the same

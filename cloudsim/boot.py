@@ -2,7 +2,11 @@
 
 The bridge gets what cloud-init would have written: the bootstrap JSON from the user-data's `write_files` entry, in a
 0600 file in the VM's own directory, with `listen_host` set to the VM's loopback IP so `http://<vm ip>:8787/health`
-answers exactly as it would on a real VM's public IP.
+answers exactly as it would on a real VM's public IP. The agent API's socket is `<state>/run/<12 hex>/agent.sock`
+(directories 0700; `agent_socket(vm)`, and `agent_socket` in `/_sim/state`) instead of `/run/lobstack/agent.sock`, for
+the simulator's user (a simulated VM has no `lobstack-agent` user): every simulated VM shares the host's loopback, but
+none can reach another's socket through it. Not under the VM's directory: a Vultr id is a UUID, and a Unix socket
+path holds at most 107 bytes.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -30,7 +35,7 @@ from activities.cloud.userdata import BOOTSTRAP_PATH, BRIDGE_PORT
 if TYPE_CHECKING:
     from cloudsim.state import VM, SimState
 
-__all__ = ["BRIDGE_PORT", "Booter", "parse_bootstrap", "stop_processes"]
+__all__ = ["BRIDGE_PORT", "Booter", "agent_socket", "parse_bootstrap", "stop_processes"]
 
 log = logging.getLogger("cloudsim.boot")
 _REPO_ROOT = Path(bridge.__file__).resolve().parent.parent
@@ -101,12 +106,24 @@ class Booter:
             log.exception("could not start the bridge of %s %s", vm.provider, vm.id)
 
 
+def agent_socket(vm: VM) -> Path:
+    """Where this VM's bridge serves the agent API: short, since it must fit a Unix socket path, and one per VM."""
+    runtime = vm.vm_dir.parent.parent / "run"  # vm_dir is <state>/vms/<provider>-<id>
+    return runtime / hashlib.sha256(vm.vm_dir.name.encode()).hexdigest()[:12] / "agent.sock"
+
+
 def start_bridge(vm: VM, config: dict[str, Any]) -> subprocess.Popen[bytes]:
     config = dict(config)
     config["listen_host"] = vm.ip
     config.setdefault("listen_port", BRIDGE_PORT)
     config["address_file"] = str(vm.vm_dir / "bridge.address")
-    vm.vm_dir.mkdir(parents=True, exist_ok=True)
+    socket_path = agent_socket(vm)
+    socket_path.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    socket_path.parent.mkdir(mode=0o700, exist_ok=True)
+    config["agent_socket"] = str(socket_path)
+    config["agent_user"] = ""
+    vm.extra["agent_socket"] = str(socket_path)
+    vm.vm_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = vm.vm_dir / "bootstrap.json"
     # 0600 from the first byte: the file holds a wrapped token.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -28,6 +28,7 @@ def control_routes(sim: Sim, apis: dict[str, ProviderAPI]) -> list[BaseRoute]:
                     "location": vm.location,
                     "plan": vm.plan,
                     "bridge_pid": vm.bridge.pid if vm.bridge is not None and vm.bridge.poll() is None else None,
+                    "agent_socket": vm.extra.get("agent_socket"),
                 }
                 for vm in sorted(sim.state.vms.values(), key=lambda v: (v.created, str(v.id)))
             ]

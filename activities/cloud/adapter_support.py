@@ -8,15 +8,23 @@ from dataclasses import replace
 
 from activities.cloud.base import VM
 from activities.cloud.regions import locations
-from activities.cloud.userdata import BRIDGE_PORT, check_size, render_cloud_init
+from activities.cloud.userdata import AGENT_SOCKET, AGENT_USER, BRIDGE_PORT, check_size, render_cloud_init
 from activities.errors import ProviderRejected
 from bridge.config import BootstrapConfig
 
 
 def vm_user_data(provider: str, bootstrap: BootstrapConfig) -> str:
     """Cloud-init for a VM, refused before any API call when over the provider's limit (it will not shrink)."""
-    # On a VM the bridge listens on every interface at the port the health check probes; there is no address file.
-    config = replace(bootstrap, listen_host="0.0.0.0", listen_port=BRIDGE_PORT, address_file="")  # noqa: S104
+    # On a VM the bridge serves /health (only) on every interface at the port the health check probes, and the agent
+    # API on a Unix socket for the agent's user (cloud-init creates it); there is no address file.
+    config = replace(
+        bootstrap,
+        listen_host="0.0.0.0",  # noqa: S104
+        listen_port=BRIDGE_PORT,
+        address_file="",
+        agent_socket=AGENT_SOCKET,
+        agent_user=AGENT_USER,
+    )
     user_data = render_cloud_init(config)
     check_size(provider, user_data)
     return user_data

@@ -2,6 +2,8 @@
 
 All state lives on disk under `<state_dir>/<agent_id>/` (vm.json, the bootstrap file, the bridge's address file and
 log), and the bridge runs in its own session, so a restarted worker adopts the processes an earlier one started.
+The agent API that the agent's own process calls is a Unix socket, `agent_socket(agent_id)`, under
+`<state_dir>/.run/`, where its path stays short.
 A per-agent file lock serialises create and delete, so an activity retried while its first attempt still runs
 cannot start a second process.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -24,7 +27,7 @@ from pathlib import Path
 
 from activities.cloud.base import AGENT_LABEL, VM, vm_name
 from activities.errors import ProviderRejected, ProviderUnavailable
-from bridge.config import BootstrapConfig
+from bridge.config import MAX_SOCKET_PATH_BYTES, BootstrapConfig
 from workflows.models import CreateVMRequest
 
 _PREFIX = "local-"
@@ -76,7 +79,8 @@ class LocalProvider:
     def _locked(self, agent_id: str) -> Iterator[Path]:
         directory = self._dir(agent_id)
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            # Only the worker's user: the directory holds the bootstrap file and the bridge's log.
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             lock = (self.state_dir / f".{agent_id}.lock").open("a")
         except OSError as exc:
             raise ProviderUnavailable(f"local provider cannot use {self.state_dir}: {exc.strerror}") from exc
@@ -105,6 +109,12 @@ class LocalProvider:
             address = ""
         return VM(self.name, meta["vm_id"], meta["name"], agent_id, "running" if address else "creating", address)
 
+    def agent_socket(self, agent_id: str) -> Path:
+        """Where the agent's bridge serves the agent API (`bridge.agent_api`), for the agent's own process: it runs as
+        the worker's user, which is the user the bridge answers. `<state_dir>/.run/<12 hex>/agent.sock`: a Unix
+        socket path holds at most 107 bytes and an agent id up to 40, and `.run` is no name an agent id can take."""
+        return self.state_dir / ".run" / hashlib.sha256(agent_id.encode()).hexdigest()[:12] / "agent.sock"
+
     def pid_of(self, agent_id: str) -> int | None:
         """The process id of the agent's bridge, for operators and tests that check a process really ended."""
         try:
@@ -121,6 +131,12 @@ class LocalProvider:
         return self._read(self._agent_id(vm_id))
 
     def create(self, request: CreateVMRequest, bootstrap: BootstrapConfig) -> VM:
+        socket_path = self.agent_socket(request.agent_id)
+        if len(os.fsencode(socket_path)) > MAX_SOCKET_PATH_BYTES:
+            raise ProviderRejected(
+                f"local provider: the agent API socket {socket_path} is over the {MAX_SOCKET_PATH_BYTES} bytes a Unix "
+                "socket path holds; use a shorter state directory (LOBSTACK_HOME)"
+            )
         with self._locked(request.agent_id) as directory:
             existing = self._read(request.agent_id)
             if existing is not None and existing.status != "stopped":
@@ -128,7 +144,17 @@ class LocalProvider:
             config_path = directory / "bootstrap.json"
             address_file = directory / "address"
             address_file.unlink(missing_ok=True)
-            config = replace(bootstrap, listen_host="127.0.0.1", listen_port=0, address_file=str(address_file))
+            # Directories only the worker's user can write: the bridge refuses anything else for its socket.
+            socket_path.parent.parent.mkdir(mode=0o700, exist_ok=True)
+            socket_path.parent.mkdir(mode=0o700, exist_ok=True)
+            config = replace(
+                bootstrap,
+                listen_host="127.0.0.1",
+                listen_port=0,
+                address_file=str(address_file),
+                agent_socket=str(socket_path),
+                agent_user="",
+            )
             _atomic_write(config_path, config.to_json())
             with (directory / "bridge.log").open("ab") as log:
                 proc = subprocess.Popen(
@@ -161,6 +187,7 @@ class LocalProvider:
             if meta is not None:
                 self._terminate(int(meta["pid"]), str(directory / "bootstrap.json"))
             shutil.rmtree(directory, ignore_errors=True)
+            shutil.rmtree(self.agent_socket(agent_id).parent, ignore_errors=True)
             (self.state_dir / f".{agent_id}.lock").unlink(missing_ok=True)
         return meta is not None
 

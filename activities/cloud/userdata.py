@@ -2,6 +2,11 @@
 
 The config travels base64-encoded inside `write_files`, so no value in it (names, addresses, the wrapped token) can
 break the YAML or reach a shell: cloud-init decodes it to a root-only file and the bridge reads that file.
+
+Cloud-init also creates the system user `lobstack-agent`, which the agent's own process runs as. The bridge (root)
+serves `/health` to the orchestrator on every interface at port 8787, and the agent API only on the Unix socket
+`/run/lobstack/agent.sock`, owned by `lobstack-agent`, mode 0600, answering that user's processes only
+(`bridge.agent_api`).
 """
 
 from __future__ import annotations
@@ -13,14 +18,23 @@ from activities.errors import ProviderRejected
 from bridge.config import BootstrapConfig
 
 BOOTSTRAP_PATH = "/etc/lobstack/bootstrap.json"
-# Agents' bridges listen here on their VM; the health check probes http://<public ip>:<port>/health.
+# Agents' bridges serve GET /health (only) here on their VM; the health check probes http://<public ip>:<port>/health.
 BRIDGE_PORT = 8787
+# The agent API: a Unix socket on the VM, for the agent's user only. Never a network port.
+AGENT_SOCKET = "/run/lobstack/agent.sock"
+AGENT_USER = "lobstack-agent"
 
 
 def render_cloud_init(bootstrap: BootstrapConfig) -> str:
     payload = base64.b64encode(bootstrap.to_json().encode()).decode()
     return (
         "#cloud-config\n"
+        "users:\n"
+        "  - default\n"
+        f"  - name: {AGENT_USER}\n"
+        "    system: true\n"
+        "    shell: /usr/sbin/nologin\n"
+        "    lock_passwd: true\n"
         "write_files:\n"
         f"  - path: {BOOTSTRAP_PATH}\n"
         "    owner: root:root\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,16 +15,18 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.secrets import AgentVault
 from gateway.app import approval_id
 from tests.bridge.conftest import BridgeProcess
+from tests.bridge.support import agent_api
 from tests.gateway.support import agent_token, bearer, eventually, live
 from tests.stack import Stack
 from workflows.models import Decision
 
 
 async def authorize(
-    bridge: httpx.AsyncClient, tool: str, body: dict[str, Any] | None = None, wait: float | None = None
+    api: httpx.AsyncClient, tool: str, body: dict[str, Any] | None = None, wait: float | None = None
 ) -> tuple[int, dict[str, Any]]:
+    """Ask the agent API (on the bridge's Unix socket) as the agent's own process does."""
     params = {"wait": str(wait)} if wait is not None else None
-    resp = await bridge.post(f"/tools/{tool}/authorize", json=body or {}, params=params)
+    resp = await api.post(f"/tools/{tool}/authorize", json=body or {}, params=params)
     return resp.status_code, resp.json()
 
 
@@ -31,10 +34,13 @@ async def test_skill_update_reaches_the_bridge_and_gated_tools_wait_for_a_human(
     async with live(stack, gateway_in_bootstrap=True) as env:
         agent_id = await env.agent(skills=["web.search", "email.send"], approvers=["alice"])
         address = (await stack.client.status(agent_id)).address
-        async with httpx.AsyncClient(base_url=address, timeout=60) as bridge:
+        async with (
+            httpx.AsyncClient(base_url=address, timeout=60) as health,
+            agent_api(stack.local.agent_socket(agent_id)) as bridge,
+        ):
 
             async def skills_version() -> int | None:
-                body = (await bridge.get("/health")).json()
+                body = (await health.get("/health")).json()
                 return body["skills_version"] + 1 if body.get("skills_version") is not None else None
 
             assert await eventually(skills_version, within=10, what="skills on the bridge") == 1
@@ -106,18 +112,21 @@ def test_bridge_without_a_gateway_enables_no_tool(
     bridge_vault: AgentVault, agent_id: str, tmp_path: Path, start_bridge: Callable[..., BridgeProcess]
 ) -> None:
     bridge_vault.mint(agent_id)
-    config = bridge_vault.issue_bootstrap(agent_id, address_file=str(tmp_path / "bridge.addr"))
+    config = dataclasses.replace(
+        bridge_vault.issue_bootstrap(agent_id, address_file=str(tmp_path / "bridge.addr")),
+        agent_socket=str(tmp_path / "agent.sock"),
+    )
     proc = start_bridge(config)
     _, health = proc.wait_status("healthy")
     assert "skills_version" not in health  # unchanged /health for bridges without a gateway
-    url = proc.base_url()
-    resp = httpx.post(f"{url}/tools/web.search/authorize", json={}, timeout=5)
-    assert (resp.status_code, resp.json()) == (403, {"allowed": False, "reason": "tool not enabled"})
-    resp = httpx.post(f"{url}/tools/Web%20Search/authorize", json={}, timeout=5)
-    assert resp.status_code == 400
-    resp = httpx.post(f"{url}/tools/web.search/authorize", content=b"[1]", timeout=5)
-    assert resp.status_code == 400
-    assert httpx.post(f"{url}/elsewhere", json={}, timeout=5).status_code == 404
+    with httpx.Client(transport=httpx.HTTPTransport(uds=config.agent_socket), base_url="http://bridge") as api:
+        resp = api.post("/tools/web.search/authorize", json={}, timeout=5)
+        assert (resp.status_code, resp.json()) == (403, {"allowed": False, "reason": "tool not enabled"})
+        resp = api.post("/tools/Web%20Search/authorize", json={}, timeout=5)
+        assert resp.status_code == 400
+        resp = api.post("/tools/web.search/authorize", content=b"[1]", timeout=5)
+        assert resp.status_code == 400
+        assert api.post("/elsewhere", json={}, timeout=5).status_code == 404
     proc.stop()
     bridge_vault.destroy(agent_id)
 
@@ -132,10 +141,13 @@ async def test_the_bridge_route_and_the_gateway_endpoint_agree_on_request_ids(st
         agent_id = await env.agent(skills=["email.send"], approvers=["alice"])
         token = await agent_token(stack, agent_id)
         address = (await stack.client.status(agent_id)).address
-        async with httpx.AsyncClient(base_url=address, timeout=30) as bridge:
+        async with (
+            httpx.AsyncClient(base_url=address, timeout=30) as health,
+            agent_api(stack.local.agent_socket(agent_id), timeout=30) as bridge,
+        ):
 
             async def skills_loaded() -> bool:
-                return (await bridge.get("/health")).json().get("skills_version") is not None
+                return (await health.get("/health")).json().get("skills_version") is not None
 
             await eventually(skills_loaded, within=10, what="skills on the bridge")
             for request_id in REFUSED_IDS:

@@ -1,4 +1,5 @@
-"""A booting VM runs the real agent bridge on its own loopback IP; deleting the VM stops it."""
+"""A booting VM runs the real agent bridge on its own loopback IP (/health) and socket (agent API); deleting the VM
+stops it."""
 
 from __future__ import annotations
 
@@ -70,12 +71,24 @@ def test_hetzner_vm_runs_the_bridge(sim: RunningSim) -> None:
     assert body["agent_id"] == "agent-boot"
     assert body["status"] in ("starting", "unhealthy")
 
-    config_file = sim.workdir / "state" / "vms" / f"hetzner-{server.id}" / "bootstrap.json"
-    assert stat.S_IMODE(config_file.stat().st_mode) == 0o600
+    vm_dir = sim.workdir / "state" / "vms" / f"hetzner-{server.id}"
+    assert stat.S_IMODE((vm_dir / "bootstrap.json").stat().st_mode) == 0o600
+    # The VM's address serves /health only; the agent API is a socket in the VM's own directory, for the agent's user.
+    answer = httpx.post(f"http://{ip}:{BRIDGE_PORT}/tools/email.send/authorize", json={}, timeout=2.0)
+    assert (answer.status_code, answer.json()) == (404, {"error": "not found"})
+    [vm] = [vm for vm in sim_vms(sim, "hetzner") if vm["id"] == server.id]
+    socket_file = Path(str(vm["agent_socket"]))
+    assert socket_file.parent.parent == sim.workdir / "state" / "run"
+    assert stat.S_ISSOCK(socket_file.lstat().st_mode) and stat.S_IMODE(socket_file.lstat().st_mode) == 0o600
+    assert stat.S_IMODE(socket_file.parent.stat().st_mode) == stat.S_IMODE(vm_dir.stat().st_mode) == 0o700
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(socket_file)), base_url="http://bridge") as api:
+        answer = api.post("/tools/email.send/authorize", json={}, timeout=2.0)
+    assert (answer.status_code, answer.json()) == (403, {"allowed": False, "reason": "tool not enabled"})
 
     client.servers.delete(server).wait_until_finished(max_retries=400)
     assert gone(pid)
     assert health(ip) is None
+    assert not socket_file.exists()  # the stopped bridge removed its socket
 
 
 def test_vultr_base64_user_data_runs_the_bridge(sim: RunningSim) -> None:

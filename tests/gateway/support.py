@@ -14,6 +14,7 @@ import httpx
 import hvac
 
 from activities.cloud.activities import BootstrapIssuer
+from activities.cloud.local import LocalProvider
 from bridge.config import BootstrapConfig
 from bridge.introduction import Introduction
 from gateway import GatewaySettings, serving
@@ -76,11 +77,14 @@ class Live:
 
 
 @contextlib.asynccontextmanager
-async def live(stack: Stack, *, gateway_in_bootstrap: bool = False, **gateway: object) -> AsyncIterator[Live]:
-    """With `gateway_in_bootstrap`, every agent's bridge is configured with this gateway (as the worker will do)."""
+async def live(
+    stack: Stack, *, gateway_in_bootstrap: bool = False, local: LocalProvider | None = None, **gateway: object
+) -> AsyncIterator[Live]:
+    """With `gateway_in_bootstrap`, every agent's bridge is configured with this gateway (as the worker will do);
+    `local` replaces the stack's local provider (say, one that runs its bridges as on a VM)."""
     async with gateway_for(stack, **gateway) as url, httpx.AsyncClient(base_url=url, timeout=40) as http:
         workers_of = stack_with_gateway(stack, url) if gateway_in_bootstrap else stack
-        async with workers_of.workers():
+        async with workers_of.workers(local):
             env = Live(stack, url, http)
             try:
                 yield env

@@ -14,12 +14,21 @@ from hypothesis import strategies as st
 
 from activities.cloud.adapter_support import vm_user_data
 from activities.cloud.regions import USER_DATA_LIMITS
-from activities.cloud.userdata import BOOTSTRAP_PATH, BRIDGE_PORT, check_size, render_cloud_init
+from activities.cloud.userdata import (
+    AGENT_SOCKET,
+    AGENT_USER,
+    BOOTSTRAP_PATH,
+    BRIDGE_PORT,
+    check_size,
+    render_cloud_init,
+)
 from activities.errors import ProviderRejected
 from bridge.config import BootstrapConfig
 from tests.hostile.strategies import hostile_text
 
 RUNCMD = [["python3", "-m", "bridge", "--config", BOOTSTRAP_PATH]]
+# The distribution's default user, and the system user the agent's own process runs as (the agent API's only caller).
+USERS = ["default", {"name": AGENT_USER, "system": True, "shell": "/usr/sbin/nologin", "lock_passwd": True}]
 _TEXT_FIELDS = [f.name for f in fields(BootstrapConfig) if f.type in ("str", str)]
 assert len(_TEXT_FIELDS) >= 8, _TEXT_FIELDS
 _NUMBER_FIELDS = {"listen_port": st.integers(0, 65535)} | {
@@ -40,7 +49,8 @@ HUGE = BootstrapConfig("a", "http://v", "r", "\n- " * 12_000, "auth/approle/role
 def _parse(user_data: str) -> dict[str, object]:
     assert user_data.startswith("#cloud-config\n")
     doc = yaml.safe_load(user_data)
-    assert isinstance(doc, dict) and set(doc) == {"write_files", "runcmd"}, doc
+    assert isinstance(doc, dict) and set(doc) == {"users", "write_files", "runcmd"}, doc
+    assert doc["users"] == USERS
     return doc
 
 
@@ -75,8 +85,14 @@ def test_vm_user_data_fits_the_provider_or_is_refused_naming_user_data(config: B
     assert len(user_data.encode()) <= USER_DATA_LIMITS[provider]
     entry = _parse(user_data)["write_files"][0]
     on_vm = BootstrapConfig.from_json(base64.b64decode(entry["content"]).decode())
-    # The VM's bridge listens where the health check probes, whatever the caller's config said.
+    # The VM's bridge serves /health where the health check probes, and the agent API only on its socket for the
+    # agent's user (which cloud-init creates), whatever the caller's config said.
     assert (on_vm.listen_host, on_vm.listen_port, on_vm.address_file) == ("0.0.0.0", BRIDGE_PORT, "")
+    assert (
+        (on_vm.agent_socket, on_vm.agent_user)
+        == (AGENT_SOCKET, AGENT_USER)
+        == ("/run/lobstack/agent.sock", "lobstack-agent")
+    )
     assert on_vm.wrapped_secret_id == config.wrapped_secret_id and on_vm.agent_id == config.agent_id
 
 
