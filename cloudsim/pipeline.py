@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from cloudsim.boot import Booter, kill_processes, stop_processes
+from cloudsim.boot import Booter, agent_socket, kill_processes, stop_processes
 from cloudsim.faults import Faults
 from cloudsim.ratelimit import RateLimiter
 from cloudsim.state import VM, SimState
@@ -57,6 +58,8 @@ class Sim:
     async def _stop_bridge(self, vm: VM, on_stopped: Callable[[], None] | None) -> None:
         if vm.bridge is not None:
             await asyncio.to_thread(kill_processes, [vm.bridge])
+        # Its /run (a tmpfs on a real VM) is gone with it, agent socket included; the VM's logs stay for debugging.
+        await asyncio.to_thread(shutil.rmtree, agent_socket(vm).parent, True)
         if on_stopped is not None:
             on_stopped()
 

@@ -88,7 +88,7 @@ def test_hetzner_vm_runs_the_bridge(sim: RunningSim) -> None:
     client.servers.delete(server).wait_until_finished(max_retries=400)
     assert gone(pid)
     assert health(ip) is None
-    assert not socket_file.exists()  # the stopped bridge removed its socket
+    assert not socket_file.exists()  # the deleted VM's /run went with it
 
 
 def test_vultr_base64_user_data_runs_the_bridge(sim: RunningSim) -> None:
