@@ -51,6 +51,5 @@ async def run_worker_from_env(address: str, namespace: str, *, task_queue: str =
         log.info("payloads encrypted (active key %s, %d key(s))", keyring.active_id, len(keyring.key_ids))
         converter = data_converter(keyring)
     client = await Client.connect(address, namespace=namespace, data_converter=converter)
-    log.info("worker polling %s (namespace %s)", address, namespace)
     await run_until_signalled(client, services, settings, task_queue=task_queue)
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import os
 import signal
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -225,4 +226,9 @@ async def run_until_signalled(
         max_concurrent_activities=settings.max_concurrent_activities,
         graceful_shutdown=timedelta(seconds=settings.graceful_shutdown_s),
     ):
+        # Said once the server has seen every queue's poller and SIGTERM drains gracefully: what a supervisor (or a
+        # test) waits for before it counts on the worker, or stops it.
+        logging.getLogger("lobstack.worker").info(
+            "worker polling %s (namespace %s)", client.service_client.config.target_host, client.namespace
+        )
         await stop.wait()
