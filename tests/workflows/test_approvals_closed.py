@@ -83,7 +83,7 @@ async def test_destroy_closes_the_agents_open_approvals_and_a_later_decision_is_
 
 async def test_a_failed_agent_closes_its_approvals(stack: Stack, never_healthy_argv: list[str]) -> None:
     async with stack.workers(stack.local_with(never_healthy_argv)):
-        agent_id = await stack.client.create_agent(stack.spec(health_timeout_s=20))
+        agent_id = await stack.client.create_agent(stack.spec(health_timeout_s=8))
         await stack.client.wait_for(agent_id, {AgentState.PROVISIONING}, timeout_s=20)
         handle = await open_approval(stack, agent_id)  # as anyone holding a Temporal client could
         with pytest.raises(WorkflowFailureError):
