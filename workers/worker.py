@@ -173,6 +173,18 @@ async def running_workers(
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+# A describe sent as the connection under it drops fails with CANCELLED ("operation was canceled", seen in CI right
+# after the previous test's workers shut down) and the SDK does not retry it; these codes mean "ask again".
+TRANSIENT_DESCRIBE_CODES = frozenset(
+    {
+        RPCStatusCode.CANCELLED,
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+    }
+)
+
+
 async def _until_polling(
     client: Client,
     queues: list[tuple[str, TaskQueueType.ValueType]],
@@ -192,23 +204,28 @@ async def _until_polling(
             if task.done():
                 task.result()  # a worker that died on start raises here
         queue, kind = pending[0]
-        try:
-            response = await client.workflow_service.describe_task_queue(
-                DescribeTaskQueueRequest(
-                    namespace=client.namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind
-                )
-            )
-        except RPCError as err:
-            if err.status == RPCStatusCode.UNIMPLEMENTED:  # the time-skipping test server has no such call
-                return
-            raise
-        if response.pollers:
+        if await _has_poller(client, queue, kind, deadline):
             pending.pop(0)
             continue
         if asyncio.get_running_loop().time() > deadline:
             raise TimeoutError(f"no poller registered on task queue {queue!r} after {timeout_s}s")
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.5)
+
+
+async def _has_poller(client: Client, queue: str, kind: TaskQueueType.ValueType, deadline: float) -> bool:
+    """Whether the server has seen a poller on the queue; a transient answer is "not yet" until the deadline."""
+    try:
+        response = await client.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(namespace=client.namespace, task_queue=TaskQueue(name=queue), task_queue_type=kind)
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.UNIMPLEMENTED:  # the time-skipping test server has no such call
+            return True
+        if err.status in TRANSIENT_DESCRIBE_CODES and asyncio.get_running_loop().time() <= deadline:
+            return False  # a read-only call: safe to send again
+        raise
+    return bool(response.pollers)
 
 
 async def run_until_signalled(
