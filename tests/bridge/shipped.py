@@ -36,8 +36,8 @@ def extra_requirements() -> list[str]:
     return list(project["optional-dependencies"][EXTRA])
 
 
-def _is_first_party(name: str) -> bool:
-    return (REPO / name / "__init__.py").is_file() or (REPO / f"{name}.py").is_file()
+def _is_first_party(name: str, root: Path) -> bool:
+    return (root / name / "__init__.py").is_file() or (root / f"{name}.py").is_file()
 
 
 def _type_checking_only(test: ast.expr) -> bool:
@@ -59,9 +59,9 @@ def _runtime_imports(nodes: Iterable[ast.AST]) -> Iterator[str]:
         yield from _runtime_imports(ast.iter_child_nodes(node))
 
 
-def _sources(package: str) -> list[Path]:
-    single = REPO / f"{package}.py"
-    return [single] if single.is_file() else sorted((REPO / package).rglob("*.py"))
+def _sources(package: str, root: Path) -> list[Path]:
+    single = root / f"{package}.py"
+    return [single] if single.is_file() else sorted((root / package).rglob("*.py"))
 
 
 @dataclass(frozen=True)
@@ -70,17 +70,18 @@ class Closure:
     third_party: frozenset[str]  # top-level modules imported from installed distributions
 
 
-def import_closure(entry: str = ENTRY) -> Closure:
-    """The first-party packages `entry` reaches through its imports, and the third-party modules they import."""
+def import_closure(entry: str = ENTRY, root: Path = REPO) -> Closure:
+    """The first-party packages (those under `root`) `entry` reaches through its imports, and the third-party modules
+    they import."""
     stdlib = sys.stdlib_module_names | {"__future__"}
     first, third = {entry}, set()
     pending = [entry]
     while pending:
-        for path in _sources(pending.pop()):
+        for path in _sources(pending.pop(), root):
             for name in _runtime_imports(ast.parse(path.read_text(), str(path)).body):
                 if name in stdlib:
                     continue
-                if not _is_first_party(name):
+                if not _is_first_party(name, root):
                     third.add(name)
                 elif name not in first:
                     first.add(name)
@@ -88,10 +89,11 @@ def import_closure(entry: str = ENTRY) -> Closure:
     return Closure(frozenset(first), frozenset(third))
 
 
-def undeclared_imports(closure: Closure) -> dict[str, list[str]]:
-    """Third-party modules the shipped code imports that no distribution of the extra provides, with what provides
-    each of them here (empty when nothing installed does)."""
-    declared = {canonicalize_name(Requirement(req).name) for req in extra_requirements()}
+def undeclared_imports(closure: Closure, requirements: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """Third-party modules the shipped code imports that no distribution of the extra (or of `requirements`) provides,
+    with what provides each of them here (empty when nothing installed does)."""
+    reqs = extra_requirements() if requirements is None else requirements
+    declared = {canonicalize_name(Requirement(req).name) for req in reqs}
     providers = packages_distributions()
     return {
         module: sorted(providers.get(module, []))

@@ -38,6 +38,24 @@ def test_every_third_party_module_the_bridge_imports_is_declared_in_its_extra() 
     assert shipped.undeclared_imports(closure) == {}
 
 
+def test_the_closure_follows_first_party_imports_and_names_a_heavy_one_the_extra_lacks(tmp_path: Path) -> None:
+    """The check above would catch the bridge reaching a heavy package through a first-party one: here a stand-in
+    tree where bridge -> contracts -> httpx, and a package imported only for type checking stays out."""
+    files = {
+        "bridge/__init__.py": "import json\nfrom contracts import names\nimport requests\n",
+        "bridge/agent.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from activities import x\n",
+        "contracts/__init__.py": "",
+        "contracts/names.py": "def f() -> None:\n    import httpx\n",
+        "activities/__init__.py": "import temporalio\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    closure = shipped.import_closure(root=tmp_path)
+    assert closure == shipped.Closure(frozenset({"bridge", "contracts"}), frozenset({"requests", "httpx"}))
+    assert shipped.undeclared_imports(closure, ["requests>=2"]) == {"httpx": ["httpx"]}
+
+
 def test_the_shipped_environment_lacks_the_orchestrators_packages_and_imports_every_bridge_module(
     bridge_python: Path, tmp_path: Path
 ) -> None:
