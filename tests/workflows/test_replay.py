@@ -17,13 +17,13 @@ from temporalio.worker import Replayer
 from workers.converter import worker_converter
 from workflows.agent_lifecycle import AgentLifecycleWorkflow
 
-HISTORIES = Path(__file__).parent / "histories"
+HISTORIES = {path.stem: path.read_text() for path in sorted((Path(__file__).parent / "histories").glob("*.json"))}
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-@pytest.mark.parametrize("path", sorted(HISTORIES.glob("lifecycle_*.json")), ids=lambda p: p.stem)
-async def test_recorded_lifecycle_history_replays(path: Path) -> None:
-    history = WorkflowHistory.from_json("agent-recorded", path.read_text())
+@pytest.mark.parametrize("name", [name for name in HISTORIES if name.startswith("lifecycle_")])
+async def test_recorded_lifecycle_history_replays(name: str) -> None:
+    history = WorkflowHistory.from_json("agent-recorded", HISTORIES[name])
     replayer = Replayer(workflows=[AgentLifecycleWorkflow], data_converter=worker_converter(DataConverter.default))
     await replayer.replay_workflow(history)
