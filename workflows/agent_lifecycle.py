@@ -240,11 +240,10 @@ class AgentLifecycleWorkflow:
     async def _boot(self, abort: str) -> None:
         """Create a VM, wait for it, health-check it: the agent is running when this returns."""
         spec = self._spec
-        self._agent.vm = await self._create_vm(abort)
+        vm = self._agent.vm = await self._create_vm(abort)
         # The VM id is persisted before any wait, so lost state can always be cleaned up.
-        await self._record("vm.created", details={"location": self._agent.vm.location})
+        await self._record("vm.created", details={"location": vm.location})
 
-        vm = self._agent.vm
         self._set_waiting(f"Provisioning agent {spec.agent_id}: waiting for VM {vm.vm_id} to boot. {abort}")
         lookup = VMLookup(vm.provider, spec.agent_id, vm.vm_id)
         booted = await self._race(
@@ -258,16 +257,14 @@ class AgentLifecycleWorkflow:
             )
         )
         self._agent.api_calls += booted.api_calls
-        self._agent.vm = VMRef(vm.provider, vm.vm_id, vm.name, booted.address, location=vm.location)
+        vm = self._agent.vm = VMRef(vm.provider, vm.vm_id, vm.name, booted.address, location=vm.location)
         await self._record("vm.running")
 
         self._set_waiting(
-            f"Provisioning agent {spec.agent_id}: waiting for its health check at {self._agent.vm.address} "
+            f"Provisioning agent {spec.agent_id}: waiting for its health check at {vm.address} "
             f"(up to {spec.health_timeout_s}s). {abort}"
         )
-        check = HealthCheckRequest(
-            spec.agent_id, self._agent.vm.address, workflow.now() + timedelta(seconds=spec.health_timeout_s)
-        )
+        check = HealthCheckRequest(spec.agent_id, vm.address, workflow.now() + timedelta(seconds=spec.health_timeout_s))
         report = await self._race(
             lambda: workflow.execute_activity_method(
                 HealthActivities.wait_healthy,
