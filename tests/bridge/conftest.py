@@ -19,7 +19,7 @@ import pytest
 
 from activities.secrets import AgentVault, VaultSettings
 from bridge.config import BootstrapConfig
-from workers.devstack import OpenBaoDev
+from devstack import OpenBaoDev
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")

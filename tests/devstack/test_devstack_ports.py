@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from workers import devstack
+import devstack
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import hvac
 
-from workers import devstack
+import devstack
 
 
 def test_state_survives_a_restart(tmp_path: Path) -> None:
