@@ -26,7 +26,7 @@ SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 LOBSTACK_IMAGE = f"lobstack-provisioner:{VERSION}"
 LOBSTACK_SERVICES = [name for name, s in SERVICES.items() if s["image"] == LOBSTACK_IMAGE]
-SOURCE_PACKAGES = ["workflows", "activities", "workers", "clients", "bridge", "store", "cloudsim", "gateway", "devstack"]
+SOURCE_PACKAGES = ["workflows", "activities", "workers", "clients", "bridge", "store", "cloudsim", "gateway"]
 
 
 def _image_tag(service: str) -> str:

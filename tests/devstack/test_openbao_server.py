@@ -1,4 +1,4 @@
-"""The restartable OpenBao of `make chaos` (workers/devstack.start_openbao_server): real server, Raft storage. What was
+"""The restartable OpenBao of `make chaos` (devstack/servers.start_openbao_server): real server, Raft storage. What was
 written before a restart is there after it, the root token still works, and the server is unsealed again."""
 
 from __future__ import annotations
