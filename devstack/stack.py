@@ -16,7 +16,7 @@ import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -219,7 +219,7 @@ async def _started(
                 services = build_services(
                     vault_settings=vault_settings,
                     database_url=database_url,
-                    worker_settings=WorkerSettings(home=home, providers=opts.providers, gateway_url=gateway_url),
+                    worker_settings=replace(settings, gateway_url=gateway_url),
                     providers=providers,
                 )
                 await running.enter_async_context(running_workers(client, services))
