@@ -43,7 +43,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from bench._common import PLOTS, header, percentile, plot_note
 from bench._fleet_server import fleet_agent_id, fleet_ip, unhealthy_sets
 from store import Registry
-from store.tables import AgentRow
+from store.tables import AGENTS
 from workers import devstack
 from workers.schedules import build_schedules
 from workflows.fleet_health import FleetHealthWorkflow
@@ -164,7 +164,7 @@ def seed(database_url: str, agents: int, port: int) -> None:
         for i in range(agents)
     ]
     with Registry.from_url(database_url) as registry, registry.engine.begin() as conn:
-        conn.execute(sqlalchemy.insert(AgentRow.__table__), rows)  # type: ignore[arg-type]
+        conn.execute(sqlalchemy.insert(AGENTS), rows)
 
 
 # --- the measurement -------------------------------------------------------------------------------------------------

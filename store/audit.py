@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, select, text
+from sqlalchemy import Connection, Select, select, text
 
-from store.tables import AuditEvent
+from store.tables import AUDIT_EVENTS
 
 __all__ = [
     "CHAIN_FIELDS",
@@ -39,7 +39,7 @@ __all__ = [
     "verify_rows",
 ]
 
-_EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
+_EVENTS = AUDIT_EVENTS
 
 GENESIS_HASH = "0" * 64
 # What the hash covers, besides prev_hash. `id` is left out: it is the database's, not the event's.

@@ -10,21 +10,21 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, or_, select, update
 from sqlalchemy import exc as sa_exc
 
 from store.records import AgentDataRecord, HealthRecord
-from store.tables import AgentDataRow, AgentHealthRow, AgentRow, AuditEvent
+from store.tables import AGENT_DATA, AGENT_HEALTH, AGENTS, AUDIT_EVENTS
 from store.tenancy import Scope
 from workflows.models import AgentState
 from workflows.spec import SpecError
 
 __all__ = ["PROBED_STATES", "MaintenanceStore"]
 
-_DATA: Table = AgentDataRow.__table__  # type: ignore[assignment]
-_HEALTH: Table = AgentHealthRow.__table__  # type: ignore[assignment]
-_AGENTS: Table = AgentRow.__table__  # type: ignore[assignment]
-_EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
+_DATA = AGENT_DATA
+_HEALTH = AGENT_HEALTH
+_AGENTS = AGENTS
+_EVENTS = AUDIT_EVENTS
 
 # The fleet monitor probes agents in these states; everything else has no VM to probe or a lifecycle busy with it.
 PROBED_STATES = (AgentState.RUNNING.value, AgentState.DEGRADED.value)

@@ -70,7 +70,8 @@ def one_message(args: Sequence[object], cls: type[T], *, example: str = "") -> T
             raise MessageRefused("body", f"is required: one JSON object{like}") from None
     if not isinstance(value, dict):
         raise MessageRefused("body", f"must be a JSON object{like}, not {_kind(value)}")
-    return decode(cls, value)
+    message: T = decode(cls, value)  # checked against `cls` all the way down
+    return message
 
 
 def decode(hint: Any, value: object, path: str = "") -> Any:
