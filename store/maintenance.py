@@ -5,12 +5,12 @@ A mixin of `Registry`, kept apart so the core registry stays about agents and th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine, RowMapping, bindparam, delete, func, or_, select, update
 from sqlalchemy import exc as sa_exc
 
 from store.records import AgentDataRecord, HealthRecord
@@ -198,5 +198,5 @@ class MaintenanceStore:
             return int(conn.execute(stmt).rowcount)
 
 
-def _data(row: Mapping[str, Any]) -> AgentDataRecord:
+def _data(row: RowMapping) -> AgentDataRecord:
     return AgentDataRecord(**{k: v for k, v in row.items() if k != "id"})

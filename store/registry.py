@@ -7,13 +7,13 @@ store.tenancy). Audit events form a hash chain per account (see store.audit): `v
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, RowMapping, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
@@ -224,9 +224,9 @@ class AccountRegistry(Registry):
         return str(self._scope.account_id)
 
 
-def _agent(row: Mapping[str, Any]) -> AgentRecord:
+def _agent(row: RowMapping) -> AgentRecord:
     return AgentRecord(**{**row, "state": AgentState(row["state"])})
 
 
-def _event(row: Mapping[str, Any]) -> AuditRecord:
+def _event(row: RowMapping) -> AuditRecord:
     return AuditRecord(**{**row, "state": AgentState(row["state"]), "details": dict(row["details"] or {})})

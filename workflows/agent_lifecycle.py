@@ -321,18 +321,20 @@ class AgentLifecycleWorkflow:
             request = CreateVMRequest(
                 spec.agent_id, spec.account_id, spec.name, place.provider, spec.region, spec.size, location=place.code
             )
-            try:
-                vm = await self._race(
-                    lambda request=request: workflow.execute_activity_method(
-                        CloudActivities.create_vm,
-                        request,
-                        task_queue=cloud_queue(request.provider, workflow.info().task_queue),
-                        start_to_close_timeout=timedelta(minutes=2),
-                        retry_policy=CREATE_RETRY,
-                        # A retried or abandoned create must have finished before cleanup looks for what it made.
-                        cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                    )
+
+            async def create(request: CreateVMRequest = request) -> VMRef:
+                return await workflow.execute_activity_method(
+                    CloudActivities.create_vm,
+                    request,
+                    task_queue=cloud_queue(request.provider, workflow.info().task_queue),
+                    start_to_close_timeout=timedelta(minutes=2),
+                    retry_policy=CREATE_RETRY,
+                    # A retried or abandoned create must have finished before cleanup looks for what it made.
+                    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 )
+
+            try:
+                vm = await self._race(create)
             except ActivityError as err:
                 kind = _failure_type(err)
                 if kind in CREATED_NOTHING and not is_cancelled_exception(err):
@@ -662,7 +664,7 @@ class AgentLifecycleWorkflow:
         if self._destroy is not None:
             raise _DestroyRequested
         step: asyncio.Task[T] = asyncio.ensure_future(start())
-        self._step = step  # type: ignore[assignment]
+        self._step = step
         await workflow.wait_condition(lambda: step.done() or self._destroy is not None)
         if step.done():
             self._step = None
