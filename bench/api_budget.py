@@ -37,7 +37,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -53,6 +53,9 @@ from workers.dev import DevStack, dev_stack
 from workflows.models import AgentState
 from workflows.queues import WORKFLOW_QUEUE, workflow_id
 from workflows.spec import AgentSpec
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PROVIDERS = ("hetzner", "digitalocean", "vultr")
 RATE_LIMITED = "ProviderRateLimited"
@@ -286,7 +289,7 @@ async def main() -> int:
         f"rate-limit failures reaching workflows {f} (target 0)"
     )
 
-    def draw(fig: Any) -> None:
+    def draw(fig: Figure) -> None:
         ax1, ax2 = fig.subplots(1, 2)
         xs = range(len(PROVIDERS))
         ax1.bar([i - 0.2 for i in xs], [per[p] for p in PROVIDERS], 0.4, label="cloudsim (received)")
