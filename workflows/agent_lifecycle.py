@@ -24,7 +24,7 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from activities.approvals import ApprovalActivities
     from activities.cloud.activities import CloudActivities
-    from activities.cloud.regions import Location, placements
+    from activities.cloud.regions import Location, ProviderName, placements
     from activities.health import HealthActivities
     from activities.maintenance import AgentDataActivities
     from activities.registry import RegistryActivities
@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         DestroyRequest,
         HealthChange,
         HealthCheckRequest,
+        HealthStatus,
         LifecycleInput,
         LifecycleResult,
         SkillUpdate,
@@ -122,7 +123,7 @@ class AgentLifecycleWorkflow:
         else:
             self._state = AgentState.PROVISIONING
         self._vm: VMRef | None = input.running_vm
-        self._health = "healthy" if input.running_vm else "unknown"
+        self._health: HealthStatus = "healthy" if input.running_vm else "unknown"
         self._approved_by = input.approved_by
         self._last_error = ""
         self._waiting_for = ""
@@ -144,8 +145,8 @@ class AgentLifecycleWorkflow:
         self._policy_version = input.policy_version
         self._failures = 0
         self._replace_requested = False
-        self._tried: list[str] = [input.running_vm.provider] if input.running_vm else []
-        self._may_have_vm: set[str] = set(self._tried)
+        self._tried: list[ProviderName] = [input.running_vm.provider] if input.running_vm else []
+        self._may_have_vm: set[ProviderName] = set(self._tried)
         self._api_calls = input.api_calls
 
     # --- run ------------------------------------------------------------------------------------------------------
@@ -356,7 +357,7 @@ class AgentLifecycleWorkflow:
             f"no placement for {spec.provider} in {spec.region}", type="NoPlacement", non_retryable=True
         )
 
-    async def _retire_abandoned(self, provider: str, where: str, abort: str) -> None:
+    async def _retire_abandoned(self, provider: ProviderName, where: str, abort: str) -> None:
         """Find and delete the VM a create at `where` may have made, and revoke every token of the agent.
 
         Its answer was lost and the provider then failed (a 5xx on the look-up that would have adopted it): a VM may

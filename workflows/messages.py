@@ -20,7 +20,7 @@ import typing
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import Enum
-from typing import Any, TypeVar, Union
+from typing import Any, Literal, TypeVar, Union
 
 T = TypeVar("T")
 
@@ -78,8 +78,8 @@ def decode(hint: Any, value: object, path: str = "") -> Any:
     """`value` (plain JSON: dict, list, str, int, float, bool, None) as type `hint`, checked all the way down.
 
     Supports what our messages use: dataclasses, str, int, float, bool, datetime (ISO 8601 with an offset), enums of
-    strings, `list[X]`, `dict[str, X]`, `X | None` and `Any`. Unknown fields are refused: a person who typed
-    `approvr` learns it now, not after nothing happened.
+    strings, `Literal` strings, `list[X]`, `dict[str, X]`, `X | None` and `Any`. Unknown fields are refused: a person
+    who typed `approvr` learns it now, not after nothing happened.
     """
     where = path or "body"
     if hint is Any:
@@ -92,6 +92,11 @@ def decode(hint: Any, value: object, path: str = "") -> Any:
         if len(options) != 1:
             raise TypeError(f"{where}: unsupported union {hint!r}")  # a bug in our messages, not the sender's
         return decode(options[0], value, path)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if not isinstance(value, str) or value not in allowed:
+            raise MessageRefused(where, f"must be one of: {', '.join(allowed)}")
+        return value
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):

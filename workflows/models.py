@@ -9,8 +9,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal, TypeGuard, get_args
 
+from activities.cloud.regions import ProviderName
 from workflows.spec import AgentSpec
+
+# An agent's health: what its bridge says on /health (starting, healthy, unhealthy), or what the orchestrator concludes
+# when there is no usable answer ("gone": the agent was destroyed). A bridge's answer is narrowed to these before it
+# enters a payload (activities.health).
+HealthStatus = Literal[
+    "unknown", "unchecked", "starting", "healthy", "unhealthy", "unreachable", "invalid", "wrong-agent", "gone"
+]
+HEALTH_STATUSES: tuple[HealthStatus, ...] = get_args(HealthStatus)
+
+
+def is_health_status(value: object) -> TypeGuard[HealthStatus]:
+    return value in HEALTH_STATUSES
 
 
 class AgentState(StrEnum):
@@ -62,7 +76,7 @@ class DestroyRequest:
 
 @dataclass
 class VMRef:
-    provider: str
+    provider: ProviderName
     vm_id: str
     name: str
     address: str = ""
@@ -107,7 +121,7 @@ class AgentStatus:
     vm_id: str = ""
     address: str = ""
     location: str = ""
-    health: str = "unknown"
+    health: HealthStatus = "unknown"
     approved_by: str = ""
     last_error: str = ""
     waiting_for: str = ""
@@ -150,7 +164,7 @@ class CreateVMRequest:
     agent_id: str
     account_id: str
     name: str
-    provider: str
+    provider: ProviderName
     region: str
     size: str
     # The provider's location code chosen by the workflow; empty means the region's first location.
@@ -159,7 +173,7 @@ class CreateVMRequest:
 
 @dataclass
 class VMLookup:
-    provider: str
+    provider: ProviderName
     agent_id: str
     vm_id: str = ""
 
@@ -175,7 +189,7 @@ class HealthCheckRequest:
 class HealthReport:
     agent_id: str
     healthy: bool
-    status: str
+    status: HealthStatus
     secrets_loaded: int = 0
     reason: str = ""
     checks: int = 0
@@ -270,7 +284,7 @@ class HealthChange:
     """Sent by the fleet monitor to a lifecycle only when an agent's health changes (never once per probe)."""
 
     healthy: bool
-    status: str
+    status: HealthStatus
     reason: str = ""
     consecutive_failures: int = 0
     checked_at: datetime | None = None

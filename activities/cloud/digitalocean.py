@@ -34,7 +34,7 @@ from activities.cloud.adapter_support import (
 )
 from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, VM, VMStatus, vm_name
 from activities.cloud.calls import ProviderCalls
-from activities.cloud.regions import IMAGES, plan
+from activities.cloud.regions import IMAGES, ProviderName, plan
 from activities.cloud.userdata import BRIDGE_PORT
 from activities.errors import (
     ProviderCapacityError,
@@ -104,7 +104,7 @@ _SDK_ERRORS = (_HTTPError, digitalocean.Error, requests.RequestException)
 
 
 class DigitalOceanProvider:
-    name = "digitalocean"
+    name: ProviderName = "digitalocean"
 
     def __init__(
         self,

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from activities.cloud.base import AGENT_LABEL, VM, vm_name
+from activities.cloud.regions import ProviderName
 from activities.errors import ProviderRejected, ProviderUnavailable
 from bridge.config import MAX_SOCKET_PATH_BYTES, BootstrapConfig
 from workflows.models import CreateVMRequest
@@ -60,7 +61,7 @@ def pid_alive(pid: int) -> bool:
 
 
 class LocalProvider:
-    name = "local"
+    name: ProviderName = "local"
 
     def __init__(
         self, *, state_dir: Path, bridge_argv: Sequence[str] | None = None, stop_timeout_s: float = 10.0
