@@ -93,9 +93,9 @@ def decode(hint: Any, value: object, path: str = "") -> Any:
             raise TypeError(f"{where}: unsupported union {hint!r}")  # a bug in our messages, not the sender's
         return decode(options[0], value, path)
     if origin is Literal:
-        allowed = typing.get_args(hint)
-        if not isinstance(value, str) or value not in allowed:
-            raise MessageRefused(where, f"must be one of: {', '.join(allowed)}")
+        choices = typing.get_args(hint)
+        if not isinstance(value, str) or value not in choices:
+            raise MessageRefused(where, f"must be one of: {', '.join(choices)}")
         return value
     if origin is list:
         (item,) = typing.get_args(hint)
