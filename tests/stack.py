@@ -104,7 +104,7 @@ class Stack:
             keys = kv.list_secrets(path=prefix, mount_point=mount)["data"]["keys"]
         except hvac.exceptions.InvalidPath:
             return []
-        values = []
+        values: list[str] = []
         for key in keys:
             data = kv.read_secret_version(path=prefix + key, mount_point=mount, raise_on_deleted_version=True)
             values.extend(str(v) for v in data["data"]["data"].values())
