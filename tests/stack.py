@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import hvac
 import hvac.exceptions
@@ -80,7 +80,7 @@ class Stack:
         return running_workers(self.temporal, services, task_queue=self.task_queue)
 
     def spec(self, **overrides: object) -> AgentSpec:
-        fields: dict[str, object] = {
+        fields: dict[str, Any] = {
             "account_id": "acme",
             "name": "helper",
             "agent_id": f"t-{uuid.uuid4().hex[:16]}",
@@ -88,7 +88,7 @@ class Stack:
             "health_timeout_s": 60,
         }
         fields.update(overrides)
-        return AgentSpec(**fields)  # type: ignore[arg-type]
+        return AgentSpec(**fields)
 
     def local_with(self, argv: Sequence[str]) -> LocalProvider:
         return LocalProvider(state_dir=self.local.state_dir, bridge_argv=argv, stop_timeout_s=5)

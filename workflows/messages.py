@@ -120,17 +120,19 @@ def decode(hint: Any, value: object, path: str = "") -> Any:
         fits, rule = _SCALARS[hint]
         if not fits(value):
             raise MessageRefused(where, f"{rule}, not {_kind(value)}")
-        return float(value) if hint is float else value  # type: ignore[arg-type]
+        if hint is float and isinstance(value, int | float):
+            return float(value)  # a JSON 1 is a float field's 1.0
+        return value
     if hint is datetime:
         return _time(value, where)
     raise TypeError(f"{where}: unsupported type {hint!r}")  # a bug in our messages, not the sender's
 
 
-def _dataclass(cls: type[T], value: object, path: str) -> T:
+def _dataclass(cls: type[Any], value: object, path: str) -> Any:
     where = path or "body"
     if not isinstance(value, dict):
         raise MessageRefused(where, f"must be a JSON object, not {_kind(value)}")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = [k for k in value if k not in fields]
     if unknown:
         shown = _clip(unknown[0]) if isinstance(unknown[0], str) else "(a non-string key)"

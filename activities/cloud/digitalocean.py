@@ -86,7 +86,9 @@ class _Observed:
 
     def _BaseAPI__perform_request(self, url: str, type: str = GET, params: dict[str, Any] | None = None) -> Any:
         self.lobstack_calls.record()
-        response: requests.Response = BaseAPI._BaseAPI__perform_request(self, url, type, params)  # type: ignore[attr-defined]
+        # The SDK's private, name-mangled request method (see the module docstring): not in our stub on purpose.
+        perform = BaseAPI._BaseAPI__perform_request  # type: ignore[attr-defined]  # private, see above
+        response: requests.Response = perform(self, url, type, params)
         if response.status_code >= 400 and response.status_code != 404:
             raise _HTTPError(response)
         return response

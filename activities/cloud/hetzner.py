@@ -98,7 +98,7 @@ class _ObservingAdapter(HTTPAdapter):
         self._calls = calls
         self._local = threading.local()
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]  # all passed on
         self._calls.record()
         self._local.last = None
         response = super().send(request, **kwargs)

@@ -60,7 +60,9 @@ def gone(pid: int) -> bool:
 def bridge_pid(sim: RunningSim, provider: str, vm_id: object) -> int | None:
     for vm in sim_vms(sim, provider):
         if vm["id"] == vm_id:
-            return vm["bridge_pid"]  # type: ignore[return-value]
+            pid = vm["bridge_pid"]
+            assert pid is None or isinstance(pid, int), pid
+            return pid
     return None
 
 

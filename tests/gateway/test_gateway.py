@@ -8,6 +8,7 @@ import uuid
 
 import httpx
 import pytest
+from google.protobuf.message import Message
 from temporalio.service import RPCError, RPCStatusCode
 
 from gateway.app import approval_id
@@ -231,9 +232,8 @@ async def test_sensitive_arguments_never_reach_history(stack: Stack) -> None:
             assert value in decoded
 
 
-def _payload_texts(event: object) -> list[str]:
+def _payload_texts(event: Message) -> list[str]:
     """The decoded data of every payload anywhere in one history event."""
-    from google.protobuf.message import Message
     from temporalio.api.common.v1 import Payload
 
     found: list[str] = []
@@ -250,5 +250,5 @@ def _payload_texts(event: object) -> list[str]:
                 if isinstance(item, Message):
                     walk(item)
 
-    walk(event)  # type: ignore[arg-type]
+    walk(event)
     return found

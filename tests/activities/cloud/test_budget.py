@@ -101,7 +101,7 @@ def test_a_429_pauses_every_caller_of_the_provider() -> None:
         pause(seconds)
         paused.set()
 
-    b._bucket.pause = pause_then_signal  # type: ignore[method-assign]
+    b._bucket.pause = pause_then_signal  # type: ignore[method-assign]  # the test watches the bucket pause
     worker = threading.Thread(target=b.get, args=("1",))
     worker.start()
     assert paused.wait(5)
