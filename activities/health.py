@@ -11,7 +11,7 @@ from temporalio import activity
 
 from activities.errors import AgentCompromised, AgentUnhealthy
 from activities.polling import PollSchedule
-from workflows.models import HealthCheckRequest, HealthReport
+from workflows.models import HealthCheckRequest, HealthReport, HealthStatus, is_health_status
 
 # The bridge says this when its bootstrap credential was already used: waiting longer cannot help.
 COMPROMISED_MARKER = "bootstrap credential rejected"
@@ -25,8 +25,11 @@ def parse_health(agent_id: str, response: httpx.Response) -> HealthReport:
         return HealthReport(agent_id, False, "invalid", reason=f"HTTP {response.status_code}, body is not JSON")
     if not isinstance(body, dict):
         return HealthReport(agent_id, False, "invalid", reason="health body is not a JSON object")
-    status = str(body.get("status", "unknown"))
+    said = body.get("status", "unknown")
     reason = str(body.get("reason", ""))[:300]
+    if not is_health_status(said):
+        return HealthReport(agent_id, False, "invalid", reason=f"health status {str(said)[:40]!r} is not one we know")
+    status: HealthStatus = said
     if body.get("agent_id") != agent_id:
         return HealthReport(agent_id, False, "wrong-agent", reason="health endpoint answers for another agent")
     loaded = body.get("secrets_loaded", 0)

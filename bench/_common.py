@@ -8,9 +8,10 @@ import platform
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -19,6 +20,9 @@ if str(REPO) not in sys.path:
 from clients.client import LobstackClient  # noqa: E402
 from devstack.stack import DevStack, StackOptions, dev_stack  # noqa: E402
 from workflows.queues import WORKFLOW_QUEUE  # noqa: E402
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PROVIDER = "vultr"
 # Where the benches write their plots: the README shows them from here.
@@ -105,18 +109,18 @@ class Deadline:
         return max(0.0, self.end - time.monotonic())
 
 
-def plot_note(path: Path, draw: object) -> None:
+def plot_note(path: Path, draw: Callable[[Figure], None]) -> None:
     """Write a PNG with matplotlib when it is importable; otherwise say so."""
     try:
-        import matplotlib  # type: ignore[import-not-found]
+        import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # type: ignore[import-not-found]
+        import matplotlib.pyplot as plt
     except ImportError:
         print("plot: skipped (matplotlib is not installed)")
         return
     fig = plt.figure(figsize=(7, 4))
-    draw(fig)  # type: ignore[operator]
+    draw(fig)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

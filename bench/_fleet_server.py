@@ -7,7 +7,7 @@ as it would to real VMs (no keep-alive across agents). The server listens on eve
 only, and tells agents apart by the local address each connection reached. A minimal asyncio protocol rather than a
 web framework, so the simulated fleet answers fast and the bench measures the worker, not the fleet.
 
-Agents spread evenly over the fleet: K answer 503 "degraded" always; F flap, unhealthy in every other 30 s window,
+Agents spread evenly over the fleet: K answer 503 "unhealthy" always; F flap, unhealthy in every other 30 s window,
 so every run of the monitor has health changes to signal.
 """
 
@@ -85,7 +85,12 @@ class FleetServer:
             return _response(404, {"error": "not found"})
         flapped_down = index in self.flap and int(time.time() // FLAP_PERIOD_S) % 2 == 1
         if index in self.down or flapped_down:
-            body = {"agent_id": fleet_agent_id(index), "status": "degraded", "reason": "simulated", "secrets_loaded": 1}
+            body = {
+                "agent_id": fleet_agent_id(index),
+                "status": "unhealthy",
+                "reason": "simulated",
+                "secrets_loaded": 1,
+            }
             return _response(503, body)
         return _response(200, {"agent_id": fleet_agent_id(index), "status": "healthy", "secrets_loaded": 3})
 

@@ -36,7 +36,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -52,6 +52,9 @@ from devstack.stack import DevStack, StackOptions, dev_stack
 from workflows.models import AgentState
 from workflows.queues import WORKFLOW_QUEUE, workflow_id
 from workflows.spec import AgentSpec
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PROVIDERS = ("hetzner", "digitalocean", "vultr")
 RATE_LIMITED = "ProviderRateLimited"
@@ -285,7 +288,7 @@ async def main() -> int:
         f"rate-limit failures reaching workflows {f} (target 0)"
     )
 
-    def draw(fig: Any) -> None:
+    def draw(fig: Figure) -> None:
         ax1, ax2 = fig.subplots(1, 2)
         xs = range(len(PROVIDERS))
         ax1.bar([i - 0.2 for i in xs], [per[p] for p in PROVIDERS], 0.4, label="cloudsim (received)")

@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -43,11 +44,14 @@ import devstack
 from bench._common import PLOTS, header, percentile, plot_note
 from bench._fleet_server import fleet_agent_id, fleet_ip, unhealthy_sets
 from store import Registry
-from store.tables import AgentRow
+from store.tables import AGENTS
 from workers.schedules import build_schedules
 from workflows.fleet_health import FleetHealthWorkflow
 from workflows.maintenance_models import FLEET_HEALTH_SCHEDULE, FleetHealthInput, FleetHealthResult
 from workflows.models import AgentState
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 BENCH = Path(__file__).resolve().parent
 TARGET_CORES = 0.5
@@ -155,7 +159,7 @@ def seed(database_url: str, agents: int, port: int) -> None:
         for i in range(agents)
     ]
     with Registry.from_url(database_url) as registry, registry.engine.begin() as conn:
-        conn.execute(sqlalchemy.insert(AgentRow.__table__), rows)  # type: ignore[arg-type]
+        conn.execute(sqlalchemy.insert(AGENTS), rows)
 
 
 # --- the measurement -------------------------------------------------------------------------------------------------
@@ -302,8 +306,8 @@ async def bench(args: argparse.Namespace, tmp: Path, database_url: str) -> int:
     verdict = "meets" if cores <= TARGET_CORES else "BELOW"
     print(f"fleet health: {cores:.3f} CPU s per wall s (target <= {TARGET_CORES}; {verdict} target)")
 
-    def draw(fig: object) -> None:
-        ax1 = fig.add_subplot(2, 1, 1)  # type: ignore[attr-defined]
+    def draw(fig: Figure) -> None:
+        ax1 = fig.add_subplot(2, 1, 1)
         xs = [t - samples.times[0] for t in samples.times[1:]]
         ax1.plot(xs, per_second, linewidth=0.8, label="worker CPU (per 1 s)")
         ax1.axhline(cores, color="tab:green", linestyle="-", label=f"mean {cores:.3f}")
@@ -312,7 +316,7 @@ async def bench(args: argparse.Namespace, tmp: Path, database_url: str) -> int:
         ax1.set_xlabel("seconds into the window")
         ax1.set_title(f"fleet health: {args.agents} agents, every {args.interval:.0f}s")
         ax1.legend(fontsize=7, loc="upper right")
-        ax2 = fig.add_subplot(2, 1, 2)  # type: ignore[attr-defined]
+        ax2 = fig.add_subplot(2, 1, 2)
         idx = list(range(1, len(runs) + 1))
         for values, label in ((p50s, "p50"), (p95s, "p95"), (p99s, "p99")):
             ax2.plot(idx, values, marker="o", label=f"probe {label}")

@@ -20,6 +20,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -41,6 +42,9 @@ from bench._common import (
 from workflows.models import AgentState
 from workflows.queues import workflow_id
 from workflows.spec import AgentSpec
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 TARGET_RATIO = 0.75
 LOCAL_ACTIVITY_MARKER = "core_local_activity"
@@ -178,8 +182,8 @@ async def main() -> int:
     verdict = "meets" if ratio >= TARGET_RATIO else "BELOW"
     print(f"lifecycle/bare throughput ratio: {ratio:.3f} (target >= {TARGET_RATIO}; {verdict} target)")
 
-    def draw(fig: object) -> None:
-        ax = fig.add_subplot(1, 1, 1)  # type: ignore[attr-defined]
+    def draw(fig: Figure) -> None:
+        ax = fig.add_subplot(1, 1, 1)
         ax.bar(["lifecycle", "bare"], [lc_tput, bare_tput])
         ax.set_ylabel("per second")
         ax.set_title(f"n={args.n}, ratio {ratio:.2f} (target {TARGET_RATIO})")

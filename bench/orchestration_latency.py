@@ -23,6 +23,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -31,6 +32,9 @@ from store import Registry
 from workflows.models import AgentState
 from workflows.queues import workflow_id
 from workflows.spec import AgentSpec
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 TARGET_P95_S = 1.0
 ACCOUNT = "bench"
@@ -161,8 +165,8 @@ async def main() -> int:
     verdict = "meets" if p95 <= TARGET_P95_S else "ABOVE"
     print(f"orchestration latency p95 (server): {p95:.3f}s (target p95 <= {TARGET_P95_S:.1f}s; {verdict} target)")
 
-    def draw(fig: object) -> None:
-        ax = fig.add_subplot(1, 1, 1)  # type: ignore[attr-defined]
+    def draw(fig: Figure) -> None:
+        ax = fig.add_subplot(1, 1, 1)
         for label, values in rows:
             ax.hist(values, bins=30, alpha=0.5, label=label)
         ax.axvline(TARGET_P95_S, color="red", linestyle="--", label="target p95")

@@ -12,6 +12,7 @@ request id, and two agents' approvals can never share a workflow id.
 from __future__ import annotations
 
 import re
+from typing import TypeGuard
 
 # Ids end up in VM names, Vault paths, policy names and workflow ids: DNS-label safe and short.
 AGENT_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
@@ -26,20 +27,20 @@ TOOL_RULE = "1-64 characters of a-z, 0-9, '_', '.' and '-', starting with a lett
 APPROVAL_PREFIX = "approval-"
 
 
-def _matches(pattern: re.Pattern[str], value: object) -> bool:
+def _matches(pattern: re.Pattern[str], value: object) -> TypeGuard[str]:
     # fullmatch, never match/search: a trailing newline or anything after a valid prefix is refused.
     return isinstance(value, str) and pattern.fullmatch(value) is not None
 
 
-def is_agent_id(value: object) -> bool:
+def is_agent_id(value: object) -> TypeGuard[str]:
     return _matches(AGENT_ID, value)
 
 
-def is_request_id(value: object) -> bool:
+def is_request_id(value: object) -> TypeGuard[str]:
     return _matches(REQUEST_ID, value)
 
 
-def is_tool(value: object) -> bool:
+def is_tool(value: object) -> TypeGuard[str]:
     return _matches(TOOL, value)
 
 

@@ -106,7 +106,11 @@ class Introduction:
 
     def _client(self, token: str = "") -> hvac.Client:
         # token="" (not None): hvac would otherwise pick up VAULT_TOKEN or ~/.vault-token from this machine.
-        return hvac.Client(url=self.config.vault_addr, token=token, timeout=self._timeout_s)
+        return hvac.Client(
+            url=self.config.vault_addr,
+            token=token,
+            timeout=self._timeout_s,  # type: ignore[arg-type]  # types-hvac says int; requests takes a float
+        )
 
     def run(self) -> AgentSession:
         """Raises IntroductionRejected (final) or VaultUnreachable (retry later)."""

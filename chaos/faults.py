@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from activities.cloud.regions import CloudProviderName
 from cloudsim.testing import RunningSim
 
 # One 5xx per provider, so each adapter's classification of its provider's server errors is exercised.
@@ -43,7 +44,7 @@ class FaultPlan:
         )
         return sorted([*kills, bao], key=lambda d: d.at_fraction)
 
-    def install(self, sim: RunningSim, lifecycles_per_provider: Mapping[str, int]) -> None:
+    def install(self, sim: RunningSim, lifecycles_per_provider: Mapping[CloudProviderName, int]) -> None:
         """The standing faults: 5xx rate, dropped create answers, slow reads."""
         for i, (provider, count) in enumerate(sorted(lifecycles_per_provider.items())):
             self._background(sim, provider)

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError
@@ -257,12 +258,12 @@ async def _count_terminal(stack: ChaosStack, outcomes: list[Outcome]) -> int:
 
 
 def _print_report(
-    outcomes: list[Outcome], sim: dict[str, object], stack: ChaosStack, storms: int, wall: float, left: Leftovers
+    outcomes: list[Outcome], sim: dict[str, Any], stack: ChaosStack, storms: int, wall: float, left: Leftovers
 ) -> None:
     injected: Counter[str] = Counter()
-    for per_kind in sim.get("injected", {}).values():  # type: ignore[union-attr]
+    for per_kind in sim.get("injected", {}).values():
         injected.update(per_kind)
-    calls = {p: sum(c.values()) for p, c in sim.get("calls", {}).items()}  # type: ignore[union-attr]
+    calls = {p: sum(c.values()) for p, c in sim.get("calls", {}).items()}
     print()
     print(
         table(

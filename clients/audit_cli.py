@@ -66,6 +66,7 @@ def _write_lines(registry: Any, account: str | None, out: TextIO) -> int:
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
     to_stdout = args.output in (None, "-")
+    out: TextIO
     if not to_stdout:
         try:  # before the database: a bad --output is refused before anything is read
             out = open(args.output, "w", encoding="utf-8")  # noqa: SIM115 (closed below)

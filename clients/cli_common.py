@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from workflows.spec import AgentSpec, SpecError, validate_spec
 
 if TYPE_CHECKING:
+    from activities.secrets import VaultSettings
     from clients.client import LobstackClient
 
 EXIT_OK = 0
@@ -103,10 +104,10 @@ async def connect(args: argparse.Namespace) -> LobstackClient:
 
 def validate_account_id(account_id: object) -> None:
     """The spec's rule for account ids (SpecError naming `account_id`); an empty or blank account is refused."""
-    validate_spec(AgentSpec(account_id=account_id, name="probe"))  # type: ignore[arg-type]
+    validate_spec(AgentSpec(account_id=account_id, name="probe"))  # type: ignore[arg-type]  # any value: validated here
 
 
-def vault_settings() -> object:
+def vault_settings() -> VaultSettings:
     """VAULT_ADDR, VAULT_TOKEN and the LOBSTACK_VAULT_* options, refused (status 2) when missing or malformed."""
     from activities.secrets import VaultSettings
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio.client import (
     Client,
@@ -127,7 +128,7 @@ class LobstackClient:
         *,
         namespace: str = "default",
         data_converter: DataConverter | None = None,
-        **kwargs: object,
+        task_queue: str = WORKFLOW_QUEUE,
     ) -> LobstackClient:
         """`data_converter`: the workers' one (`workers.codec.data_converter(keyring)`) when payloads are encrypted."""
         try:
@@ -136,7 +137,7 @@ class LobstackClient:
             )
         except RuntimeError as err:  # the SDK reports every connect failure this way
             raise TemporalUnreachable(address, err) from None
-        return cls(client, **kwargs)  # type: ignore[arg-type]
+        return cls(client, task_queue=task_queue)
 
     def _handle(self, agent_id: str) -> WorkflowHandle[AgentLifecycleWorkflow, LifecycleResult]:
         validate_agent_id(agent_id)
@@ -193,9 +194,11 @@ class LobstackClient:
                 raise AgentNotFound(agent_id) from None
             raise
 
-    async def _signal(self, agent_id: str, signal: Callable[..., object], arg: object) -> None:
+    async def _signal(
+        self, agent_id: str, signal: Callable[[AgentLifecycleWorkflow, Any], Awaitable[None]], arg: object
+    ) -> None:
         try:
-            await self._handle(agent_id).signal(signal, arg)  # type: ignore[arg-type]
+            await self._handle(agent_id).signal(signal, arg)
         except RPCError as err:
             raise await self._agent_missing(err, agent_id) from None
 
@@ -209,7 +212,8 @@ class LobstackClient:
         """Through the `decide` update, so a refused approver hears why (the Web UI sends the signals instead)."""
         _require("approver", decision.approver)
         try:
-            return await self._handle(agent_id).execute_update(AgentLifecycleWorkflow.decide, decision)
+            handle = self._handle(agent_id)
+            return await handle.execute_update(AgentLifecycleWorkflow.decide, decision)  # type: ignore[arg-type]  # temporalio types this async update as returning a Coroutine
         except RPCError as err:
             raise await self._agent_missing(err, agent_id) from None
         except WorkflowUpdateFailedError as err:
@@ -302,7 +306,7 @@ class LobstackClient:
         handle = self.temporal.get_workflow_handle_for(ToolApprovalWorkflow.run, approval_id)
         decision = ApprovalDecision(approver=approver, reason=reason, approved=approved)
         try:
-            return await handle.execute_update(ToolApprovalWorkflow.decide, decision)
+            return await handle.execute_update(ToolApprovalWorkflow.decide, decision)  # type: ignore[arg-type]  # temporalio types this async update as returning a Coroutine
         except RPCError as err:
             how = await self._ended(err, approval_id)
             if how is None:

@@ -22,7 +22,7 @@ import sys
 import uuid
 from dataclasses import asdict
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clients.cli_common import (
     EXIT_FAILED,
@@ -33,6 +33,9 @@ from clients.cli_common import (
     vault_settings,
 )
 from workflows.spec import SpecError, validate_agent_id
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = ["add_ops_commands"]
 
@@ -50,8 +53,8 @@ def _positive(field_name: str) -> Any:
     return parse
 
 
-def _print(result: object) -> None:
-    print(json.dumps(asdict(result), indent=2, default=str))  # type: ignore[call-overload]
+def _print(result: DataclassInstance) -> None:
+    print(json.dumps(asdict(result), indent=2, default=str))
 
 
 # --- schedules, rotation, sweep ------------------------------------------------------------------------------------
@@ -120,7 +123,7 @@ def _data_store() -> Any:
     from activities.secrets.agent_data import AgentDataStore
 
     settings = vault_settings()
-    return AgentDataStore(AgentVault(settings), open_registry())  # type: ignore[arg-type]
+    return AgentDataStore(AgentVault(settings), open_registry())
 
 
 def _read_value(path: str | None) -> bytes:

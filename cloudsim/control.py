@@ -40,7 +40,7 @@ def control_routes(sim: Sim, apis: dict[str, ProviderAPI]) -> list[BaseRoute]:
             "created": sim.state.snapshot_created(),
             "peak_live": sim.state.snapshot_peak_live(),
             "injected": sim.state.snapshot_injected(),
-            "faults": sim.faults.list(),
+            "faults": sim.faults.as_dicts(),
             "config": {"boot_latency_s": sim.state.boot_latency_s, "rate_limits": sim.limiter.config},
         }
 
@@ -53,7 +53,7 @@ def control_routes(sim: Sim, apis: dict[str, ProviderAPI]) -> list[BaseRoute]:
         except (BadRequestBody, FaultError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         sim.faults.set(fault)
-        return JSONResponse({"faults": sim.faults.list()})
+        return JSONResponse({"faults": sim.faults.as_dicts()})
 
     async def clear_faults(_request: Request) -> Response:
         sim.faults.clear()

@@ -114,7 +114,7 @@ class Faults:
             self._faults.clear()
             self._rngs.clear()
 
-    def list(self) -> list[dict[str, Any]]:
+    def as_dicts(self) -> list[dict[str, Any]]:
         with self._lock:
             return [f.to_dict() for f in self._faults.values()]
 

@@ -38,7 +38,7 @@ async def run_dev(
     The clouds' API budgets are a worker's: LOBSTACK_API_BUDGET_<PROVIDER>, read here once, as a worker does."""
     configure_logging()
     try:
-        budgets = {p: ApiBudget.for_provider(p, os.environ).calls_per_s for p in CLOUD_PROVIDERS}
+        budgets: dict[str, float] = {p: ApiBudget.for_provider(p, os.environ).calls_per_s for p in CLOUD_PROVIDERS}
     except ValueError as bad:
         print(f"lobstack dev: {bad}", file=sys.stderr)
         return 2

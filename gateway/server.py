@@ -105,13 +105,10 @@ async def run_gateway(
             except RuntimeError as err:  # the SDK reports every connect failure this way
                 raise ConnectionError(f"cannot reach Temporal at {t.address}") from err
         settings = GatewaySettings.from_env(temporal)
-    overrides: dict[str, object] = {}
     if host is not None:
-        overrides["listen_host"] = host
+        settings = dataclasses.replace(settings, listen_host=host)
     if port is not None:
-        overrides["listen_port"] = port
-    if overrides:
-        settings = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
+        settings = dataclasses.replace(settings, listen_port=port)
     stop = stop or asyncio.Event()
     async with serving(settings) as url:
         log.info("gateway listening on %s (task queue %s)", url, settings.task_queue)

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, select, text
+from sqlalchemy import Connection, RowMapping, Select, select, text
 
-from store.tables import AuditEvent
+from store.tables import AUDIT_EVENTS
 
 __all__ = [
     "CHAIN_FIELDS",
@@ -39,7 +39,9 @@ __all__ = [
     "verify_rows",
 ]
 
-_EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
+_EVENTS = AUDIT_EVENTS
+# A stored event: a database row, or a dict of the same fields (export_row's output, read back from a file).
+EventRow = Mapping[str, Any] | RowMapping
 
 GENESIS_HASH = "0" * 64
 # What the hash covers, besides prev_hash. `id` is left out: it is the database's, not the event's.
@@ -55,7 +57,7 @@ def _canonical_at(value: datetime | str) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def event_hash(event: Mapping[str, Any], prev_hash: str) -> str:
+def event_hash(event: EventRow, prev_hash: str) -> str:
     """SHA-256 (hex) of the event's CHAIN_FIELDS and `prev_hash` as sorted, compact, UTF-8 JSON."""
     body = {name: event[name] for name in CHAIN_FIELDS}
     body["at"] = _canonical_at(body["at"])
@@ -97,7 +99,7 @@ def append_event(conn: Connection, insert: Any, values: Mapping[str, Any]) -> in
     return found
 
 
-def export_row(row: Mapping[str, Any]) -> dict[str, Any]:
+def export_row(row: EventRow) -> dict[str, Any]:
     """One event as a JSON-ready dict: everything needed to verify it again offline (see verify_rows)."""
     return {
         "id": row["id"],
@@ -150,7 +152,7 @@ class VerifyReport:
         return f"audit chain ok: {self.events} events in {self.accounts} accounts"
 
 
-def verify_rows(rows: Iterable[Mapping[str, Any]]) -> VerifyReport:
+def verify_rows(rows: Iterable[EventRow]) -> VerifyReport:
     """Check rows ordered by (account_id, seq): stops at the first broken link.
 
     Takes database rows or export_row dicts alike, so an exported trail can be verified away from the database.
@@ -161,8 +163,8 @@ def verify_rows(rows: Iterable[Mapping[str, Any]]) -> VerifyReport:
     prev_hash, expected_seq = GENESIS_HASH, 1
     for row in rows:
         if row["account_id"] != account:
-            account = str(row["account_id"])
             prev_hash, expected_seq = GENESIS_HASH, 1
+        account = str(row["account_id"])
         seq = int(row["seq"])
         problem: tuple[str, str, str] | None = None
         recomputed = event_hash(row, prev_hash)
@@ -215,6 +217,6 @@ def chain_query(account_id: str | None = None) -> Select[Any]:
     return query if account_id is None else query.where(_EVENTS.c.account_id == account_id)
 
 
-def iter_rows(conn: Connection, query: Select[Any], batch: int = 1000) -> Iterator[Mapping[str, Any]]:
+def iter_rows(conn: Connection, query: Select[Any], batch: int = 1000) -> Iterator[RowMapping]:
     """The query's rows fetched in batches (a server-side cursor on PostgreSQL), never the whole trail at once."""
     yield from conn.execution_options(yield_per=batch).execute(query).mappings()

@@ -11,7 +11,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlmodel import SQLModel
 
 from store.audit import backfill_chain
-from store.tables import AgentDataRow, AgentHealthRow, AgentRow, AuditEvent
+from store.tables import AGENT_DATA, AGENT_HEALTH, AGENTS, AUDIT_EVENTS
 from store.tenancy import SCHEMA_LOCK_ID, DbRoles, install_row_level_security
 
 __all__ = ["create_schema", "default_database_url", "make_engine"]
@@ -86,7 +86,7 @@ def create_schema(engine: Engine, roles: DbRoles | None = None) -> None:
     events already stored), makes `audit_events` append-only, and on PostgreSQL enables row-level security
     (store.tenancy). Only additive changes; anything else will come with migrations (Alembic) later.
     """
-    tables = [AgentRow.__table__, AuditEvent.__table__, AgentDataRow.__table__, AgentHealthRow.__table__]
+    tables = [AGENTS, AUDIT_EVENTS, AGENT_DATA, AGENT_HEALTH]
     with engine.begin() as conn:
         # Two processes starting together would both see "no table" and one CREATE would fail; take a lock first.
         if conn.dialect.name == "postgresql":

@@ -5,26 +5,26 @@ A mixin of `Registry`, kept apart so the core registry stays about agents and th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, bindparam, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine, RowMapping, bindparam, delete, func, or_, select, update
 from sqlalchemy import exc as sa_exc
 
 from store.records import AgentDataRecord, HealthRecord
-from store.tables import AgentDataRow, AgentHealthRow, AgentRow, AuditEvent
+from store.tables import AGENT_DATA, AGENT_HEALTH, AGENTS, AUDIT_EVENTS
 from store.tenancy import Scope
 from workflows.models import AgentState
 from workflows.spec import SpecError
 
 __all__ = ["PROBED_STATES", "MaintenanceStore"]
 
-_DATA: Table = AgentDataRow.__table__  # type: ignore[assignment]
-_HEALTH: Table = AgentHealthRow.__table__  # type: ignore[assignment]
-_AGENTS: Table = AgentRow.__table__  # type: ignore[assignment]
-_EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
+_DATA = AGENT_DATA
+_HEALTH = AGENT_HEALTH
+_AGENTS = AGENTS
+_EVENTS = AUDIT_EVENTS
 
 # The fleet monitor probes agents in these states; everything else has no VM to probe or a lifecycle busy with it.
 PROBED_STATES = (AgentState.RUNNING.value, AgentState.DEGRADED.value)
@@ -198,5 +198,5 @@ class MaintenanceStore:
             return int(conn.execute(stmt).rowcount)
 
 
-def _data(row: Mapping[str, Any]) -> AgentDataRecord:
+def _data(row: RowMapping) -> AgentDataRecord:
     return AgentDataRecord(**{k: v for k, v in row.items() if k != "id"})

@@ -7,13 +7,13 @@ store.tenancy). Audit events form a hash chain per account (see store.audit): `v
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, Table, select
+from sqlalchemy import Connection, Engine, RowMapping, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
@@ -22,7 +22,7 @@ from store.audit import VerifyReport, append_event, chain_query, export_row, ite
 from store.engine import create_schema, make_engine
 from store.maintenance import MaintenanceStore
 from store.records import AgentRecord, AuditRecord
-from store.tables import LAST_ERROR_MAX, REASON_MAX, AgentRow, AuditEvent
+from store.tables import AGENTS, AUDIT_EVENTS, LAST_ERROR_MAX, REASON_MAX
 from store.tenancy import SYSTEM, DbRoles, Scope, scoped_connection
 from store.validation import validate_transition
 from workflows.models import AgentState, Transition
@@ -30,8 +30,8 @@ from workflows.spec import SpecError
 
 __all__ = ["AccountRegistry", "Registry"]
 
-_AGENTS: Table = AgentRow.__table__  # type: ignore[assignment]
-_EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
+_AGENTS = AGENTS
+_EVENTS = AUDIT_EVENTS
 # Carried by a transition only when known; an empty value means "unchanged", not "cleared".
 _KEPT_UNLESS_GIVEN = ("name", "provider", "region", "size", "vm_id", "address", "health", "unhealthy_threshold")
 
@@ -224,9 +224,9 @@ class AccountRegistry(Registry):
         return str(self._scope.account_id)
 
 
-def _agent(row: Mapping[str, Any]) -> AgentRecord:
+def _agent(row: RowMapping) -> AgentRecord:
     return AgentRecord(**{**row, "state": AgentState(row["state"])})
 
 
-def _event(row: Mapping[str, Any]) -> AuditRecord:
+def _event(row: RowMapping) -> AuditRecord:
     return AuditRecord(**{**row, "state": AgentState(row["state"]), "details": dict(row["details"] or {})})

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, Text, UniqueConstraint
+from sqlalchemy import Index, Table, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from store.types import JSON_OBJECT, UTCDateTime
 
-__all__ = ["LAST_ERROR_MAX", "REASON_MAX", "AgentDataRow", "AgentHealthRow", "AgentRow", "AuditEvent"]
+__all__ = [
+    "AGENTS",
+    "AGENT_DATA",
+    "AGENT_HEALTH",
+    "AUDIT_EVENTS",
+    "LAST_ERROR_MAX",
+    "REASON_MAX",
+    "AgentDataRow",
+    "AgentHealthRow",
+    "AgentRow",
+    "AuditEvent",
+]
 
 # Free text is cut to these lengths rather than refused: an audit write must not fail because an error was wordy.
 LAST_ERROR_MAX = 500
@@ -101,3 +112,11 @@ class AgentHealthRow(SQLModel, table=True):
     # The address probed: a replaced VM starts over from "healthy" instead of inheriting the old VM's failures.
     address: str = Field(default="", max_length=255)
     checked_at: datetime = Field(sa_type=UTCDateTime)
+
+
+# The Core tables, for the statements the registry builds itself. sqlmodel sets `__table__` on each class but does not
+# declare it, so they are taken from the metadata, typed.
+AGENTS: Table = SQLModel.metadata.tables[AgentRow.__tablename__]
+AUDIT_EVENTS: Table = SQLModel.metadata.tables[AuditEvent.__tablename__]
+AGENT_DATA: Table = SQLModel.metadata.tables[AgentDataRow.__tablename__]
+AGENT_HEALTH: Table = SQLModel.metadata.tables[AgentHealthRow.__tablename__]

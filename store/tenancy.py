@@ -45,10 +45,10 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Protocol, Self, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, text
-from sqlalchemy.sql import Delete, Select, Update
+from sqlalchemy.sql import ColumnElement
 
 from workflows.spec import SpecError
 
@@ -70,7 +70,14 @@ _SETTING = "nullif(current_setting('app.account_id', true), '')"
 # Any constant shared by every process; serialises schema set-up (create_schema, enable_row_level_security).
 SCHEMA_LOCK_ID = 0x10B57AC4
 
-Q = TypeVar("Q", bound=Select[Any] | Update | Delete)
+
+class _Filterable(Protocol):
+    """What Select, Update and Delete share: `where` returns a statement of the same kind."""
+
+    def where(self, *whereclause: ColumnElement[bool]) -> Self: ...
+
+
+Q = TypeVar("Q", bound=_Filterable)
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 import devstack
 from cloudsim.testing import RunningSim
 from tests.stack import AGENTS, ENCRYPTED_STACK_KEY_ID, Stack, make_stack, reap
 from workers.codec import Keyring, data_converter
+from workers.converter import with_converter
 from workflows.tool_approval import APPROVAL_STATE
 
 PG_ADMIN_URL = os.environ.get("LOBSTACK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -141,7 +141,7 @@ def plain_or_encrypted_stack(
     client = temporal_dev.client
     if request.param == "encrypted":
         keyring = Keyring.generate(ENCRYPTED_STACK_KEY_ID)
-        client = Client(**{**temporal_dev.client.config(), "data_converter": data_converter(keyring)})
+        client = with_converter(temporal_dev.client, data_converter(keyring))
     made = make_stack(client, openbao, f"sqlite:///{tmp_path / 'registry.db'}", tmp_path)
     yield made
     reap(made)

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import hvac
 import hvac.exceptions
@@ -70,7 +70,7 @@ class Stack:
         return running_workers(self.temporal, services, task_queue=self.task_queue)
 
     def spec(self, **overrides: object) -> AgentSpec:
-        fields: dict[str, object] = {
+        fields: dict[str, Any] = {
             "account_id": "acme",
             "name": "helper",
             "agent_id": f"t-{uuid.uuid4().hex[:16]}",
@@ -78,7 +78,7 @@ class Stack:
             "health_timeout_s": 60,
         }
         fields.update(overrides)
-        return AgentSpec(**fields)  # type: ignore[arg-type]
+        return AgentSpec(**fields)
 
     def local_with(self, argv: Sequence[str]) -> LocalProvider:
         return LocalProvider(state_dir=self.local.state_dir, bridge_argv=argv, stop_timeout_s=5)
@@ -94,7 +94,7 @@ class Stack:
             keys = kv.list_secrets(path=prefix, mount_point=mount)["data"]["keys"]
         except hvac.exceptions.InvalidPath:
             return []
-        values = []
+        values: list[str] = []
         for key in keys:
             data = kv.read_secret_version(path=prefix + key, mount_point=mount, raise_on_deleted_version=True)
             values.extend(str(v) for v in data["data"]["data"].values())

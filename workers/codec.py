@@ -165,7 +165,11 @@ class Keyring:
             if vault is None:
                 import hvac
 
-                vault = hvac.Client(url=settings.addr, token=settings.token, timeout=settings.request_timeout_s)
+                vault = hvac.Client(
+                    url=settings.addr,
+                    token=settings.token,
+                    timeout=settings.request_timeout_s,  # type: ignore[arg-type]  # types-hvac: int; requests: float
+                )
             transit_key = env.get(TRANSIT_KEY_ENV, "").strip() or DEFAULT_TRANSIT_KEY
             return keyring_from_vault(
                 vault, parse_wrapped(wrapped), transit_key=transit_key, mount=settings.transit_mount

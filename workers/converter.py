@@ -40,6 +40,7 @@ __all__ = [
     "MessageOnlyFailureConverter",
     "PayloadUnreadable",
     "TolerantPayloadConverter",
+    "with_converter",
     "worker_client",
     "worker_converter",
 ]
@@ -151,4 +152,11 @@ def worker_client(client: Client) -> Client:
     converter = worker_converter(client.data_converter)
     if converter is client.data_converter:
         return client
-    return Client(**{**client.config(), "data_converter": converter})
+    return with_converter(client, converter)
+
+
+def with_converter(client: Client, converter: DataConverter) -> Client:
+    """The same connection and options as `client`, with another data converter (e.g. one with the payload codec)."""
+    config = client.config()
+    config["data_converter"] = converter
+    return Client(**config)

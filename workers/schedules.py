@@ -6,8 +6,10 @@ updates the three schedules (keeping an operator's pause) and never adds a fourt
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from temporalio.client import (
     Client,
@@ -57,10 +59,12 @@ def build_schedules(
     """The three schedules by id. Every one skips a run while the previous one still runs: two rotations or two
     sweeps at once would only race each other, and a slow fleet probe must not pile up."""
 
-    def schedule(run: object, arg: object, workflow_id: str, every: timedelta, note: str) -> Schedule:
+    def schedule(
+        run: Callable[[Any, Any], Awaitable[Any]], arg: object, workflow_id: str, every: timedelta, note: str
+    ) -> Schedule:
         return Schedule(
             action=ScheduleActionStartWorkflow(
-                run,  # type: ignore[arg-type]
+                run,
                 arg,
                 id=workflow_id,  # Temporal appends the scheduled time, so each run has its own id
                 task_queue=task_queue,

@@ -12,16 +12,17 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypedDict
 
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Worker
+from temporalio.worker import Interceptor, Worker
 from temporalio.worker._workflow_instance import _WorkflowLogicFlag
 
 from activities.approvals import ApprovalActivities
@@ -76,6 +77,15 @@ def default_providers(settings: WorkerSettings, env: Mapping[str, str] | None = 
     return providers
 
 
+class _CommonOptions(TypedDict):
+    """What every worker of the process shares, typed so that `Worker(**common)` is checked."""
+
+    activity_executor: concurrent.futures.Executor
+    interceptors: Sequence[Interceptor]
+    max_concurrent_activities: int
+    graceful_shutdown_timeout: timedelta
+
+
 def build_workers(
     client: Client,
     services: Services,
@@ -85,12 +95,12 @@ def build_workers(
     max_concurrent_activities: int = 64,
     graceful_shutdown: timedelta = timedelta(seconds=10),
 ) -> list[Worker]:
-    common = {
-        "activity_executor": executor,
-        "interceptors": [ErrorTranslation()],
-        "max_concurrent_activities": max_concurrent_activities,
-        "graceful_shutdown_timeout": graceful_shutdown,
-    }
+    common = _CommonOptions(
+        activity_executor=executor,
+        interceptors=[ErrorTranslation()],
+        max_concurrent_activities=max_concurrent_activities,
+        graceful_shutdown_timeout=graceful_shutdown,
+    )
     # Whatever converter the caller's client has, the workers decode hostile payloads without raising.
     client = worker_client(client)
     registry_acts = RegistryActivities(services.registry)
@@ -131,7 +141,7 @@ def build_workers(
         _WorkflowLogicFlag.PROCESS_WORKFLOW_ACTIVATION_JOBS_AS_SINGLE_BATCH, enabled=True
     )
     workers = [workflow_worker]
-    cloud_activities: Sequence[object] = [
+    cloud_activities: Sequence[Callable[..., object]] = [
         cloud_acts.create_vm,
         cloud_acts.wait_vm_running,
         cloud_acts.delete_vm,
@@ -154,12 +164,22 @@ def build_workers(
 
 @contextlib.asynccontextmanager
 async def running_workers(
-    client: Client, services: Services, *, max_concurrent_activities: int = 64, **kwargs: object
+    client: Client,
+    services: Services,
+    *,
+    task_queue: str = WORKFLOW_QUEUE,
+    max_concurrent_activities: int = 64,
+    graceful_shutdown: timedelta = timedelta(seconds=10),
 ) -> AsyncIterator[list[Worker]]:
     """Run the workers for the duration of the block; on exit they shut down gracefully."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=max_concurrent_activities) as executor:
         workers = build_workers(
-            client, services, executor=executor, max_concurrent_activities=max_concurrent_activities, **kwargs
+            client,
+            services,
+            executor=executor,
+            task_queue=task_queue,
+            max_concurrent_activities=max_concurrent_activities,
+            graceful_shutdown=graceful_shutdown,
         )
         tasks = [asyncio.create_task(w.run()) for w in workers]
         try:

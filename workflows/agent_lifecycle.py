@@ -24,7 +24,7 @@ from temporalio.workflow import ActivityCancellationType
 with workflow.unsafe.imports_passed_through():
     from activities.approvals import ApprovalActivities
     from activities.cloud.activities import CloudActivities
-    from activities.cloud.regions import Location, placements
+    from activities.cloud.regions import Location, ProviderName, placements
     from activities.health import HealthActivities
     from activities.maintenance import AgentDataActivities
     from activities.registry import RegistryActivities
@@ -290,18 +290,20 @@ class AgentLifecycleWorkflow:
             request = CreateVMRequest(
                 spec.agent_id, spec.account_id, spec.name, place.provider, spec.region, spec.size, location=place.code
             )
-            try:
-                vm = await self._race(
-                    lambda request=request: workflow.execute_activity_method(
-                        CloudActivities.create_vm,
-                        request,
-                        task_queue=cloud_queue(request.provider, workflow.info().task_queue),
-                        start_to_close_timeout=timedelta(minutes=2),
-                        retry_policy=CREATE_RETRY,
-                        # A retried or abandoned create must have finished before cleanup looks for what it made.
-                        cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-                    )
+
+            async def create(request: CreateVMRequest = request) -> VMRef:
+                return await workflow.execute_activity_method(
+                    CloudActivities.create_vm,
+                    request,
+                    task_queue=cloud_queue(request.provider, workflow.info().task_queue),
+                    start_to_close_timeout=timedelta(minutes=2),
+                    retry_policy=CREATE_RETRY,
+                    # A retried or abandoned create must have finished before cleanup looks for what it made.
+                    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 )
+
+            try:
+                vm = await self._race(create)
             except ActivityError as err:
                 kind = _failure_type(err)
                 if kind in CREATED_NOTHING and not is_cancelled_exception(err):
@@ -323,7 +325,7 @@ class AgentLifecycleWorkflow:
             f"no placement for {spec.provider} in {spec.region}", type="NoPlacement", non_retryable=True
         )
 
-    async def _retire_abandoned(self, provider: str, where: str, abort: str) -> None:
+    async def _retire_abandoned(self, provider: ProviderName, where: str, abort: str) -> None:
         """Find and delete the VM a create at `where` may have made, and revoke every token of the agent.
 
         Its answer was lost and the provider then failed (a 5xx on the look-up that would have adopted it): a VM may
@@ -619,7 +621,7 @@ class AgentLifecycleWorkflow:
         if self._agent.destroy is not None:
             raise _DestroyRequested
         step: asyncio.Task[T] = asyncio.ensure_future(start())
-        self._step = step  # type: ignore[assignment]
+        self._step = step
         await workflow.wait_condition(lambda: step.done() or self._agent.destroy is not None)
         if step.done():
             self._step = None

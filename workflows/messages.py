@@ -20,7 +20,7 @@ import typing
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from enum import Enum
-from typing import Any, TypeVar, Union
+from typing import Any, Literal, TypeVar, Union
 
 T = TypeVar("T")
 
@@ -70,15 +70,16 @@ def one_message(args: Sequence[object], cls: type[T], *, example: str = "") -> T
             raise MessageRefused("body", f"is required: one JSON object{like}") from None
     if not isinstance(value, dict):
         raise MessageRefused("body", f"must be a JSON object{like}, not {_kind(value)}")
-    return decode(cls, value)
+    message: T = decode(cls, value)  # checked against `cls` all the way down
+    return message
 
 
 def decode(hint: Any, value: object, path: str = "") -> Any:
     """`value` (plain JSON: dict, list, str, int, float, bool, None) as type `hint`, checked all the way down.
 
     Supports what our messages use: dataclasses, str, int, float, bool, datetime (ISO 8601 with an offset), enums of
-    strings, `list[X]`, `dict[str, X]`, `X | None` and `Any`. Unknown fields are refused: a person who typed
-    `approvr` learns it now, not after nothing happened.
+    strings, `Literal` strings, `list[X]`, `dict[str, X]`, `X | None` and `Any`. Unknown fields are refused: a person
+    who typed `approvr` learns it now, not after nothing happened.
     """
     where = path or "body"
     if hint is Any:
@@ -91,6 +92,11 @@ def decode(hint: Any, value: object, path: str = "") -> Any:
         if len(options) != 1:
             raise TypeError(f"{where}: unsupported union {hint!r}")  # a bug in our messages, not the sender's
         return decode(options[0], value, path)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if not isinstance(value, str) or value not in choices:
+            raise MessageRefused(where, f"must be one of: {', '.join(choices)}")
+        return value
     if origin is list:
         (item,) = typing.get_args(hint)
         if not isinstance(value, list):
@@ -114,17 +120,19 @@ def decode(hint: Any, value: object, path: str = "") -> Any:
         fits, rule = _SCALARS[hint]
         if not fits(value):
             raise MessageRefused(where, f"{rule}, not {_kind(value)}")
-        return float(value) if hint is float else value  # type: ignore[arg-type]
+        if hint is float and isinstance(value, int | float):
+            return float(value)  # a JSON 1 is a float field's 1.0
+        return value
     if hint is datetime:
         return _time(value, where)
     raise TypeError(f"{where}: unsupported type {hint!r}")  # a bug in our messages, not the sender's
 
 
-def _dataclass(cls: type[T], value: object, path: str) -> T:
+def _dataclass(cls: type[Any], value: object, path: str) -> Any:
     where = path or "body"
     if not isinstance(value, dict):
         raise MessageRefused(where, f"must be a JSON object, not {_kind(value)}")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = [k for k in value if k not in fields]
     if unknown:
         shown = _clip(unknown[0]) if isinstance(unknown[0], str) else "(a non-string key)"

@@ -9,8 +9,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal, TypeGuard, get_args
 
+from activities.cloud.regions import ProviderName
 from workflows.spec import AgentSpec
+
+# An agent's health: what its bridge says on /health (starting, healthy, unhealthy), or what the orchestrator concludes
+# when there is no usable answer ("gone": the agent was destroyed). A bridge's answer is narrowed to these before it
+# enters a payload (activities.health).
+HealthStatus = Literal[
+    "unknown", "unchecked", "starting", "healthy", "unhealthy", "unreachable", "invalid", "wrong-agent", "gone"
+]
+HEALTH_STATUSES: tuple[HealthStatus, ...] = get_args(HealthStatus)
+
+
+def is_health_status(value: object) -> TypeGuard[HealthStatus]:
+    return value in HEALTH_STATUSES
 
 
 class AgentState(StrEnum):
@@ -62,7 +76,7 @@ class DestroyRequest:
 
 @dataclass
 class VMRef:
-    provider: str
+    provider: ProviderName
     vm_id: str
     name: str
     address: str = ""
@@ -90,7 +104,7 @@ class LifecycleState:
 
     state: AgentState = AgentState.PROVISIONING
     vm: VMRef | None = None
-    health: str = "unknown"
+    health: HealthStatus = "unknown"
     # Failed health checks in a row, as the fleet monitor counts them; 0 once healthy or on a new VM.
     consecutive_failures: int = 0
     last_error: str = ""
@@ -111,17 +125,17 @@ class LifecycleState:
     # The accepted `destroy`, kept through continue-as-new so that one arriving just before it still counts.
     destroy: DestroyRequest | None = None
     # Providers a create was sent to, in order, and those of them that may hold a VM of the agent until proven empty.
-    tried: list[str] = field(default_factory=list)
-    may_have_vm: list[str] = field(default_factory=list)
+    tried: list[ProviderName] = field(default_factory=list)
+    may_have_vm: list[ProviderName] = field(default_factory=list)
 
-    def create_sent(self, provider: str) -> None:
+    def create_sent(self, provider: ProviderName) -> None:
         """A create goes to `provider`: until it says otherwise, a VM may be there (a lost response still makes one)."""
         if provider not in self.tried:
             self.tried.append(provider)
         if provider not in self.may_have_vm:
             self.may_have_vm.append(provider)
 
-    def proven_empty(self, provider: str) -> None:
+    def proven_empty(self, provider: ProviderName) -> None:
         if provider in self.may_have_vm:
             self.may_have_vm.remove(provider)
 
@@ -225,7 +239,7 @@ class AgentStatus:
     vm_id: str = ""
     address: str = ""
     location: str = ""
-    health: str = "unknown"
+    health: HealthStatus = "unknown"
     approved_by: str = ""
     last_error: str = ""
     waiting_for: str = ""
@@ -270,7 +284,7 @@ class CreateVMRequest:
     agent_id: str
     account_id: str
     name: str
-    provider: str
+    provider: ProviderName
     region: str
     size: str
     # The provider's location code chosen by the workflow; empty means the region's first location.
@@ -279,7 +293,7 @@ class CreateVMRequest:
 
 @dataclass
 class VMLookup:
-    provider: str
+    provider: ProviderName
     agent_id: str
     vm_id: str = ""
 
@@ -295,7 +309,7 @@ class HealthCheckRequest:
 class HealthReport:
     agent_id: str
     healthy: bool
-    status: str
+    status: HealthStatus
     secrets_loaded: int = 0
     reason: str = ""
     checks: int = 0
@@ -390,7 +404,7 @@ class HealthChange:
     """Sent by the fleet monitor to a lifecycle only when an agent's health changes (never once per probe)."""
 
     healthy: bool
-    status: str
+    status: HealthStatus
     reason: str = ""
     consecutive_failures: int = 0
     checked_at: datetime | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -69,7 +69,7 @@ class ToolApprovalWorkflow:
         self._escalated = False
         self._decision: tuple[bool, Decision] | None = None
         self._refused: list[Decision] = []
-        self._decided_at = None
+        self._decided_at: datetime | None = None
         self._requested_at = workflow.now()
         self._events = 0
         self._refused_note = ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from activities.cloud.regions import ProviderName
 from bridge.config import BootstrapConfig
 from workflows.models import CreateVMRequest
 
@@ -27,7 +28,7 @@ def vm_name(agent_id: str) -> str:
 
 @dataclass(frozen=True)
 class VM:
-    provider: str
+    provider: ProviderName
     vm_id: str
     name: str
     agent_id: str
@@ -36,7 +37,7 @@ class VM:
 
 
 class CloudProvider(Protocol):
-    name: str
+    name: ProviderName
 
     def find(self, agent_id: str) -> VM | None:
         """The agent's VM if one exists (by label), whatever its status."""

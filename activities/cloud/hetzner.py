@@ -37,7 +37,7 @@ from activities.cloud.adapter_support import (
 )
 from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, VM, VMStatus, vm_name
 from activities.cloud.calls import ProviderCalls
-from activities.cloud.regions import IMAGES, plan
+from activities.cloud.regions import IMAGES, ProviderName, plan
 from activities.cloud.userdata import BRIDGE_PORT
 from activities.errors import (
     ProviderCapacityError,
@@ -98,7 +98,7 @@ class _ObservingAdapter(HTTPAdapter):
         self._calls = calls
         self._local = threading.local()
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]  # all passed on
         self._calls.record()
         self._local.last = None
         response = super().send(request, **kwargs)
@@ -110,7 +110,7 @@ class _ObservingAdapter(HTTPAdapter):
 
 
 class HetznerProvider:
-    name = "hetzner"
+    name: ProviderName = "hetzner"
 
     def __init__(
         self,

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from activities.cloud.base import AGENT_LABEL, VM, vm_name
+from activities.cloud.regions import ProviderName
 from activities.errors import ProviderRejected, ProviderUnavailable
 from bridge.config import MAX_SOCKET_PATH_BYTES, BootstrapConfig
 from workflows.models import CreateVMRequest
@@ -60,7 +61,7 @@ def pid_alive(pid: int) -> bool:
 
 
 class LocalProvider:
-    name = "local"
+    name: ProviderName = "local"
 
     def __init__(
         self, *, state_dir: Path, bridge_argv: Sequence[str] | None = None, stop_timeout_s: float = 10.0
@@ -165,15 +166,16 @@ class LocalProvider:
                     start_new_session=True,  # outlives the worker, like a real VM
                     cwd=directory,
                 )
+            vm = VM(self.name, _PREFIX + request.agent_id, vm_name(request.agent_id), request.agent_id, "creating")
             meta = {
-                "vm_id": _PREFIX + request.agent_id,
-                "name": vm_name(request.agent_id),
+                "vm_id": vm.vm_id,
+                "name": vm.name,
                 "pid": proc.pid,
                 "labels": {AGENT_LABEL: request.agent_id, "lobstack-account": request.account_id},
                 "created_at": datetime.now(UTC).isoformat(),
             }
             _atomic_write(directory / "vm.json", json.dumps(meta))
-            return VM(self.name, meta["vm_id"], meta["name"], request.agent_id, "creating")
+            return vm
 
     def delete(self, vm_id: str) -> bool:
         agent_id = self._agent_id(vm_id)

@@ -8,19 +8,31 @@ regions for data residency refuses.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, TypeGuard, get_args
 
-CLOUD_PROVIDERS = ("hetzner", "digitalocean", "vultr")
+# The providers a VM can be on: `local` runs each agent as a process on this machine, the others are clouds. A spec
+# may also say `auto` (any cloud), which is a choice, not a place: specs keep `str` and are validated against these.
+CloudProviderName = Literal["hetzner", "digitalocean", "vultr"]
+ProviderName = Literal["local", "hetzner", "digitalocean", "vultr"]
+
+CLOUD_PROVIDERS: tuple[CloudProviderName, ...] = get_args(CloudProviderName)
+PROVIDER_NAMES: tuple[ProviderName, ...] = get_args(ProviderName)
+
+
+def is_provider_name(value: object) -> TypeGuard[ProviderName]:
+    """For names from configuration or a payload: narrows `str` to a provider this code knows."""
+    return value in PROVIDER_NAMES
 
 
 @dataclass(frozen=True)
 class Location:
-    provider: str
+    provider: ProviderName
     code: str
     city: str
     exact: bool
 
 
-def _loc(provider: str, code: str, city: str, exact: bool) -> Location:
+def _loc(provider: ProviderName, code: str, city: str, exact: bool) -> Location:
     return Location(provider, code, city, exact)
 
 

@@ -18,7 +18,7 @@ import httpx
 from activities.cloud.adapter_support import first_location, pick, short, vm_user_data
 from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, VM, VMStatus, vm_name
 from activities.cloud.calls import ProviderCalls
-from activities.cloud.regions import IMAGES, plan
+from activities.cloud.regions import IMAGES, ProviderName, plan
 from activities.cloud.userdata import BRIDGE_PORT
 from activities.errors import (
     ProviderCapacityError,
@@ -45,7 +45,7 @@ _CAPACITY = re.compile(r"not available|unavailable|capacity|sold out|out of stoc
 
 
 class VultrProvider:
-    name = "vultr"
+    name: ProviderName = "vultr"
 
     def __init__(
         self,

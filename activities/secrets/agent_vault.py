@@ -39,7 +39,9 @@ class AgentVault(VaultMaintenance):
     def __init__(self, settings: VaultSettings, *, client: hvac.Client | None = None) -> None:
         self.settings = settings
         self._client = client or hvac.Client(
-            url=settings.addr, token=settings.token, timeout=settings.request_timeout_s
+            url=settings.addr,
+            token=settings.token,
+            timeout=settings.request_timeout_s,  # type: ignore[arg-type]  # types-hvac says int; requests takes a float
         )
         self._tokens = TokenFinder(self._client, settings.approle_mount)
 
@@ -66,7 +68,8 @@ class AgentVault(VaultMaintenance):
         def current() -> dict[str, Any] | None:
             with vault_errors("list", "sys/mounts"):
                 mounts = self._client.sys.list_mounted_secrets_engines()
-            return (mounts.get("data") or mounts).get(f"{path}/")
+            mount = (mounts.get("data") or mounts).get(f"{path}/")
+            return mount if isinstance(mount, dict) else None
 
         mount = current()
         if mount is None:
@@ -87,7 +90,8 @@ class AgentVault(VaultMaintenance):
         def current() -> dict[str, Any] | None:
             with vault_errors("list", "sys/auth"):
                 methods = self._client.sys.list_auth_methods()
-            return (methods.get("data") or methods).get(f"{path}/")
+            method = (methods.get("data") or methods).get(f"{path}/")
+            return method if isinstance(method, dict) else None
 
         method = current()
         if method is None:

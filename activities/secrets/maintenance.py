@@ -72,7 +72,8 @@ class VaultMaintenance:
     _client: hvac.Client
     _tokens: TokenFinder
 
-    def names(self, agent_id: str) -> AgentNames: ...  # provided by AgentVault
+    def names(self, agent_id: str) -> AgentNames:
+        raise NotImplementedError  # provided by AgentVault
 
     # --- Transit: agent data ---------------------------------------------------------------------------------------
 

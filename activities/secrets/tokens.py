@@ -45,15 +45,15 @@ SETTLE_S = 1.0
 def owner_of(lookup: dict[str, Any], approle_mount: str) -> str | None:
     """The agent id a token belongs to, from its lookup-accessor data; None for anything not ours."""
     meta = lookup.get("meta") or {}
-    role = meta.get("role_name") or ""
+    role = str(meta.get("role_name") or "")
     if role.startswith("agent-") and lookup.get("path") == f"auth/{approle_mount}/login":
         return role.removeprefix("agent-")
-    path = lookup.get("path") or ""
+    path = str(lookup.get("path") or "")
     prefix, suffix = f"auth/{approle_mount}/role/agent-", "/secret-id"
     if path.startswith(prefix) and path.endswith(suffix):
         return path[len(prefix) : -len(suffix)]
     for policy in lookup.get("policies") or ():
-        if policy.startswith("agent-"):
+        if isinstance(policy, str) and policy.startswith("agent-"):
             return policy.removeprefix("agent-")
     return None
 

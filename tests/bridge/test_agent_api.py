@@ -40,8 +40,8 @@ AGENT_PATHS = (
     "/",
 )
 AGENT_ROUTE_CALLS = [(method, path, REMOTE_ASK) for method in METHODS for path in AGENT_PATHS]
-NOT_FOUND = {"status": 404, "body": {"error": "not found"}}
-NOT_FOUND_HEAD = {"status": 404, "body": None}  # a HEAD answer has no body
+NOT_FOUND: dict[str, object] = {"status": 404, "body": {"error": "not found"}}
+NOT_FOUND_HEAD: dict[str, object] = {"status": 404, "body": None}  # a HEAD answer has no body
 
 
 def not_found(method: str) -> dict[str, object]:
@@ -101,6 +101,7 @@ async def test_from_another_host_a_bridge_answers_health_only_and_no_approval_st
             assert pid is not None
             socket_path = vm_like.agent_socket(agent_id)
             port = urlsplit(address).port
+            assert port is not None
             assert listeners(pid) == Listeners(tcp=frozenset({("0.0.0.0", port)}), unix=frozenset({str(socket_path)}))
 
             # The agent's own process, on the socket, is answered: its ask starts the one approval.
@@ -127,8 +128,10 @@ def test_the_health_listener_serves_health_only_and_the_agent_api_is_a_socket_of
 
     found = os.lstat(socket_path)
     assert stat.S_ISSOCK(found.st_mode) and stat.S_IMODE(found.st_mode) == 0o600 and found.st_uid == os.geteuid()
+    port = urlsplit(url).port
+    assert port is not None
     assert listeners(proc.popen.pid) == Listeners(
-        tcp=frozenset({("127.0.0.1", urlsplit(url).port)}), unix=frozenset({str(socket_path)})
+        tcp=frozenset({("127.0.0.1", port)}), unix=frozenset({str(socket_path)})
     )
     # The agent's own user is answered; the health route is not the agent API's.
     own = probe(f"unix:{socket_path}", [("POST", "/tools/web.search/authorize", {}), ("GET", "/health", None)])

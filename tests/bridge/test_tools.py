@@ -77,7 +77,7 @@ async def test_skill_update_reaches_the_bridge_and_gated_tools_wait_for_a_human(
 
             async def pending() -> bool:
                 try:
-                    return (await handle.query("status")).get("state") == "pending"
+                    return bool((await handle.query("status")).get("state") == "pending")
                 except Exception:
                     return False
 
@@ -173,8 +173,8 @@ async def test_the_bridge_route_and_the_gateway_endpoint_agree_on_request_ids(st
                 assert resp.status_code == 202, resp.text
                 assert resp.json()["approval_id"] == approval_id(agent_id, request_id)
                 # The bridge's identical call joins the same approval.
-                code, answer = await authorize(bridge, "email.send", {"request_id": request_id}, wait=0.2)
-                assert (code, answer["state"], answer["request_id"]) == (202, "pending", request_id)
+                code, joined = await authorize(bridge, "email.send", {"request_id": request_id}, wait=0.2)
+                assert (code, joined["state"], joined["request_id"]) == (202, "pending", request_id)
                 resp = await env.http.get(f"/v1/approvals/{request_id}", headers=bearer(token))
                 assert (resp.status_code, resp.json()["state"]) == (200, "pending")
 

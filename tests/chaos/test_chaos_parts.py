@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,15 +32,15 @@ def test_disruptions_are_spread_over_the_run() -> None:
     assert [e.kind for e in FaultPlan(kills=1).disruptions()] == ["kill_worker", "restart_openbao"]
 
 
-def _status(**fields: object) -> AgentStatus:
-    base: dict[str, object] = {
+def _status(**fields: Any) -> AgentStatus:
+    base: dict[str, Any] = {
         "agent_id": "a",
         "account_id": "acct",
         "state": AgentState.PROVISIONING,
         "provider": "vultr",
         "region": "eu-central",
     }
-    return AgentStatus(**{**base, **fields})  # type: ignore[arg-type]
+    return AgentStatus(**{**base, **fields})
 
 
 def test_phase_of_reads_the_provisioning_step() -> None:

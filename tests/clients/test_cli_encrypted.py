@@ -23,6 +23,7 @@ import devstack
 from tests.clients.cli_run import Done, arun, assert_failed, assert_ok
 from tests.stack import Stack, make_stack, reap
 from workers.codec import ENCODING, KEYS_ENV, CodecKey, data_converter_from_env, encode_keyring_spec
+from workers.converter import with_converter
 from workers.schedules import SCHEDULE_IDS
 from workflows.models import AgentState, ApprovalStatus, ToolApprovalInput
 from workflows.queues import workflow_id
@@ -41,7 +42,7 @@ def encrypted_stack(
     temporal_dev: WorkflowEnvironment, openbao: devstack.OpenBaoDev, codec_key: CodecKey, tmp_path: Path
 ) -> Iterator[Stack]:
     converter = data_converter_from_env({KEYS_ENV: encode_keyring_spec([codec_key])})
-    encrypted = Client(**{**temporal_dev.client.config(), "data_converter": converter})
+    encrypted = with_converter(temporal_dev.client, converter)
     made = make_stack(encrypted, openbao, f"sqlite:///{tmp_path / 'registry.db'}", tmp_path)
     yield made
     reap(made)

@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import FailureError
 from temporalio.testing import WorkflowEnvironment
 
 import devstack
@@ -120,8 +121,8 @@ async def test_wait_timeouts_and_failed_lifecycles(stack: Stack, never_healthy_a
     from clients.cli_common import explain
 
     cause = failure.value.cause
-    assert cause.failure is not None and cause.failure.stack_trace == ""  # type: ignore[attr-defined]
-    cause.failure.stack_trace = '  File "/srv/worker/activities/health.py", line 9, in wait_healthy\n    raise'  # type: ignore[attr-defined]
+    assert isinstance(cause, FailureError) and cause.failure is not None and cause.failure.stack_trace == ""
+    cause.failure.stack_trace = '  File "/srv/worker/activities/health.py", line 9, in wait_healthy\n    raise'
     status, message = explain(failure.value)
     assert status == 1 and message.startswith("the workflow failed: ")
     assert "\n" not in message and "/srv/worker" not in message

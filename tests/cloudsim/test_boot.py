@@ -4,6 +4,7 @@ stops it."""
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import signal
 import stat
@@ -14,6 +15,7 @@ from hcloud import Client
 from hcloud.images import Image
 from hcloud.locations import Location
 from hcloud.server_types import ServerType
+from hcloud.servers import BoundServer
 
 from activities.cloud.userdata import BRIDGE_PORT, render_cloud_init
 from bridge.config import BootstrapConfig
@@ -33,12 +35,18 @@ def user_data(agent_id: str) -> str:
     return render_cloud_init(config)
 
 
+def public_ip(server: BoundServer) -> str:
+    assert server.public_net is not None and server.public_net.ipv4 is not None
+    return str(server.public_net.ipv4.ip)
+
+
 def health(ip: str) -> dict[str, object] | None:
     try:
         response = httpx.get(f"http://{ip}:{BRIDGE_PORT}/health", timeout=1.0)
     except httpx.TransportError:
         return None
-    return response.json()
+    body: dict[str, object] = response.json()
+    return body
 
 
 def gone(pid: int) -> bool:
@@ -52,7 +60,9 @@ def gone(pid: int) -> bool:
 def bridge_pid(sim: RunningSim, provider: str, vm_id: object) -> int | None:
     for vm in sim_vms(sim, provider):
         if vm["id"] == vm_id:
-            return vm["bridge_pid"]  # type: ignore[return-value]
+            pid = vm["bridge_pid"]
+            assert pid is None or isinstance(pid, int), pid
+            return pid
     return None
 
 
@@ -65,7 +75,7 @@ def test_hetzner_vm_runs_the_bridge(sim: RunningSim) -> None:
         location=Location(name="fsn1"),
         user_data=user_data("agent-boot"),
     ).server
-    ip = server.public_net.ipv4.ip
+    ip = public_ip(server)
     pid = wait_for(lambda: bridge_pid(sim, "hetzner", server.id), what="bridge started")
     body = wait_for(lambda: health(ip), what="bridge /health")
     assert body["agent_id"] == "agent-boot"
@@ -130,9 +140,9 @@ def test_sigterm_leaves_no_bridge_behind(tmp_path: Path) -> None:
                 image=Image(name="ubuntu-24.04"),
                 user_data=user_data(f"agent-{i}"),
             ).server
-            ips.append(server.public_net.ipv4.ip)
+            ips.append(public_ip(server))
         for ip in ips:
-            wait_for(lambda ip=ip: health(ip), what="bridge /health")
+            wait_for(functools.partial(health, ip), what="bridge /health")
         pids = [vm["bridge_pid"] for vm in own.state()["vms"]]
         assert all(pids)
         own.process.send_signal(signal.SIGTERM)

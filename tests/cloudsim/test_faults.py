@@ -12,6 +12,7 @@ from hcloud import APIException, Client
 from hcloud.images import Image
 from hcloud.locations import Location
 from hcloud.server_types import ServerType
+from hcloud.servers import CreateServerResponse
 
 from cloudsim.testing import RunningSim
 from tests.cloudsim.conftest import sim_vms
@@ -26,7 +27,7 @@ def hcloud(sim: RunningSim) -> Client:
     return Client(token=sim.tokens["hetzner"], api_endpoint=sim.hetzner_url, poll_interval=0.05)
 
 
-def hetzner_create(sim: RunningSim, name: str, location: str = "hel1") -> object:
+def hetzner_create(sim: RunningSim, name: str, location: str = "hel1") -> CreateServerResponse:
     return hcloud(sim).servers.create(
         name=name,
         server_type=ServerType(name="cpx11"),
@@ -63,7 +64,7 @@ def test_drop_after_create_connection_lost(sim: RunningSim) -> None:
 def test_created_counts_every_create_of_a_name_even_after_delete(sim: RunningSim) -> None:
     # The chaos run's duplicate check: a second create of one agent's VM shows even when both were deleted.
     first = hetzner_create(sim, "twice")
-    hcloud(sim).servers.delete(first.server)  # type: ignore[attr-defined]
+    hcloud(sim).servers.delete(first.server)
     hetzner_create(sim, "twice")
     hetzner_create(sim, "once")
     assert sim.state()["created"] == {"hetzner": {"twice": 2, "once": 1}}

@@ -18,7 +18,8 @@ def create(c: httpx.Client, label: str, tags: list[str], **extra: object) -> dic
     body = {"region": "fra", "plan": "vc2-1c-2gb", "os_id": 2284, "label": label, "hostname": label, "tags": tags}
     response = c.post("/instances", json=body | extra)
     assert response.status_code == 202, response.text
-    return response.json()["instance"]
+    instance: dict[str, object] = response.json()["instance"]
+    return instance
 
 
 def list_all(c: httpx.Client, per_page: int, **filters: str) -> tuple[list[dict[str, object]], int, int]:
@@ -26,7 +27,9 @@ def list_all(c: httpx.Client, per_page: int, **filters: str) -> tuple[list[dict[
     found: list[dict[str, object]] = []
     cursor, pages, total = "", 0, -1
     while True:
-        params = {"per_page": per_page, **filters} | ({"cursor": cursor} if cursor else {})
+        params: dict[str, str | int] = {"per_page": per_page, **filters}
+        if cursor:
+            params["cursor"] = cursor
         body = c.get("/instances", params=params).json()
         found += body["instances"]
         total = body["meta"]["total"]

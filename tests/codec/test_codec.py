@@ -128,10 +128,12 @@ async def test_keyring_from_env(tmp_path: Path) -> None:
     key = CodecKey.generate("env-key")
     spec = encode_keyring_spec([key])
     assert Keyring.from_env({}) is None
-    assert Keyring.from_env({"LOBSTACK_CODEC_KEYS": spec}).key_ids == ("env-key",)  # type: ignore[union-attr]
+    from_keys = Keyring.from_env({"LOBSTACK_CODEC_KEYS": spec})
+    assert from_keys is not None and from_keys.key_ids == ("env-key",)
     path = tmp_path / "keys"
     path.write_text(spec + "\n")
-    assert Keyring.from_env({"LOBSTACK_CODEC_KEYS_FILE": str(path)}).active_id == "env-key"  # type: ignore[union-attr]
+    from_file = Keyring.from_env({"LOBSTACK_CODEC_KEYS_FILE": str(path)})
+    assert from_file is not None and from_file.active_id == "env-key"
     with pytest.raises(CodecConfigError, match="only one"):
         Keyring.from_env({"LOBSTACK_CODEC_KEYS": spec, "LOBSTACK_CODEC_KEYS_FILE": str(path)})
 

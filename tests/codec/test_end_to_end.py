@@ -15,12 +15,12 @@ from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 import devstack
 from tests.stack import Stack, make_stack, reap
 from workers.codec import ENCODING, EncryptionCodec, Keyring, data_converter
+from workers.converter import with_converter
 from workflows import agent_lifecycle
 from workflows.models import AgentState
 from workflows.queues import workflow_id
@@ -38,7 +38,7 @@ def codec_stack(
     temporal_dev: WorkflowEnvironment, openbao: devstack.OpenBaoDev, keyring: Keyring, tmp_path: Path
 ) -> Iterator[Stack]:
     # Same server connection, the workers' data converter: client and workers share the codec.
-    encrypted = Client(**{**temporal_dev.client.config(), "data_converter": data_converter(keyring)})
+    encrypted = with_converter(temporal_dev.client, data_converter(keyring))
     made = make_stack(encrypted, openbao, f"sqlite:///{tmp_path / 'registry.db'}", tmp_path)
     yield made
     reap(made)

@@ -28,7 +28,7 @@ def load_hcl(path: Path) -> dict[str, Any]:
     return parse_hcl(path.read_text())
 
 
-def yaml_documents(path: Path) -> list[dict[str, Any]]:
+def yaml_documents(path: Path) -> list[Any]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
 
 
@@ -38,7 +38,8 @@ def manifests() -> list[tuple[Path, dict[str, Any]]]:
 
 
 def schema(name: str) -> dict[str, Any]:
-    return json.loads((SCHEMAS / f"{name}.json").read_text())
+    loaded: dict[str, Any] = json.loads((SCHEMAS / f"{name}.json").read_text())
+    return loaded
 
 
 def pod_specs() -> list[tuple[str, dict[str, Any]]]:

@@ -30,7 +30,7 @@ SOURCE_PACKAGES = ["workflows", "activities", "workers", "clients", "bridge", "s
 
 
 def _image_tag(service: str) -> str:
-    return SERVICES[service]["image"].rsplit(":", 1)[1]
+    return str(SERVICES[service]["image"]).rsplit(":", 1)[1]
 
 
 def _published(service: str) -> dict[int, int]:
@@ -73,9 +73,13 @@ def test_lobstack_image_is_built_from_the_repository_dockerfile() -> None:
 
 def test_external_images_are_the_versions_the_tests_run() -> None:
     temporal = subprocess.run([devstack.temporal_binary(), "--version"], capture_output=True, text=True, check=True)
-    server, ui = re.search(r"Server ([\d.]+), UI ([\d.]+)", temporal.stdout).groups()
+    versions = re.search(r"Server ([\d.]+), UI ([\d.]+)", temporal.stdout)
+    assert versions, temporal.stdout
+    server, ui = versions.groups()
     bao = subprocess.run([devstack.openbao_binary(), "version"], capture_output=True, text=True, check=True)
-    openbao = re.search(r"OpenBao v([\d.]+)", bao.stdout).group(1)
+    bao_version = re.search(r"OpenBao v([\d.]+)", bao.stdout)
+    assert bao_version, bao.stdout
+    openbao = bao_version.group(1)
     expected = {
         "temporal": ("temporalio/server", server),
         "temporal-schema": ("temporalio/admin-tools", server),
@@ -89,8 +93,8 @@ def test_external_images_are_the_versions_the_tests_run() -> None:
     # PostgreSQL 15, as on the CI machines; every image carries an exact version.
     assert re.fullmatch(r"postgres:15\.\d+-\w+", SERVICES["postgresql"]["image"])
     assert set(SERVICES) == {*expected, *LOBSTACK_SERVICES, "postgresql"}
-    for service in SERVICES.values():
-        assert re.search(r":\d+\.\d+", service["image"]), service["image"]
+    for definition in SERVICES.values():
+        assert re.search(r":\d+\.\d+", definition["image"]), definition["image"]
 
 
 def test_ports_are_the_code_defaults() -> None:

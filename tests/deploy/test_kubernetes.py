@@ -132,7 +132,8 @@ def _policies(namespace: str) -> list[dict[str, Any]]:
 
 
 def _peer_ns(peer: dict[str, Any]) -> str | None:
-    return (peer.get("namespaceSelector") or {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+    name = (peer.get("namespaceSelector") or {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+    return None if name is None else str(name)
 
 
 @pytest.mark.parametrize("namespace", ["lobstack", "lobstack-agents", "vault"])
@@ -254,7 +255,7 @@ def test_audit_policy_records_secret_access_rbac_changes_and_exec_without_secret
             if res is None or any(
                 r.get("group", "") == group and (not r.get("resources") or resource in r["resources"]) for r in res
             ):
-                return rule["level"]
+                return str(rule["level"])
         return "None"
 
     assert level_for("", "secrets") == "Metadata"  # recorded, and never the value

@@ -66,6 +66,7 @@ def test_ha_raft_cluster_of_three_nodes_that_join_each_other() -> None:
 
 
 def _statefulset() -> dict[str, Any]:
+    sts: dict[str, Any]
     (sts,) = [d for d in yaml_documents(K8S / "vault" / "openbao.yaml") if d["kind"] == "StatefulSet"]
     return sts
 

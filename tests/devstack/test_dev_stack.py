@@ -34,7 +34,9 @@ async def stack_and_held_port(tmp_path_factory: pytest.TempPathFactory) -> Async
             yield s, held
 
 
-async def test_a_lost_ui_port_restarts_the_ui_and_codec_cors_follows_it(stack_and_held_port: tuple[DevStack, int]):
+async def test_a_lost_ui_port_restarts_the_ui_and_codec_cors_follows_it(
+    stack_and_held_port: tuple[DevStack, int],
+) -> None:
     stack, held = stack_and_held_port
     ui_port = int(stack.temporal.ui_url.rsplit(":", 1)[1])
     assert ui_port != held
@@ -52,7 +54,7 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.lstat().st_mode)
 
 
-async def test_dev_stack_logs_and_state_are_for_this_user_only(stack_and_held_port: tuple[DevStack, int]):
+async def test_dev_stack_logs_and_state_are_for_this_user_only(stack_and_held_port: tuple[DevStack, int]) -> None:
     stack, _ = stack_and_held_port
     home = stack.home
     for directory in (home, home / "logs", home / "cloudsim", home / "local-vms"):
@@ -63,6 +65,6 @@ async def test_dev_stack_logs_and_state_are_for_this_user_only(stack_and_held_po
     assert set(logs.values()) == {0o600}, logs
 
 
-async def test_dev_stack_agents_are_never_locked_out_of_openbao(stack_and_held_port: tuple[DevStack, int]):
+async def test_dev_stack_agents_are_never_locked_out_of_openbao(stack_and_held_port: tuple[DevStack, int]) -> None:
     stack, _ = stack_and_held_port
     wrong_logins_then_bridge_login(stack.vault, "t-devlockout")

@@ -8,7 +8,7 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import hvac
@@ -29,7 +29,7 @@ AUTH_CACHE_S = 1.0
 @contextlib.asynccontextmanager
 async def gateway_for(stack: Stack, **overrides: object) -> AsyncIterator[str]:
     """The real gateway app under uvicorn on a free port, in this event loop (so tests must use async HTTP)."""
-    fields: dict[str, object] = {
+    fields: dict[str, Any] = {
         "temporal": stack.temporal,
         "vault_addr": stack.vault.settings.addr,
         "task_queue": stack.task_queue,
@@ -38,7 +38,7 @@ async def gateway_for(stack: Stack, **overrides: object) -> AsyncIterator[str]:
         "poll_interval_s": 0.2,
     }
     fields.update(overrides)
-    async with serving(GatewaySettings(**fields)) as url:  # type: ignore[arg-type]
+    async with serving(GatewaySettings(**fields)) as url:
         yield url
 
 

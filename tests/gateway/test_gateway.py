@@ -8,6 +8,7 @@ import uuid
 
 import httpx
 import pytest
+from google.protobuf.message import Message
 from temporalio.service import RPCError, RPCStatusCode
 
 from gateway.app import approval_id
@@ -100,12 +101,13 @@ async def test_a_tool_outside_the_allow_list_starts_nothing(stack: Stack) -> Non
         agent_id = await env.agent(**GATED)
         token = await agent_token(stack, agent_id)
         for tool in ("payments.charge", "shell.exec"):
-            body = {"request_id": tool.replace(".", "") + "1", "tool": tool, "arguments": {"amount": "5"}}
+            request_id = tool.replace(".", "") + "1"
+            body = {"request_id": request_id, "tool": tool, "arguments": {"amount": "5"}}
             resp = await http.post("/v1/approvals", json=body, headers=bearer(token))
             assert resp.status_code == 403
             assert resp.json() == {"error": "not enabled", "field": "tool"}
             with pytest.raises(RPCError) as err:
-                await stack.temporal.get_workflow_handle(approval_id(agent_id, body["request_id"])).describe()
+                await stack.temporal.get_workflow_handle(approval_id(agent_id, request_id)).describe()
             assert err.value.status == RPCStatusCode.NOT_FOUND
 
         # Enabled but not gated: allowed without a workflow either.
@@ -230,9 +232,8 @@ async def test_sensitive_arguments_never_reach_history(stack: Stack) -> None:
             assert value in decoded
 
 
-def _payload_texts(event: object) -> list[str]:
+def _payload_texts(event: Message) -> list[str]:
     """The decoded data of every payload anywhere in one history event."""
-    from google.protobuf.message import Message
     from temporalio.api.common.v1 import Payload
 
     found: list[str] = []
@@ -249,5 +250,5 @@ def _payload_texts(event: object) -> list[str]:
                 if isinstance(item, Message):
                     walk(item)
 
-    walk(event)  # type: ignore[arg-type]
+    walk(event)
     return found

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from hypothesis import strategies as st
 from temporalio.api.common.v1 import Payload, Payloads, WorkflowExecution, WorkflowType
@@ -164,7 +165,7 @@ async def start(
 _BENIGN = {WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND}
 
 
-async def workflow_task_failures(handle: WorkflowHandle[object, object]) -> list[str]:
+async def workflow_task_failures(handle: WorkflowHandle[Any, Any]) -> list[str]:
     """Every failed workflow task in the history, with its cause and message (should be none)."""
     failed = []
     async for event in handle.fetch_history_events():

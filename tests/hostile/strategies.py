@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import string
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hypothesis import strategies as st
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+D = TypeVar("D", bound="DataclassInstance")
+
+
+def with_field(message: D, field: str, value: object) -> D:
+    """`message` with one field set to anything a caller could send, whatever the field's declared type."""
+    changes: dict[str, Any] = {field: value}
+    return dataclasses.replace(message, **changes)
+
 
 # Fragments that mean something to a YAML parser, a shell, a label/tag syntax, a terminal or a path.
 BREAKERS = (

@@ -18,7 +18,7 @@ from tests.hostile.strategies import BREAKERS
 from workflows.spec import AgentSpec, SpecError, validate_spec
 
 # What argv can carry: no NUL (the OS refuses it) and no lone surrogates (not encodable).
-_ARGV_TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), min_size=1, max_size=70)
+_ARGV_TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), min_size=1, max_size=70)
 _ARGV_BREAKERS = [b for b in BREAKERS if "\x00" not in b]
 argv_text = st.one_of(
     _ARGV_TEXT,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import asdict, fields
+from typing import Any
 
 import pytest
 import yaml
@@ -46,7 +47,7 @@ configs = st.builds(BootstrapConfig, **{name: _text() for name in _TEXT_FIELDS},
 HUGE = BootstrapConfig("a", "http://v", "r", "\n- " * 12_000, "auth/approle/role/a/secret-id")
 
 
-def _parse(user_data: str) -> dict[str, object]:
+def _parse(user_data: str) -> dict[str, Any]:
     assert user_data.startswith("#cloud-config\n")
     doc = yaml.safe_load(user_data)
     assert isinstance(doc, dict) and set(doc) == {"users", "write_files", "runcmd"}, doc

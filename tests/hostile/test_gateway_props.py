@@ -12,7 +12,7 @@ import random
 import re
 import socket
 import string
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import example, given
@@ -279,7 +279,7 @@ def test_an_approval_id_names_exactly_one_agent_and_request(
     bridge: Authorizer, agent_id: str, request_id: object
 ) -> None:
     """approval-<agent_id>-<request_id> splits one way only, for every request id either side accepts."""
-    sides = {
+    sides: dict[str, Callable[[object], bool]] = {
         "bridge": lambda r: bridge_refusal(bridge, GATED_TOOL, {"request_id": r}) is None,
         "gateway": lambda r: gateway_refusal("request_id", {"request_id": r, "tool": GATED_TOOL}) is None,
     }

@@ -39,8 +39,9 @@ hostile_strings = st.one_of(
 ).filter(lambda s: s != APPROVER)
 reasons = st.one_of(hostile_strings, st.just(_HUGE), st.just("why\x00"))
 # Bodies of the wrong shape: the SDK cannot decode them into the signal's dataclass and drops the signal. (JSON null
-# is different: it decodes to None; see test_a_null_body_does_not_wedge_the_lifecycle.)
-wrong_types = st.one_of(st.integers(), st.booleans(), st.lists(st.integers(), max_size=2))
+# is different: it decodes to None; see test_a_null_body_does_not_wedge_the_lifecycle.) Lists are never empty: an
+# empty list is a valid list of strings, so `approval_required: []` would be a legitimate update.
+wrong_types = st.one_of(st.integers(), st.booleans(), st.lists(st.integers(), min_size=1, max_size=2))
 decision_bodies = st.one_of(
     st.fixed_dictionaries({"approver": hostile_strings}, optional={"reason": reasons}),
     st.fixed_dictionaries({"approver": st.one_of(st.none(), wrong_types)}, optional={"reason": reasons}),

@@ -13,13 +13,13 @@ from hypothesis import strategies as st
 
 from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, vm_name
 from activities.cloud.regions import CLOUD_PROVIDERS
+from bridge.identifiers import AGENT_ID_RULE
 from gateway.approvals import REQUEST_ID
 from store.validation import _LIMITS
-from tests.hostile.strategies import hostile_text, huge_text, not_a_string
+from tests.hostile.strategies import hostile_text, huge_text, not_a_string, with_field
 from workflows.queues import workflow_id
 from workflows.spec import (
     ACCOUNT_ID_RULE,
-    AGENT_ID_RULE,
     APPROVER_RULE,
     MAX_SKILLS,
     NAME_RULE,
@@ -106,14 +106,14 @@ def test_name(value: str) -> None:
 @pytest.mark.parametrize(("field", "allowed"), [("provider", PROVIDERS), ("region", REGIONS), ("size", SIZES)], ids=str)
 @given(value=st.one_of(hostile_text(), not_a_string()))
 def test_choices(field: str, allowed: tuple[str, ...], value: object) -> None:
-    if _check(replace(VALID, **{field: value}), field, ", ".join(allowed)):
+    if _check(with_field(VALID, field, value), field, ", ".join(allowed)):
         assert value in allowed and len(str(value)) <= _LIMITS[field]
 
 
 @given(field=st.sampled_from(["account_id", "name", "agent_id", "provider", "region", "size"]), value=huge_text())
 def test_huge_values_are_refused_briefly(field: str, value: str) -> None:
     with pytest.raises(SpecError) as caught:
-        validate_spec(replace(VALID, **{field: value}))
+        validate_spec(with_field(VALID, field, value))
     _assert_refusal(caught.value, field, "characters", "choose one of")
 
 
@@ -122,7 +122,7 @@ def test_ids_of_the_wrong_type(value: object) -> None:
     for field in ("account_id", "name", "agent_id"):
         if not isinstance(value, str):
             with pytest.raises(SpecError) as caught:
-                validate_spec(replace(VALID, **{field: value}))
+                validate_spec(with_field(VALID, field, value))
             _assert_refusal(caught.value, field, "")
     try:
         validate_agent_id(value)
@@ -145,7 +145,7 @@ LIST_FIELDS = {
 @given(values=st.one_of(st.lists(hostile_text(), max_size=5), st.lists(st.just("a"), min_size=60, max_size=70)))
 def test_list_fields(field: str, values: list[str]) -> None:
     pattern, rule = LIST_FIELDS[field]
-    if _check(replace(VALID, **{field: values}), field, rule, "listed once", f"at most {MAX_SKILLS}"):
+    if _check(with_field(VALID, field, values), field, rule, "listed once", f"at most {MAX_SKILLS}"):
         assert len(values) <= MAX_SKILLS and len(set(values)) == len(values)
         for value in values:
             assert re.fullmatch(pattern, value) and value.isascii() and value.isprintable()
@@ -163,7 +163,7 @@ def test_list_fields(field: str, values: list[str]) -> None:
 )
 def test_list_fields_of_the_wrong_type(field: str, value: object) -> None:
     with pytest.raises(SpecError) as caught:
-        validate_spec(replace(VALID, **{field: value}))
+        validate_spec(with_field(VALID, field, value))
     _assert_refusal(caught.value, field, LIST_FIELDS[field][1], "must be a list", "listed once")
 
 
@@ -193,14 +193,14 @@ NUMBERS = {
 @given(value=st.one_of(st.integers(), not_a_string(), hostile_text(max_size=10), st.floats()))
 def test_numbers(field: str, value: object) -> None:
     low, high = NUMBERS[field]
-    if _check(replace(VALID, **{field: value}), field, f"{low} to {high}", f"from {low} to {high}"):
+    if _check(with_field(VALID, field, value), field, f"{low} to {high}", f"from {low} to {high}"):
         assert type(value) is int and low <= value <= high
 
 
 @pytest.mark.parametrize("field", ["strict_region", "require_approval", "replace_unhealthy"])
 @given(value=st.one_of(not_a_string(), hostile_text(max_size=10)))
 def test_flags(field: str, value: object) -> None:
-    if _check(replace(VALID, **{field: value}), field, "true or false"):
+    if _check(with_field(VALID, field, value), field, "true or false"):
         assert isinstance(value, bool)
 
 

@@ -56,7 +56,8 @@ async def test_rotation_rewraps_then_refuses_old_ciphertexts(stack: Stack) -> No
         [event] = [e for e in stack.registry.events(agent_id=agent_id) if e.action == "keys.rotated"]
         assert event.actor == "key-rotation" and event.state == AgentState.RUNNING
         assert event.details["rewrapped"] == str(len(VALUES)) and event.details["to_version"] == "2"
-        assert stack.registry.get(agent_id).state == AgentState.RUNNING, "the audit leaves the agent's row alone"
+        record = stack.registry.get(agent_id)
+        assert record is not None and record.state == AgentState.RUNNING, "the audit leaves the agent's row alone"
 
         await stack.client.destroy(agent_id)
         await stack.client.result(agent_id)
@@ -82,7 +83,8 @@ async def test_a_retried_batch_rotates_and_audits_once_per_run(stack: Stack) -> 
         # An attempt that died after rotating but before its audit: the version made since the start is reused.
         crashed = RotationBatch(str(uuid.uuid4()), batch.started_at - timedelta(seconds=1), [agent_id])
         assert env.run(acts.rotate_keys, crashed).agents[0].to_version == 2
-        assert stack.vault.transit_key(agent_id).latest_version == 2
+        key = stack.vault.transit_key(agent_id)
+        assert key is not None and key.latest_version == 2
         assert [e.action for e in stack.registry.events(agent_id=agent_id)].count("keys.rotated") == 2  # two runs
         assert data.get(agent_id, "token-file") == b"s3cr3t"
 

@@ -63,7 +63,7 @@ async def _install_and_update(client: Client, queue: str) -> None:
         assert action.workflow == workflow and action.task_queue == queue and action.id == schedule_id
         assert [i.every for i in described.schedule.spec.intervals] == [every]
         assert described.schedule.policy.overlap == ScheduleOverlapPolicy.SKIP
-        assert described.schedule.state.note.startswith("Lobstack ")
+        assert (described.schedule.state.note or "").startswith("Lobstack ")
         assert "purpose" in (action.memo or {})
 
     # An operator pauses the sweep; a reinstall with another interval updates all three and keeps the pause.

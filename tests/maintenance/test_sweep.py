@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from activities.cloud.base import vm_name
@@ -20,7 +22,7 @@ from workflows.queues import workflow_id
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-def sim_vms(sim: RunningSim, agent_id: str) -> list[dict]:
+def sim_vms(sim: RunningSim, agent_id: str) -> list[dict[str, Any]]:
     return [vm for vm in sim.state()["vms"] if vm["name"] == vm_name(agent_id)]
 
 
@@ -60,7 +62,8 @@ async def test_sweep_removes_what_a_terminated_lifecycle_left_and_nothing_else(s
             assert stack.registry.agent_data_of(agent_id) == []
             [event] = [e for e in stack.registry.events(agent_id=agent_id) if e.action == "orphan.swept"]
             assert event.actor == "orphan-sweep" and event.details["vms"] == "1" and event.details["policies"] == "1"
-            assert stack.registry.get(agent_id).state == AgentState.DESTROYED
+            record = stack.registry.get(agent_id)
+            assert record is not None and record.state == AgentState.DESTROYED
         assert stack.vms_of(dead) == 0 and dead_pid is not None and not pid_alive(dead_pid)
         assert sim_vms(sim, dead_cloud) == []
 

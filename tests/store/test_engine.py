@@ -15,7 +15,7 @@ def test_sqlite_engine_creates_the_directory_and_sets_pragmas(tmp_path: Path) ->
     try:
         with engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() >= 5000
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert path.parent.is_dir()
     finally:

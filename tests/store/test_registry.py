@@ -236,7 +236,7 @@ def test_records_are_detached_and_frozen(registry: Registry) -> None:
     assert agent is not None
     registry.close()  # the record needs no session or connection
     with pytest.raises(AttributeError):
-        agent.state = AgentState.RUNNING  # type: ignore[misc]
+        agent.state = AgentState.RUNNING  # type: ignore[misc]  # frozen: the test proves it refuses
     assert agent.state is AgentState.PROVISIONING
 
 

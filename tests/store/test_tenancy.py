@@ -152,7 +152,8 @@ def test_the_registrys_own_session_is_limited_by_the_database(pg_registry: Regis
             assert accounts == {"acme"}, table
         assert conn.execute(text("UPDATE agents SET name = 'x'")).rowcount == 2
         assert conn.execute(text("DELETE FROM agent_data")).rowcount == 2
-    assert pg_registry.get("b1").name == "helper"  # type: ignore[union-attr]
+    record = pg_registry.get("b1")
+    assert record is not None and record.name == "helper"
     assert pg_registry.agent_data("b1", "smtp") is not None
     with scoped_connection(pg_registry.engine, SYSTEM, pg_registry.roles) as conn:
         assert conn.execute(text("SELECT current_user")).scalar() == pg_registry.roles.system

@@ -29,6 +29,7 @@ async def test_no_decision_by_the_deadline_rejects(
         result = await stack.client.result(agent_id)
         status = await stack.client.status(agent_id)
     assert result.state == AgentState.REJECTED and "approval expired" in result.reason
+    assert status.finished_at is not None and status.created_at is not None
     elapsed = status.finished_at - status.created_at
     assert timedelta(hours=24) <= elapsed < timedelta(hours=24, minutes=1)
     assert stack.vault.residue(agent_id) == Residue() and stack.vms_of(agent_id) == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
@@ -28,7 +30,7 @@ def clouds(sim: RunningSim, stack: Stack, **env_overrides: str) -> dict[str, Clo
     return default_providers(settings, env)
 
 
-def sim_vms(sim: RunningSim, agent_id: str) -> list[dict]:
+def sim_vms(sim: RunningSim, agent_id: str) -> list[dict[str, Any]]:
     return [vm for vm in sim.state()["vms"] if vm["name"] == vm_name(agent_id)]
 
 

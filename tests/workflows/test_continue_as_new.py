@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from tests.stack import Stack, eventually, make_stack, reap
-from workers import devstack
+import devstack
 from workflows.agent_lifecycle import AgentLifecycleWorkflow
 from workflows.models import AgentState, HealthChange
 from workflows.queues import workflow_id
@@ -64,7 +65,7 @@ async def _continued(stack: Stack, agent_id: str, handle: WorkflowHandle[object,
     return await eventually(new_run, timeout_s=60, what="a continue-as-new")
 
 
-async def _health(handle: WorkflowHandle[object, object], change: HealthChange) -> None:
+async def _health(handle: WorkflowHandle[Any, Any], change: HealthChange) -> None:
     await handle.signal(AgentLifecycleWorkflow.health_changed, change)
 
 

@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from activities.cloud.local import pid_alive
 from clients.client import AgentExists, DecisionRefused
 from tests.stack import Stack
-from workflows.models import AgentState, Residue
+from workflows.models import AgentState, AgentStatus, Residue
 from workflows.queues import workflow_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -223,7 +223,7 @@ async def test_workflow_refuses_an_invalid_spec_started_directly(stack: Stack) -
     assert_nothing_left(stack, spec.agent_id)
 
 
-async def _wait_vm_created(stack: Stack, agent_id: str):
+async def _wait_vm_created(stack: Stack, agent_id: str) -> AgentStatus:
     """Until the status shows a VM id: the VM exists (its process waits at the boot gate)."""
     deadline = asyncio.get_running_loop().time() + 30
     while True:

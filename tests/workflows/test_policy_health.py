@@ -35,8 +35,8 @@ async def test_update_skills_changes_the_policy_and_is_audited(stack: Stack) -> 
         assert after.version == before.version + 1
         await stack.client.destroy(agent_id)
         await stack.client.result(agent_id)
-    updated = [e for e in stack.registry.events(agent_id=agent_id) if e.action == "skills.updated"]
-    assert [(e.actor, e.details["policy_version"]) for e in updated] == [("alice", "1")]
+    updates = [e for e in stack.registry.events(agent_id=agent_id) if e.action == "skills.updated"]
+    assert [(e.actor, e.details["policy_version"]) for e in updates] == [("alice", "1")]
 
 
 async def _health(stack: Stack, agent_id: str, change: HealthChange) -> None:

@@ -5,23 +5,24 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 import devstack
 from clients.client import DecisionRefused, LobstackClient
 from tests.stack import Stack, make_stack
-from workflows.models import ApprovalState, Decision, ToolApprovalInput
+from workflows.models import ApprovalState, ApprovalStatus, Decision, ToolApprovalInput
 from workflows.tool_approval import ToolApprovalWorkflow, approval_workflow_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-def request(stack: Stack, **overrides: object) -> ToolApprovalInput:
-    fields: dict[str, object] = {
+def request(stack: Stack, **overrides: Any) -> ToolApprovalInput:
+    fields: dict[str, Any] = {
         "agent_id": f"t-{uuid.uuid4().hex[:12]}",
         "account_id": "acme",
         "request_id": uuid.uuid4().hex[:12],
@@ -33,10 +34,12 @@ def request(stack: Stack, **overrides: object) -> ToolApprovalInput:
         "publish_search_attribute": False,  # the time-skipping server has no custom search attributes
     }
     fields.update(overrides)
-    return ToolApprovalInput(**fields)  # type: ignore[arg-type]
+    return ToolApprovalInput(**fields)
 
 
-async def start(client: Client, stack: Stack, req: ToolApprovalInput):
+async def start(
+    client: Client, stack: Stack, req: ToolApprovalInput
+) -> WorkflowHandle[ToolApprovalWorkflow, ApprovalStatus]:
     return await client.start_workflow(
         ToolApprovalWorkflow.run,
         req,
@@ -77,6 +80,7 @@ async def test_no_decision_expires_as_rejected(temporal_time_skipping: WorkflowE
         await temporal_time_skipping.sleep(timedelta(hours=1, seconds=1))
         result = await handle.result()
     assert result.state == ApprovalState.EXPIRED and not result.decided_by
+    assert result.decided_at is not None and result.requested_at is not None
     assert result.decided_at - result.requested_at >= timedelta(hours=1)
     assert ts_stack.registry.events(agent_id=req.agent_id)[-1].action == "approval.expired"
 

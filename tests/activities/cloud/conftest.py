@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 import pytest
 
 from activities.cloud.base import CloudProvider
-from activities.cloud.providers import CLOUD_PROVIDER_NAMES, build_providers
+from activities.cloud.providers import build_providers
+from activities.cloud.regions import CLOUD_PROVIDERS, CloudProviderName, is_provider_name
 from bridge.config import BootstrapConfig
 from workflows.models import CreateVMRequest
 
@@ -32,9 +33,10 @@ def sim_env(sim: Any, **overrides: str) -> dict[str, str]:
     return {**sim.env(), **overrides}
 
 
-@pytest.fixture(params=CLOUD_PROVIDER_NAMES)
-def name(request: pytest.FixtureRequest) -> str:
-    return request.param
+@pytest.fixture(params=CLOUD_PROVIDERS)
+def name(request: pytest.FixtureRequest) -> CloudProviderName:
+    provider: CloudProviderName = request.param
+    return provider
 
 
 @pytest.fixture
@@ -47,6 +49,7 @@ def new_agent_id() -> str:
 
 
 def vm_request(provider: str, agent_id: str, *, region: str = "eu-central", location: str = "") -> CreateVMRequest:
+    assert is_provider_name(provider), provider
     return CreateVMRequest(
         agent_id=agent_id,
         account_id="acct-7",
@@ -117,4 +120,5 @@ def direct_adapter(name: str, sim: Any, **options: Any) -> CloudProvider:
         "vultr": (VultrProvider, sim.vultr_url),
     }
     cls, endpoint = classes[name]
-    return cls(token=sim.tokens[name], endpoint=endpoint, **options)
+    provider: CloudProvider = cls(token=sim.tokens[name], endpoint=endpoint, **options)
+    return provider

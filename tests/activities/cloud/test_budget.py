@@ -10,6 +10,7 @@ import pytest
 from activities.cloud.base import VM
 from activities.cloud.budget import ApiBudget, Budgeted, TokenBucket
 from activities.cloud.calls import ProviderCalls, counting
+from activities.cloud.regions import ProviderName
 from activities.errors import ProviderRateLimited
 from tests.activities.cloud.conftest import bootstrap, vm_request
 
@@ -17,7 +18,8 @@ from tests.activities.cloud.conftest import bootstrap, vm_request
 class FakeCloud:
     """Records requests the way the real adapters do; `get` answers 429 `storm` times first."""
 
-    name = "fake"
+    # Any provider name: the fake stands for whichever cloud the budget wraps.
+    name: ProviderName = "vultr"
 
     def __init__(self, *, storm: int = 0, retry_after_s: float = 0.2) -> None:
         self.calls = ProviderCalls(self.name)
@@ -56,7 +58,7 @@ class FakeCloud:
 
 
 def budgeted(inner: FakeCloud, *, rate: float = 1000.0, burst: int = 10, max_wait_s: float = 5.0) -> Budgeted:
-    return Budgeted(inner, ApiBudget("fake", rate, burst), max_rate_limit_wait_s=max_wait_s)  # type: ignore[arg-type]
+    return Budgeted(inner, ApiBudget("fake", rate, burst), max_rate_limit_wait_s=max_wait_s)
 
 
 def tokens(b: Budgeted) -> float:
@@ -99,7 +101,7 @@ def test_a_429_pauses_every_caller_of_the_provider() -> None:
         pause(seconds)
         paused.set()
 
-    b._bucket.pause = pause_then_signal  # type: ignore[method-assign]
+    b._bucket.pause = pause_then_signal  # type: ignore[method-assign]  # the test watches the bucket pause
     worker = threading.Thread(target=b.get, args=("1",))
     worker.start()
     assert paused.wait(5)

@@ -13,6 +13,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.cloud.activities import MAX_POLL_FAILURES, CloudActivities
 from activities.cloud.base import CloudProvider
+from activities.cloud.regions import CloudProviderName
 from activities.errors import ProviderUnavailable
 from tests.activities.cloud.conftest import bootstrap, new_agent_id, vm_request
 from workflows.models import VMLookup
@@ -32,7 +33,9 @@ def _storm_429s(sim: Any, provider: str) -> int:
     return int(sim.state()["injected"].get(provider, {}).get("storm_429", 0))
 
 
-async def test_failed_polls_are_looked_past(name: str, adapter: CloudProvider, sim: Any, cleanup: list[Any]) -> None:
+async def test_failed_polls_are_looked_past(
+    name: CloudProviderName, adapter: CloudProvider, sim: Any, cleanup: list[Any]
+) -> None:
     agent_id = new_agent_id()
     cleanup.append((adapter, agent_id))
     vm = adapter.create(vm_request(name, agent_id), bootstrap(agent_id))
@@ -48,7 +51,7 @@ async def test_failed_polls_are_looked_past(name: str, adapter: CloudProvider, s
 
 
 async def test_a_run_of_failed_polls_ends_the_attempt(
-    name: str, adapter: CloudProvider, sim: Any, cleanup: list[Any]
+    name: CloudProviderName, adapter: CloudProvider, sim: Any, cleanup: list[Any]
 ) -> None:
     agent_id = new_agent_id()
     cleanup.append((adapter, agent_id))

@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from typing import Any
 
 import hvac
 import hvac.exceptions as hv
@@ -14,8 +15,9 @@ from bridge.introduction import REASON_USED, Introduction, IntroductionRejected
 from tests.activities.secrets.conftest import new_agent_id
 
 
-def _lookup(root: hvac.Client, wrapped: str) -> dict:
-    return root.adapter.post("/v1/sys/wrapping/lookup", json={"token": wrapped})["data"]
+def _lookup(root: hvac.Client, wrapped: str) -> dict[str, Any]:
+    found: dict[str, Any] = root.adapter.post("/v1/sys/wrapping/lookup", json={"token": wrapped})["data"]
+    return found
 
 
 def test_bootstrap_is_wrapped_short_lived_and_at_the_right_path(

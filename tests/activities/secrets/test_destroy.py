@@ -6,7 +6,7 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.errors import SecretsLeftBehind
-from activities.secrets import AgentVault, SecretsActivities
+from activities.secrets import AgentVault, SecretsActivities, VaultSettings
 from bridge.introduction import Introduction, IntroductionRejected
 from tests.activities.secrets.conftest import new_agent_id
 from workflows.models import AgentRef, Residue
@@ -93,7 +93,7 @@ def test_destroy_finds_tokens_issued_after_a_previous_scan(vault: AgentVault, ag
             session.client.auth.token.lookup_self()
 
 
-def test_a_fresh_vault_object_finds_tokens_too(vault_settings, agent_id: str) -> None:
+def test_a_fresh_vault_object_finds_tokens_too(vault_settings: VaultSettings, agent_id: str) -> None:
     minting = AgentVault(vault_settings)
     minting.mint(agent_id)
     Introduction(minting.issue_bootstrap(agent_id)).run()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import hvac
 import hvac.exceptions as hv
@@ -10,8 +11,10 @@ from activities.errors import SecretsRejected
 from activities.secrets import AgentVault, VaultSettings, from_env, render_agent_policy
 
 
-def _identity(root: hvac.Client, agent_id: str) -> dict:
-    return root.secrets.kv.v2.read_secret_version(f"agents/{agent_id}/identity", raise_on_deleted_version=True)["data"]
+def _identity(root: hvac.Client, agent_id: str) -> dict[str, Any]:
+    path = f"agents/{agent_id}/identity"
+    identity: dict[str, Any] = root.secrets.kv.v2.read_secret_version(path, raise_on_deleted_version=True)["data"]
+    return identity
 
 
 def test_mint_is_idempotent(vault: AgentVault, root: hvac.Client, agent_id: str) -> None:
@@ -109,7 +112,9 @@ def test_ensure_engines_is_idempotent_and_mounts_missing_engines(
     assert mounts[f"transit-{suffix}/"]["type"] == "transit"
     assert root.sys.list_auth_methods()["data"][f"approle-{suffix}/"]["type"] == "approle"
     # Mounted by the service itself, AppRole still never locks an agent out after wrong SecretIDs.
-    tune = root.read(f"sys/auth/approle-{suffix}/tune")["data"]
+    answer = root.read(f"sys/auth/approle-{suffix}/tune")
+    assert isinstance(answer, dict), answer
+    tune = answer["data"]
     assert tune["user_lockout_disable"] is True, tune
 
     # The whole lifecycle works on non-default mounts too.

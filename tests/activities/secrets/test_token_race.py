@@ -50,7 +50,7 @@ def _scan_until(stop: threading.Event, vault: AgentVault, errors: list[BaseExcep
 
 
 def _with_scans(vault: AgentVault, work: list[threading.Thread]) -> list[BaseException]:
-    stop, errors = threading.Event(), []
+    stop, errors = threading.Event(), list[BaseException]()
     scanners = [threading.Thread(target=_scan_until, args=(stop, vault, errors)) for _ in range(3)]
     for thread in scanners:
         thread.start()

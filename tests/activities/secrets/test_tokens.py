@@ -37,7 +37,7 @@ class _AnswersOnce:
 def _finder_with(openbao: OpenBaoDev, error: hv.VaultError) -> tuple[TokenFinder, str]:
     client = hvac.Client(url=openbao.addr, token=openbao.root_token)
     dangling = client.auth.token.create(policies=["default"], ttl="5m")["auth"]["accessor"]
-    client.auth.token = _AnswersOnce(client.auth.token, dangling, error)  # type: ignore[misc]
+    client.auth.token = _AnswersOnce(client.auth.token, dangling, error)  # type: ignore[attr-defined]  # stubs: read-only
     return TokenFinder(client, "approle"), dangling
 
 
