@@ -18,8 +18,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from clients.client import LobstackClient  # noqa: E402
+from contracts.queues import WORKFLOW_QUEUE  # noqa: E402
 from workers.dev import DevStack, dev_stack  # noqa: E402
-from workflows.queues import WORKFLOW_QUEUE  # noqa: E402
 
 PROVIDER = "vultr"
 # Where the benches write their plots: the README shows them from here.

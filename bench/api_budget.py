@@ -49,10 +49,11 @@ from activities.cloud.budget import DOCUMENTED_CALLS_PER_S
 from bench._common import PLOTS, Deadline, header, plot_note
 from clients.client import LobstackClient, LobstackClientError
 from cloudsim.ratelimit import DEFAULT_LIMITS
+from contracts.identifiers import workflow_id
+from contracts.models import AgentState
+from contracts.queues import WORKFLOW_QUEUE
+from contracts.spec import AgentSpec
 from workers.dev import DevStack, dev_stack
-from workflows.models import AgentState
-from workflows.queues import WORKFLOW_QUEUE, workflow_id
-from workflows.spec import AgentSpec
 
 PROVIDERS = ("hetzner", "digitalocean", "vultr")
 RATE_LIMITED = "ProviderRateLimited"

@@ -42,13 +42,13 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from bench._common import PLOTS, header, percentile, plot_note
 from bench._fleet_server import fleet_agent_id, fleet_ip, unhealthy_sets
+from contracts.maintenance_models import FLEET_HEALTH_SCHEDULE, FleetHealthInput, FleetHealthResult
+from contracts.models import AgentState
 from store import Registry
 from store.tables import AgentRow
 from workers import devstack
 from workers.schedules import build_schedules
 from workflows.fleet_health import FleetHealthWorkflow
-from workflows.maintenance_models import FLEET_HEALTH_SCHEDULE, FleetHealthInput, FleetHealthResult
-from workflows.models import AgentState
 
 BENCH = Path(__file__).resolve().parent
 TARGET_CORES = 0.5

@@ -27,10 +27,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import PLOTS, PROVIDER, BenchStack, Deadline, bench_stack, header, percentile, plot_note
+from contracts.identifiers import workflow_id
+from contracts.models import AgentState
+from contracts.spec import AgentSpec
 from store import Registry
-from workflows.models import AgentState
-from workflows.queues import workflow_id
-from workflows.spec import AgentSpec
 
 TARGET_P95_S = 1.0
 ACCOUNT = "bench"

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from activities.cloud.regions import CLOUD_PROVIDERS
 from activities.secrets import AgentVault, VaultSettings
 from cloudsim.testing import RunningSim, start_cloudsim
+from contracts.regions import CLOUD_PROVIDERS
 from gateway import GatewaySettings
 from gateway import serving as serving_gateway
 from workers import devstack

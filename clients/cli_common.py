@@ -21,7 +21,7 @@ import sys
 import traceback
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from workflows.spec import AgentSpec, SpecError, validate_spec
+from contracts.spec import AgentSpec, SpecError, validate_spec
 
 if TYPE_CHECKING:
     from clients.client import LobstackClient
@@ -77,7 +77,7 @@ def temporal_target(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def task_queue(args: argparse.Namespace) -> str:
-    from workflows.queues import WORKFLOW_QUEUE
+    from contracts.queues import WORKFLOW_QUEUE
 
     return getattr(args, "task_queue", None) or os.environ.get("LOBSTACK_TASK_QUEUE") or WORKFLOW_QUEUE
 

@@ -21,9 +21,8 @@ from temporalio.converter import DataConverter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from bridge.identifiers import parse_approval_id
-from workflows.agent_lifecycle import AgentLifecycleWorkflow
-from workflows.models import (
+from contracts.identifiers import agent_of, parse_approval_id, workflow_id
+from contracts.models import (
     AgentPolicy,
     AgentState,
     AgentStatus,
@@ -34,8 +33,8 @@ from workflows.models import (
     LifecycleResult,
     SkillUpdate,
 )
-from workflows.queues import WORKFLOW_QUEUE, workflow_id
-from workflows.spec import (
+from contracts.queues import WORKFLOW_QUEUE
+from contracts.spec import (
     AgentSpec,
     SpecError,
     validate_agent_id,
@@ -43,6 +42,7 @@ from workflows.spec import (
     validate_spec,
     validate_tool_patterns,
 )
+from workflows.agent_lifecycle import AgentLifecycleWorkflow
 from workflows.tool_approval import ToolApprovalWorkflow
 
 
@@ -327,7 +327,7 @@ class LobstackClient:
         found = []
         async for wf in self.temporal.list_workflows(query):
             status = wf.status.name.lower() if isinstance(wf.status, WorkflowExecutionStatus) else "unknown"
-            found.append(AgentSummary(wf.id.removeprefix("agent-"), status, wf.start_time))
+            found.append(AgentSummary(agent_of(wf.id) or wf.id, status, wf.start_time))
         return found
 
 

@@ -39,12 +39,9 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from bridge.identifiers import REQUEST_ID_RULE, is_request_id
-from bridge.identifiers import approval_id as approval_id
-from gateway.approvals import ApprovalRequest, RequestInvalid, parse_request
-from gateway.auth import AgentIdentity, AuthError, VaultAuthenticator
-from gateway.settings import GatewaySettings
-from workflows.models import (
+from contracts.identifiers import REQUEST_ID_RULE, is_request_id, workflow_id
+from contracts.identifiers import approval_id as approval_id
+from contracts.models import (
     AgentPolicy,
     AgentState,
     ApprovalState,
@@ -52,7 +49,9 @@ from workflows.models import (
     SkillConfig,
     ToolApprovalInput,
 )
-from workflows.queues import workflow_id
+from gateway.approvals import ApprovalRequest, RequestInvalid, parse_request
+from gateway.auth import AgentIdentity, AuthError, VaultAuthenticator
+from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +136,7 @@ class Gateway:
             status: ApprovalStatus = await handle.query("status", result_type=ApprovalStatus, rpc_timeout=_RPC_TIMEOUT)
         except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
             raise _temporal_problem(err, "approval") from None
-        # Approval ids cannot collide across agents (bridge.identifiers); checked anyway, as the last word on ownership.
+        # Approval ids cannot collide across agents (contracts.identifiers); checked anyway, the last word on ownership.
         if status.agent_id != agent_id:
             raise Problem(404, "approval not found")
         return status

@@ -50,7 +50,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, Table, text
 from sqlalchemy.sql import Delete, Select, Update
 
-from workflows.spec import SpecError
+from contracts.spec import SpecError
 
 __all__ = [
     "ACCOUNT_TABLES",

@@ -1,6 +1,6 @@
 """What a worker decodes with: untyped decoding never raises, and no payload fails a whole activation.
 
-Workflow handlers take `*args: Any` (workflows/messages.py), so the SDK decodes what a sender put in a signal, update,
+Workflow handlers take `*args: Any` (contracts/messages.py), so the SDK decodes what a sender put in a signal, update,
 query or start input without a type. With the SDK's converter, a payload it cannot read (an unknown encoding, broken
 JSON, a ciphertext no key opens) raises: a signal is dropped with an ERROR log, a start input fails the workflow task
 again and again, and a codec error fails every task of the workflow, since the SDK decodes a whole activation at once.
@@ -33,7 +33,7 @@ from temporalio.converter import (
     PayloadConverter,
 )
 
-from workflows.messages import Undecodable
+from contracts.messages import Undecodable
 
 __all__ = [
     "EncodedMessageOnlyFailureConverter",

@@ -24,9 +24,10 @@ from temporalio.converter import DataConverter
 
 from activities.cloud.base import CloudProvider
 from activities.cloud.local import LocalProvider
-from activities.cloud.regions import CLOUD_PROVIDERS
 from activities.secrets import AgentVault, VaultSettings
 from cloudsim.testing import RunningSim, start_cloudsim
+from contracts.queues import WORKFLOW_QUEUE
+from contracts.regions import CLOUD_PROVIDERS
 from gateway import GatewaySettings
 from gateway import serving as serving_gateway
 from workers import codec_server, devstack
@@ -36,7 +37,6 @@ from workers.redaction import configure_logging
 from workers.schedules import install_schedules
 from workers.settings import WorkerSettings
 from workers.worker import default_providers, running_workers
-from workflows.queues import WORKFLOW_QUEUE
 
 log = logging.getLogger("lobstack.dev")
 

@@ -15,8 +15,8 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.maintenance.fleet import FleetActivities
+    from contracts.maintenance_models import FleetHealthInput, FleetHealthResult
     from workflows.inputs import start_input
-    from workflows.maintenance_models import FleetHealthInput, FleetHealthResult
 
 
 @workflow.defn(name="FleetHealth")

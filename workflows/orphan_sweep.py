@@ -16,8 +16,8 @@ from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.maintenance.sweep import SweepActivities
+    from contracts.maintenance_models import RemoveOrphans, SweepInput, SweepResult
     from workflows.inputs import start_input
-    from workflows.maintenance_models import RemoveOrphans, SweepInput, SweepResult
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1), maximum_attempts=10)
 

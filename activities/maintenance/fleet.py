@@ -30,11 +30,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.health import probe
 from activities.registry import _translate_errors as registry_errors
+from contracts.identifiers import workflow_id
+from contracts.maintenance_models import FleetHealthInput, FleetHealthResult
+from contracts.models import HealthChange, HealthReport
 from store import AgentRecord, HealthRecord, Registry
 from store.maintenance import PROBED_STATES
-from workflows.maintenance_models import FleetHealthInput, FleetHealthResult
-from workflows.models import HealthChange, HealthReport
-from workflows.queues import workflow_id
 
 HEALTH_SIGNAL = "health_changed"
 # Signals in flight at once.

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from activities.secrets import AgentVault
-from bridge.config import BootstrapConfig
+from contracts.bootstrap import BootstrapConfig
 from tests.bridge.conftest import BridgeProcess
 from tests.bridge.support import Listeners, agent_api, listeners, other_host, privileged, probe
 from tests.gateway.support import eventually, live

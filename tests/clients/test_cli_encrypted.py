@@ -19,14 +19,15 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from contracts.identifiers import approval_id as approval_workflow_id
+from contracts.identifiers import workflow_id
+from contracts.models import AgentState, ApprovalStatus, ToolApprovalInput
 from tests.clients.cli_run import Done, arun, assert_failed, assert_ok
 from tests.stack import Stack, make_stack, reap
 from workers import devstack
 from workers.codec import ENCODING, KEYS_ENV, CodecKey, data_converter_from_env, encode_keyring_spec
 from workers.schedules import SCHEDULE_IDS
-from workflows.models import AgentState, ApprovalStatus, ToolApprovalInput
-from workflows.queues import workflow_id
-from workflows.tool_approval import ToolApprovalWorkflow, approval_workflow_id
+from workflows.tool_approval import ToolApprovalWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

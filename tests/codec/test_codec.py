@@ -10,6 +10,7 @@ import hvac
 import pytest
 from temporalio.api.common.v1 import Payload
 
+from contracts.models import Decision
 from workers import devstack
 from workers.codec import (
     ENCODING,
@@ -25,7 +26,6 @@ from workers.codec import (
     keyring_from_vault,
     new_vault_data_key,
 )
-from workflows.models import Decision
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -22,13 +22,13 @@ import pytest
 import sqlalchemy
 from temporalio.testing import WorkflowEnvironment
 
+from contracts.models import AgentState, Transition
 from store import Registry
 from store.tenancy import DbRoles
 from tests.deploy.support import DEPLOY
 from tests.stack import orchestrator_token
 from workers import devstack
 from workers.devstack import OpenBaoDev
-from workflows.models import AgentState, Transition
 
 INIT = DEPLOY / "compose" / "postgres" / "init-lobstack.sh"
 pytestmark = pytest.mark.postgres

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from contracts.models import AgentState, Residue
+from contracts.spec import DEFAULT_APPROVAL_TIMEOUT_S
 from tests.stack import make_stack
 from workers import devstack
-from workflows.models import AgentState, Residue
-from workflows.spec import DEFAULT_APPROVAL_TIMEOUT_S
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

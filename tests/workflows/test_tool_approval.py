@@ -12,10 +12,11 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from clients.client import DecisionRefused, LobstackClient
+from contracts.identifiers import approval_id as approval_workflow_id
+from contracts.models import ApprovalState, Decision, ToolApprovalInput
 from tests.stack import Stack, make_stack
 from workers import devstack
-from workflows.models import ApprovalState, Decision, ToolApprovalInput
-from workflows.tool_approval import ToolApprovalWorkflow, approval_workflow_id
+from workflows.tool_approval import ToolApprovalWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -15,8 +15,8 @@ import pytest
 
 from activities.cloud.base import CloudProvider
 from activities.cloud.providers import CLOUD_PROVIDER_NAMES, build_providers
-from bridge.config import BootstrapConfig
-from workflows.models import CreateVMRequest
+from contracts.bootstrap import BootstrapConfig
+from contracts.models import CreateVMRequest
 
 T = TypeVar("T")
 

@@ -14,8 +14,8 @@ from temporalio.testing import ActivityEnvironment
 from activities.cloud.activities import MAX_POLL_FAILURES, CloudActivities
 from activities.cloud.base import CloudProvider
 from activities.errors import ProviderUnavailable
+from contracts.models import VMLookup
 from tests.activities.cloud.conftest import bootstrap, new_agent_id, vm_request
-from workflows.models import VMLookup
 
 
 class _NoBootstrap:

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from bridge import identifiers
-from bridge.identifiers import approval_id, is_agent_id, is_request_id, is_tool, parse_approval_id
+from contracts import identifiers
+from contracts.identifiers import approval_id, is_agent_id, is_request_id, is_tool, parse_approval_id
+from contracts.spec import SpecError, validate_agent_id, validate_skills
 from tests.hostile.strategies import hostile_text
-from workflows.spec import SpecError, validate_agent_id, validate_skills
 
 agent_ids = st.from_regex(r"\A[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?\Z")
 request_ids = st.from_regex(r"\A[a-z0-9]{1,40}\Z")
@@ -41,7 +41,7 @@ def _spec_accepts(check: object, value: object) -> bool:
 @unhurried
 @given(st.one_of(agent_ids, near_ids))
 def test_agent_ids_are_the_specs(value: str) -> None:
-    # workflows/spec.py still holds its own copy until it imports this module: the two must not drift.
+    # contracts/spec.py still holds its own copy until it imports this module: the two must not drift.
     assert is_agent_id(value) == _spec_accepts(validate_agent_id, value)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from workflows.spec import AgentSpec
+from contracts.spec import AgentSpec
 
 
 class AgentState(StrEnum):
