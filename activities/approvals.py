@@ -18,10 +18,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.identifiers import AGENT_ID, approval_prefix, parse_approval_id
 from contracts.models import ApprovalsClosed, CloseApprovals
+from contracts.workflow_names import TOOL_APPROVAL
 
 __all__ = ["ApprovalActivities", "cancel_approvals", "open_approvals"]
 
-_OPEN = 'WorkflowType = "ToolApproval" AND ExecutionStatus = "Running"'
+_OPEN = f'WorkflowType = "{TOOL_APPROVAL}" AND ExecutionStatus = "Running"'
 
 
 async def open_approvals(client: Client, agent_id: str | None = None) -> dict[str, list[str]]:

@@ -21,6 +21,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType
 
+from contracts.workflow_names import AGENT_LIFECYCLE
+
 with workflow.unsafe.imports_passed_through():
     from activities.approvals import ApprovalActivities
     from activities.cloud.activities import CloudActivities
@@ -99,7 +101,7 @@ class _DestroyRequested(Exception):
     """A `destroy` signal arrived while a provisioning step was running."""
 
 
-@workflow.defn(name="AgentLifecycle")
+@workflow.defn(name=AGENT_LIFECYCLE)
 class AgentLifecycleWorkflow:
     @workflow.init
     def __init__(self, *args: Any) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from contracts.workflow_names import KEY_ROTATION
+
 with workflow.unsafe.imports_passed_through():
     from activities.maintenance.rotation import RotationActivities
     from contracts.maintenance_models import (
@@ -28,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1), maximum_attempts=10)
 
 
-@workflow.defn(name="KeyRotation")
+@workflow.defn(name=KEY_ROTATION)
 class KeyRotationWorkflow:
     @workflow.run
     async def run(self, *args: Any) -> RotationResult:

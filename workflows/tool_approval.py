@@ -18,6 +18,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
+from contracts.workflow_names import TOOL_APPROVAL
+
 with workflow.unsafe.imports_passed_through():
     from activities.registry import RegistryActivities
     from contracts.messages import MessageRefused, one_message
@@ -46,7 +48,7 @@ PATCH_AUDIT_EVERY_REFUSAL = "audit-every-refusal"
 PATCH_CANCEL_CLOSES = "cancel-closes-approval"
 
 
-@workflow.defn(name="ToolApproval")
+@workflow.defn(name=TOOL_APPROVAL)
 class ToolApprovalWorkflow:
     @workflow.init
     def __init__(self, *args: Any) -> None:

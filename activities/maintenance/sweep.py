@@ -29,9 +29,10 @@ from contracts.maintenance_models import (
     SweepInput,
 )
 from contracts.models import AgentState, Residue, Transition
+from contracts.workflow_names import AGENT_LIFECYCLE
 from store import Registry
 
-LIVE_QUERY = "WorkflowType='AgentLifecycle' AND ExecutionStatus='Running'"
+LIVE_QUERY = f"WorkflowType='{AGENT_LIFECYCLE}' AND ExecutionStatus='Running'"
 # Audit rows need an account; Vault state of an agent the registry never saw has none.
 UNREGISTERED_ACCOUNT = "unregistered"
 
