@@ -18,11 +18,11 @@ from temporalio.client import Client
 
 from activities.secrets import AgentVault, VaultSettings
 from cloudsim.testing import RunningSim, start_cloudsim
+from connection.codec import CodecKey, Keyring, data_converter, encode_keyring_spec
 from contracts.regions import CLOUD_PROVIDERS
 from gateway import GatewaySettings
 from gateway import serving as serving_gateway
 from workers import devstack
-from workers.codec import CodecKey, Keyring, data_converter, encode_keyring_spec
 
 # Calls per second our budget allows each cloud in a chaos run, and the simulator's limit to match (x2: only the
 # injected storms answer 429). The documented budgets would make a 200-lifecycle run last an hour on Hetzner alone;

@@ -147,7 +147,7 @@ class LobstackClient:
         data_converter: DataConverter | None = None,
         task_queue: str = WORKFLOW_QUEUE,
     ) -> LobstackClient:
-        """`data_converter`: the workers' one (`workers.codec.data_converter(keyring)`) when payloads are encrypted."""
+        """`data_converter`: the deployment's one (`connection.data_converter(keyring)`) when payloads are encrypted."""
         try:
             client = await Client.connect(
                 address, namespace=namespace, data_converter=data_converter or DataConverter.default

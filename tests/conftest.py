@@ -17,9 +17,9 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from cloudsim.testing import RunningSim, start_cloudsim
+from connection.codec import Keyring, data_converter
 from tests.stack import AGENTS, ENCRYPTED_STACK_KEY_ID, Stack, make_stack, reap
 from workers import devstack
-from workers.codec import Keyring, data_converter
 from workflows.tool_approval import APPROVAL_STATE
 
 PG_ADMIN_URL = os.environ.get("LOBSTACK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -7,7 +7,7 @@ again and again, and a codec error fails every task of the workflow, since the S
 A worker's converter instead hands such a payload to the handler as an `Undecodable` value, which it refuses, audits
 and shows like any other bad message. Typed decoding (activity results) stays strict and says why it failed.
 
-Clients keep the strict converter: a CLI reading a status with the wrong key should fail loudly (workers/codec.py).
+Clients keep the strict converter: a CLI reading a status with the wrong key should fail loudly (connection/codec.py).
 
 Failures a worker writes carry our message only, never the worker's Python stack trace: Temporal shows them to people
 (the Web UI's update dialog and event details, the CLI), and a stack names the worker's files and insides. The SDK

@@ -26,12 +26,12 @@ from activities.cloud.base import CloudProvider
 from activities.cloud.local import LocalProvider
 from activities.secrets import AgentVault, VaultSettings
 from cloudsim.testing import RunningSim, start_cloudsim
+from connection.codec import CodecKey, Keyring, data_converter, encode_keyring_spec
 from contracts.queues import WORKFLOW_QUEUE
 from contracts.regions import CLOUD_PROVIDERS
 from gateway import GatewaySettings
 from gateway import serving as serving_gateway
 from workers import codec_server, devstack
-from workers.codec import CodecKey, Keyring, data_converter, encode_keyring_spec
 from workers.main import build_services
 from workers.redaction import configure_logging
 from workers.schedules import install_schedules
@@ -52,7 +52,7 @@ class DevStack:
     database_url: str
     cloudsim: RunningSim
     providers: dict[str, CloudProvider]
-    # Payload encryption (workers/codec.py); empty/None when the stack runs without a codec.
+    # Payload encryption (connection/codec.py); empty/None when the stack runs without a codec.
     codec_url: str = ""
     codec_token: str = field(default="", repr=False)
     codec_key: CodecKey | None = None

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from connection.codec import CodecKey, encode_keyring_spec
 from store import Registry
 from tests.clients.cli_run import Done, assert_failed, assert_ok, run
 from tests.maintenance.helpers import registered
-from workers.codec import CodecKey, encode_keyring_spec
 from workers.devstack import free_port
 
 CREATE = ["agent", "create", "--account", "acme", "--name", "helper"]

@@ -10,9 +10,7 @@ import hvac
 import pytest
 from temporalio.api.common.v1 import Payload
 
-from contracts.models import Decision
-from workers import devstack
-from workers.codec import (
+from connection.codec import (
     ENCODING,
     KEY_ID_METADATA,
     CodecConfigError,
@@ -26,6 +24,8 @@ from workers.codec import (
     keyring_from_vault,
     new_vault_data_key,
 )
+from contracts.models import Decision
+from workers import devstack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -10,7 +10,7 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
-from workers.codec import ENCODING
+from connection.codec import ENCODING
 from workers.dev import dev_stack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

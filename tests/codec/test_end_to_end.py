@@ -18,11 +18,11 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from connection.codec import ENCODING, EncryptionCodec, Keyring, data_converter
 from contracts.identifiers import workflow_id
 from contracts.models import AgentState
 from tests.stack import Stack, make_stack, reap
 from workers import devstack
-from workers.codec import ENCODING, EncryptionCodec, Keyring, data_converter
 from workflows import agent_lifecycle
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
