@@ -18,6 +18,7 @@ import hvac.exceptions as hv
 import requests
 
 from contracts.bootstrap import BootstrapConfig
+from contracts.identifiers import kv_prefix
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +194,7 @@ class Introduction:
 
     def _read_secrets(self, client: hvac.Client) -> dict[str, dict[str, Any]]:
         cfg = self.config
-        prefix = cfg.kv_prefix or f"agents/{cfg.agent_id}/"
+        prefix = cfg.kv_prefix or kv_prefix(cfg.agent_id)
         kv = client.secrets.kv.v2
         found: dict[str, dict[str, Any]] = {}
         pending = [prefix]

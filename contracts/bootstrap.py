@@ -14,6 +14,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from contracts.identifiers import DEFAULT_KV_MOUNT
+
 # Where cloud-init writes the config on a VM (root-only, 0600) and the bridge reads it.
 BOOTSTRAP_PATH = "/etc/lobstack/bootstrap.json"
 # Agents' bridges serve GET /health (only) here on their VM; the health check probes http://<public ip>:<port>/health.
@@ -35,7 +37,7 @@ class BootstrapConfig:
     # Where Vault must say the wrapped response was created; anything else means tampering.
     expected_creation_path: str
     approle_mount: str = "approle"
-    kv_mount: str = "secret"
+    kv_mount: str = DEFAULT_KV_MOUNT
     kv_prefix: str = ""
     listen_host: str = "127.0.0.1"
     listen_port: int = 0
