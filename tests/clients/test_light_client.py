@@ -36,6 +36,7 @@ def test_the_contracts_load_nothing_but_the_standard_library() -> None:
     before = _top_level_modules_after("sys")
     loaded = _top_level_modules_after(
         "contracts.models, contracts.maintenance_models, contracts.spec, contracts.identifiers, contracts.regions, "
-        "contracts.bootstrap, contracts.health, contracts.queues, contracts.workflow_names, contracts.messages"
+        "contracts.bootstrap, contracts.errors, contracts.health, contracts.queues, contracts.workflow_names, "
+        "contracts.messages"
     )
     assert loaded - before - set(sys.stdlib_module_names) == {"contracts"}
