@@ -2,10 +2,10 @@
 
 A ToolApproval is started by the gateway, not by the lifecycle, so the lifecycle finds its agent's open ones through
 Temporal's visibility (workflow type, running, and the approval id `approval-<agent_id>-<request_id>`, which splits one
-way: bridge/identifiers.py) and cancels each with a reason. The approval workflow ends `cancelled` with that reason and
-audits it; a decision sent afterwards reaches a closed workflow and is refused. Visibility lags the start of a workflow
-by a moment: an approval started in that moment is closed by the next orphan sweep, and a bridge whose agent is gone
-cannot act on it anyway.
+way: contracts/identifiers.py) and cancels each with a reason. The approval workflow ends `cancelled` with that reason
+and audits it; a decision sent afterwards reaches a closed workflow and is refused. Visibility lags the start of a
+workflow by a moment: an approval started in that moment is closed by the next orphan sweep, and a bridge whose agent
+is gone cannot act on it anyway.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from bridge.identifiers import AGENT_ID, parse_approval_id
-from workflows.models import ApprovalsClosed, CloseApprovals
+from contracts.identifiers import AGENT_ID, approval_prefix, parse_approval_id
+from contracts.models import ApprovalsClosed, CloseApprovals
+from contracts.workflow_names import TOOL_APPROVAL
 
 __all__ = ["ApprovalActivities", "cancel_approvals", "open_approvals"]
 
-_OPEN = 'WorkflowType = "ToolApproval" AND ExecutionStatus = "Running"'
+_OPEN = f'WorkflowType = "{TOOL_APPROVAL}" AND ExecutionStatus = "Running"'
 
 
 async def open_approvals(client: Client, agent_id: str | None = None) -> dict[str, list[str]]:
@@ -30,7 +31,7 @@ async def open_approvals(client: Client, agent_id: str | None = None) -> dict[st
     if agent_id is not None:
         if not AGENT_ID.fullmatch(agent_id):  # never splice anything else into a visibility query
             raise ValueError(f"agent_id: {agent_id!r:.60} is not an agent id")
-        query += f' AND WorkflowId STARTS_WITH "approval-{agent_id}-"'
+        query += f' AND WorkflowId STARTS_WITH "{approval_prefix(agent_id)}"'
     found: dict[str, list[str]] = {}
     async for execution in client.list_workflows(query):
         parsed = parse_approval_id(execution.id)

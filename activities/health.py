@@ -11,10 +11,8 @@ from temporalio import activity
 
 from activities.errors import AgentCompromised, AgentUnhealthy
 from activities.polling import PollSchedule
-from workflows.models import HealthCheckRequest, HealthReport, HealthStatus, is_health_status
-
-# The bridge says this when its bootstrap credential was already used: waiting longer cannot help.
-COMPROMISED_MARKER = "bootstrap credential rejected"
+from contracts.health import is_compromised
+from contracts.models import HealthCheckRequest, HealthReport, HealthStatus, is_health_status
 
 
 def parse_health(agent_id: str, response: httpx.Response) -> HealthReport:
@@ -74,7 +72,8 @@ class HealthActivities:
                 last.checks = checks
                 if last.healthy:
                     return last
-                if COMPROMISED_MARKER in last.reason:
+                # Its bootstrap credential was refused as already used: waiting longer cannot help.
+                if is_compromised(last):
                     raise AgentCompromised(f"agent {request.agent_id}: {last.reason}")
                 activity.heartbeat(checks)
                 remaining = (request.deadline - datetime.now(UTC)).total_seconds()

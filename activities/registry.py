@@ -9,8 +9,8 @@ from sqlalchemy import exc as sa_exc
 from temporalio import activity
 
 from activities.errors import RegistryRejected, RegistryUnavailable
+from contracts.models import Transition
 from store import Registry
-from workflows.models import Transition
 
 __all__ = ["RegistryActivities"]
 

@@ -18,8 +18,12 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from clients.client import LobstackClient  # noqa: E402
-from devstack.stack import DevStack, StackOptions, dev_stack  # noqa: E402
-from workflows.queues import WORKFLOW_QUEUE  # noqa: E402
+from contracts.queues import WORKFLOW_QUEUE  # noqa: E402
+from devstack.stack import (  # noqa: E402
+    DevStack,
+    StackOptions,
+    dev_stack,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

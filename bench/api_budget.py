@@ -48,10 +48,11 @@ from activities.cloud.budget import DOCUMENTED_CALLS_PER_S
 from bench._common import PLOTS, Deadline, header, plot_note
 from clients.client import LobstackClient, LobstackClientError
 from cloudsim.ratelimit import DEFAULT_LIMITS
+from contracts.identifiers import workflow_id
+from contracts.models import AgentState
+from contracts.queues import WORKFLOW_QUEUE
+from contracts.spec import AgentSpec
 from devstack.stack import DevStack, StackOptions, dev_stack
-from workflows.models import AgentState
-from workflows.queues import WORKFLOW_QUEUE, workflow_id
-from workflows.spec import AgentSpec
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -43,12 +43,12 @@ from temporalio.client import Client, WorkflowExecutionStatus
 import devstack
 from bench._common import PLOTS, header, percentile, plot_note
 from bench._fleet_server import fleet_agent_id, fleet_ip, unhealthy_sets
+from contracts.maintenance_models import FLEET_HEALTH_SCHEDULE, FleetHealthInput, FleetHealthResult
+from contracts.models import AgentState
 from store import Registry
 from store.tables import AGENTS
 from workers.schedules import build_schedules
 from workflows.fleet_health import FleetHealthWorkflow
-from workflows.maintenance_models import FLEET_HEALTH_SCHEDULE, FleetHealthInput, FleetHealthResult
-from workflows.models import AgentState
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -39,9 +39,9 @@ from bench._common import (
     plot_note,
     stack_cpu_s,
 )
-from workflows.models import AgentState
-from workflows.queues import workflow_id
-from workflows.spec import AgentSpec
+from contracts.identifiers import workflow_id
+from contracts.models import AgentState
+from contracts.spec import AgentSpec
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

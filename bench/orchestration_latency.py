@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import PLOTS, PROVIDER, BenchStack, Deadline, bench_stack, header, percentile, plot_note
+from contracts.identifiers import workflow_id
+from contracts.models import AgentState
+from contracts.spec import AgentSpec
 from store import Registry
-from workflows.models import AgentState
-from workflows.queues import workflow_id
-from workflows.spec import AgentSpec
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import FrameType
 
 from bridge.agent import Bridge
-from bridge.config import BootstrapConfig
+from contracts.bootstrap import BootstrapConfig
 
 log = logging.getLogger("bridge")
 

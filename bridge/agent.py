@@ -13,11 +13,17 @@ import hvac.exceptions as hv
 import requests
 
 from bridge.agent_api import AgentAPIServer, AgentAPIUnavailable, resolve_user
-from bridge.config import BootstrapConfig
 from bridge.health import HealthState
-from bridge.introduction import AgentSession, Introduction, IntroductionRejected, VaultUnreachable
+from bridge.introduction import (
+    AgentSession,
+    CredentialRejected,
+    Introduction,
+    IntroductionRejected,
+    VaultUnreachable,
+)
 from bridge.server import HealthServer, write_address_file
 from bridge.tools import Authorizer, GatewayClient, SkillsState
+from contracts.bootstrap import BootstrapConfig
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +137,7 @@ class Bridge:
                 session = self._introduction.run()
             except IntroductionRejected as exc:
                 log.error("agent %s introduction refused: %s", self.config.agent_id, exc)
-                self.state.set("unhealthy", str(exc))
+                self.state.set("compromised" if isinstance(exc, CredentialRejected) else "unhealthy", str(exc))
                 return None
             except VaultUnreachable as exc:
                 if time.monotonic() + backoff > deadline:

@@ -41,9 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from bridge.config import MAX_SOCKET_PATH_BYTES
 from bridge.server import MAX_BODY_BYTES, JSONHandler
 from bridge.tools import Authorizer, refused
+from contracts.bootstrap import MAX_SOCKET_PATH_BYTES
 
 _AUTHORIZE = re.compile(r"^/tools/([^/]+)/authorize$")
 _PEERCRED = struct.Struct("=iII")  # struct ucred: pid_t pid, uid_t uid, gid_t gid

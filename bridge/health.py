@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
-Status = Literal["starting", "healthy", "unhealthy"]
+from contracts.health import BridgeStatus as Status
 
 
 class HealthState:

@@ -17,7 +17,8 @@ import hvac
 import hvac.exceptions as hv
 import requests
 
-from bridge.config import BootstrapConfig
+from contracts.bootstrap import BootstrapConfig
+from contracts.identifiers import kv_prefix
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,11 @@ class IntroductionError(Exception):
 
 class IntroductionRejected(IntroductionError):
     """Vault refused the bootstrap credential or the login; retrying cannot help."""
+
+
+class CredentialRejected(IntroductionRejected):
+    """The bootstrap credential itself was refused (already used, expired, or minted for another path): someone else
+    may hold the agent's identity. The bridge reports status "compromised" (contracts.health)."""
 
 
 class VaultUnreachable(IntroductionError):
@@ -135,7 +141,7 @@ class Introduction:
                 if _transient(exc):
                     raise VaultUnreachable(f"vault wrapping lookup failed: {type(exc).__name__}") from exc
                 self._wrapped = ""
-                raise IntroductionRejected(REASON_USED) from exc
+                raise CredentialRejected(REASON_USED) from exc
             except requests.exceptions.RequestException as exc:
                 raise VaultUnreachable(f"vault unreachable at {cfg.vault_addr}: {type(exc).__name__}") from exc
 
@@ -143,7 +149,7 @@ class Introduction:
             if creation_path != cfg.expected_creation_path:
                 # Leave the token alone: its owner's bridge may still need it. Report the paths, never the token.
                 self._wrapped = ""
-                raise IntroductionRejected(
+                raise CredentialRejected(
                     f"bootstrap credential rejected: created at {creation_path!r}, expected "
                     f"{cfg.expected_creation_path!r} (possible tampering)"
                 )
@@ -156,7 +162,7 @@ class Introduction:
                 if _transient(exc):
                     raise VaultUnreachable(f"vault unwrap failed: {type(exc).__name__}") from exc
                 self._wrapped = ""
-                raise IntroductionRejected(REASON_USED) from exc
+                raise CredentialRejected(REASON_USED) from exc
             except requests.exceptions.RequestException as exc:
                 # The unwrap may have happened; a retry will then be refused and reported, which is the safe side.
                 raise VaultUnreachable(f"vault unreachable at {cfg.vault_addr}: {type(exc).__name__}") from exc
@@ -166,7 +172,7 @@ class Introduction:
         self._wrapped = ""  # single use: forget it the moment it is spent
         self._secret_id = str((resp.get("data") or {}).get("secret_id", ""))
         if not self._secret_id:
-            raise IntroductionRejected("bootstrap credential rejected: wrapped response holds no SecretID")
+            raise CredentialRejected("bootstrap credential rejected: wrapped response holds no SecretID")
 
     def _login(self) -> AgentSession:
         cfg = self.config
@@ -192,7 +198,7 @@ class Introduction:
 
     def _read_secrets(self, client: hvac.Client) -> dict[str, dict[str, Any]]:
         cfg = self.config
-        prefix = cfg.kv_prefix or f"agents/{cfg.agent_id}/"
+        prefix = cfg.kv_prefix or kv_prefix(cfg.agent_id)
         kv = client.secrets.kv.v2
         found: dict[str, dict[str, Any]] = {}
         pending = [prefix]

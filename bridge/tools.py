@@ -26,7 +26,7 @@ from typing import Any
 
 import requests
 
-from bridge.identifiers import REQUEST_ID_RULE, TOOL_RULE, is_request_id, is_tool
+from contracts.identifiers import REQUEST_ID_RULE, TOOL_RULE, is_request_id, is_tool
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from activities.cloud.regions import CloudProviderName
 from cloudsim.testing import RunningSim
+from contracts.regions import CloudProviderName
 
 # One 5xx per provider, so each adapter's classification of its provider's server errors is exercised.
 ERROR_STATUS = {"hetzner": 503, "digitalocean": 500, "vultr": 502}

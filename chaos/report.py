@@ -14,8 +14,8 @@ from typing import Any
 
 from activities.cloud.base import vm_name
 from activities.secrets import AgentVault
+from contracts.models import Residue
 from store import Registry
-from workflows.models import Residue
 
 
 @dataclass

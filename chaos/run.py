@@ -23,16 +23,17 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError
 
 import devstack
-from activities.cloud.regions import CLOUD_PROVIDERS
 from chaos.faults import FaultPlan
 from chaos.report import Leftovers, count_leftovers, final_line, table
 from chaos.stack import ChaosStack, chaos_stack
 from clients.client import LobstackClient
+from contracts.identifiers import workflow_id
+from contracts.models import AgentState, AgentStatus
+from contracts.queues import WORKFLOW_QUEUE
+from contracts.regions import CLOUD_PROVIDERS
+from contracts.spec import AgentSpec
 from store import Registry
 from workflows.agent_lifecycle import AgentLifecycleWorkflow
-from workflows.models import AgentState, AgentStatus
-from workflows.queues import WORKFLOW_QUEUE, workflow_id
-from workflows.spec import AgentSpec
 
 # Where a destroy-while-provisioning lands, by what the status query shows.
 PHASES = ("start", "creating", "booting", "health")

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from activities.cloud.regions import CLOUD_PROVIDERS
+from contracts.regions import CLOUD_PROVIDERS
 from devstack import DevStackError, OpenBaoServer, WorkerProcess
 from devstack.stack import DevStack, StackOptions, dev_stack
 

@@ -71,7 +71,7 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
         try:  # before the database: a bad --output is refused before anything is read
             out = open(args.output, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
         except OSError as err:
-            from workflows.spec import SpecError
+            from contracts.spec import SpecError
 
             raise SpecError("output", f"cannot write {args.output}: {err.strerror or type(err).__name__}") from None
     else:

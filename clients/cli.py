@@ -32,9 +32,9 @@ from clients.cli_common import (
     vault_settings,
 )
 from clients.ops_cli import add_ops_commands
-from workflows.models import AgentState, AgentStatus
-from workflows.queues import WORKFLOW_QUEUE
-from workflows.spec import (
+from contracts.models import AgentState, AgentStatus
+from contracts.queues import WORKFLOW_QUEUE
+from contracts.spec import (
     DEFAULT_APPROVAL_TIMEOUT_S,
     DEFAULT_HEALTH_TIMEOUT_S,
     PROVIDERS,

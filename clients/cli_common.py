@@ -21,7 +21,7 @@ import sys
 import traceback
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from workflows.spec import AgentSpec, SpecError, validate_spec
+from contracts.spec import AgentSpec, SpecError, validate_spec
 
 if TYPE_CHECKING:
     from activities.secrets import VaultSettings
@@ -71,26 +71,26 @@ class Parser(argparse.ArgumentParser):
 
 def temporal_target(args: argparse.Namespace) -> tuple[str, str]:
     """`--address`/`--namespace`, else TEMPORAL_ADDRESS/TEMPORAL_NAMESPACE, else the defaults."""
-    from workers.settings import TemporalSettings
+    from connection.settings import TemporalSettings
 
     env = TemporalSettings.from_env()
     return getattr(args, "address", None) or env.address, getattr(args, "namespace", None) or env.namespace
 
 
 def task_queue(args: argparse.Namespace) -> str:
-    from workflows.queues import WORKFLOW_QUEUE
+    from contracts.queues import WORKFLOW_QUEUE
 
     return getattr(args, "task_queue", None) or os.environ.get("LOBSTACK_TASK_QUEUE") or WORKFLOW_QUEUE
 
 
 async def connect(args: argparse.Namespace) -> LobstackClient:
     """The Temporal client of every command. Its data converter is the workers' one from the same LOBSTACK_CODEC_KEYS*
-    (`workers.codec.data_converter_from_env`): without it an encrypted deployment's answers cannot be read.
+    (`connection.codec.data_converter_from_env`): without it an encrypted deployment's answers cannot be read.
 
     The keys are read before connecting, so a bad key configuration is refused (status 2) before anything is contacted.
     """
     from clients.client import LobstackClient
-    from workers.codec import data_converter_from_env
+    from connection.codec import data_converter_from_env
 
     converter = data_converter_from_env()
     address, namespace = temporal_target(args)
@@ -215,9 +215,9 @@ def _codec(err: BaseException, args: argparse.Namespace | None) -> tuple[int, st
         # The SDK's default converter meeting an encrypted payload: this CLI has no keys at all.
         encoding = str(err.args[0]).removeprefix("Unknown payload encoding").strip()
         return EXIT_FAILED, f"cannot read Temporal's answer: it is {encoding} and this CLI has no key; {_ADD_KEYS}"
-    if "workers.codec" not in sys.modules:
+    if "connection.codec" not in sys.modules:
         return None
-    from workers.codec import CodecConfigError, CodecError
+    from connection.codec import CodecConfigError, CodecError
 
     if isinstance(err, CodecConfigError):
         return EXIT_USAGE, str(err)

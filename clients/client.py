@@ -1,4 +1,10 @@
-"""LobstackClient: the typed async API backend services use to start agents and read their status."""
+"""LobstackClient: the typed async API backend services use to start agents and read their status.
+
+Light on purpose: it imports the Temporal client and `contracts` only, never the workflows, activities, store or Vault
+code (tests/clients/test_light_client.py), so a backend service pays about what the SDK's own import costs
+(bench/import_cost.py). Workflows and their handlers are reached by name (`contracts.workflow_names`), with
+`result_type=` for typed answers. Documented for its callers in docs/client.md.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
@@ -22,9 +28,18 @@ from temporalio.converter import DataConverter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from bridge.identifiers import parse_approval_id
-from workflows.agent_lifecycle import AgentLifecycleWorkflow
-from workflows.models import (
+from contracts.errors import (
+    AgentEnded,
+    AgentExists,
+    AgentNotFound,
+    ApprovalClosed,
+    ApprovalNotFound,
+    DecisionRefused,
+    LobstackClientError,
+    TemporalUnreachable,
+)
+from contracts.identifiers import agent_of, parse_approval_id, workflow_id
+from contracts.models import (
     AgentPolicy,
     AgentState,
     AgentStatus,
@@ -35,8 +50,8 @@ from workflows.models import (
     LifecycleResult,
     SkillUpdate,
 )
-from workflows.queues import WORKFLOW_QUEUE, workflow_id
-from workflows.spec import (
+from contracts.queues import WORKFLOW_QUEUE
+from contracts.spec import (
     AgentSpec,
     SpecError,
     validate_agent_id,
@@ -44,64 +59,19 @@ from workflows.spec import (
     validate_spec,
     validate_tool_patterns,
 )
-from workflows.tool_approval import ToolApprovalWorkflow
+from contracts.workflow_names import (
+    AGENT_LIFECYCLE,
+    DECIDE_UPDATE,
+    DESTROY_SIGNAL,
+    POLICY_QUERY,
+    STATUS_QUERY,
+    TOOL_APPROVAL,
+    UPDATE_SKILLS_SIGNAL,
+)
 
-
-class LobstackClientError(Exception):
-    pass
-
-
-class TemporalUnreachable(LobstackClientError):
-    def __init__(self, address: str, err: Exception) -> None:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        super().__init__(f"cannot reach Temporal at {address} ({reason}); is `lobstack dev` or a cluster running?")
-
-
-class AgentExists(LobstackClientError):
-    def __init__(self, agent_id: str) -> None:
-        super().__init__(f"agent_id: {agent_id!r} is already taken; choose another id or leave it empty")
-        self.agent_id = agent_id
-
-
-class ApprovalNotFound(LobstackClientError):
-    def __init__(self, approval_id: str) -> None:
-        super().__init__(f"approval_id: no approval {approval_id!r}")
-
-
-class DecisionRefused(LobstackClientError):
-    def __init__(self, approval_id: str, why: str) -> None:
-        super().__init__(f"decision on {approval_id} refused: {why}")
-        self.why = why
-
-
-class AgentNotFound(LobstackClientError):
-    def __init__(self, agent_id: str) -> None:
-        super().__init__(f"agent_id: no agent {agent_id!r}")
-        self.agent_id = agent_id
-
-
-class AgentEnded(AgentNotFound):
-    """The agent's lifecycle exists but is closed: it takes no more signals, updates or decisions."""
-
-    def __init__(self, agent_id: str, how: str) -> None:
-        LobstackClientError.__init__(
-            self, f"agent {agent_id!r} has already ended (workflow {how}); it takes no more requests"
-        )
-        self.agent_id = agent_id
-        self.how = how
-
-
-class ApprovalClosed(ApprovalNotFound):
-    """The approval exists but is closed: it was decided, it expired, or it was cancelled because its agent is gone."""
-
-    def __init__(self, approval_id: str, how: str, outcome: str = "") -> None:
-        said = outcome or "it was decided, it expired, or its agent is gone"
-        LobstackClientError.__init__(
-            self, f"approval {approval_id!r} is already closed (workflow {how}; {said}): no decision can change it"
-        )
-        self.approval_id = approval_id
-        self.how = how
-        self.outcome = outcome
+T = TypeVar("T")
+# What a NOT_FOUND answer becomes, given how the workflow ended (None: there is no such workflow).
+Explain = Callable[[str | None], Awaitable[Exception]]
 
 
 @dataclass(frozen=True)
@@ -130,7 +100,7 @@ class LobstackClient:
         data_converter: DataConverter | None = None,
         task_queue: str = WORKFLOW_QUEUE,
     ) -> LobstackClient:
-        """`data_converter`: the workers' one (`workers.codec.data_converter(keyring)`) when payloads are encrypted."""
+        """`data_converter`: the deployment's one (`connection.data_converter(keyring)`) when payloads are encrypted."""
         try:
             client = await Client.connect(
                 address, namespace=namespace, data_converter=data_converter or DataConverter.default
@@ -139,9 +109,60 @@ class LobstackClient:
             raise TemporalUnreachable(address, err) from None
         return cls(client, task_queue=task_queue)
 
-    def _handle(self, agent_id: str) -> WorkflowHandle[AgentLifecycleWorkflow, LifecycleResult]:
+    def _handle(self, agent_id: str) -> WorkflowHandle[Any, LifecycleResult]:
         validate_agent_id(agent_id)
-        return self.temporal.get_workflow_handle_for(AgentLifecycleWorkflow.run, workflow_id(agent_id))
+        return self.temporal.get_workflow_handle(workflow_id(agent_id), result_type=LifecycleResult)
+
+    def _approval_handle(self, approval_id: str) -> WorkflowHandle[Any, ApprovalStatus]:
+        return self.temporal.get_workflow_handle(approval_id, result_type=ApprovalStatus)
+
+    # --- the one translation of "not found" ----------------------------------------------------------------------
+
+    async def _not_found(
+        self, call: Callable[[], Awaitable[T]], workflow: str, explain: Explain, *, query: bool = False
+    ) -> T:
+        """Run `call`; a NOT_FOUND answer about the workflow becomes `await explain(how)`.
+
+        Temporal says NOT_FOUND both for "no such workflow" and, to signals and updates, for "already closed": then
+        describe tells them apart and `how` is how it ended. A closed workflow still answers queries (a worker replays
+        it), so for a query NOT_FOUND always means there is none (`how` None). Any other answer, a missing namespace
+        included, is re-raised as it came.
+        """
+        try:
+            return await call()
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND or _namespace_missing(err):
+                raise
+            how = None if query else await self._ended(err, workflow)
+            raise await explain(how) from None
+
+    async def _ended(self, err: RPCError, workflow: str) -> str | None:
+        """After a NOT_FOUND answer to a signal or an update: how the workflow ended, or None when there is none."""
+        try:
+            described = await self.temporal.get_workflow_handle(workflow).describe()
+        except RPCError as again:
+            if again.status == RPCStatusCode.NOT_FOUND and not _namespace_missing(again):
+                return None
+            raise
+        if described.status is None or described.status == WorkflowExecutionStatus.RUNNING:
+            raise err
+        return described.status.name.lower()
+
+    def _on_agent(self, agent_id: str, call: Callable[[], Awaitable[T]], *, query: bool = False) -> Awaitable[T]:
+        async def explain(how: str | None) -> Exception:
+            return AgentNotFound(agent_id) if how is None else AgentEnded(agent_id, how)
+
+        return self._not_found(call, workflow_id(agent_id), explain, query=query)
+
+    def _on_approval(self, approval_id: str, call: Callable[[], Awaitable[T]], *, query: bool = False) -> Awaitable[T]:
+        async def explain(how: str | None) -> Exception:
+            if how is None:
+                return ApprovalNotFound(approval_id)
+            return ApprovalClosed(approval_id, how, await self._outcome(approval_id))
+
+        return self._not_found(call, approval_id, explain, query=query)
+
+    # --- agents ----------------------------------------------------------------------------------------------------
 
     async def create_agent(self, spec: AgentSpec) -> str:
         """Validate, assign an id if none was given, and start the lifecycle. Returns the agent id."""
@@ -150,7 +171,7 @@ class LobstackClient:
             spec = replace(spec, agent_id=new_agent_id(spec.name))
         try:
             await self.temporal.start_workflow(
-                AgentLifecycleWorkflow.run,
+                AGENT_LIFECYCLE,
                 LifecycleInput(spec=spec),
                 id=workflow_id(spec.agent_id),
                 task_queue=self.task_queue,
@@ -163,44 +184,17 @@ class LobstackClient:
             raise AgentExists(spec.agent_id) from None
         return spec.agent_id
 
-    async def _ended(self, err: RPCError, workflow: str) -> str | None:
-        """After a NOT_FOUND answer to a signal or an update: how the workflow ended, or None when there is none.
-
-        Temporal says NOT_FOUND both for "no such workflow" and for "already completed"; describe tells them apart.
-        Any other answer, a missing namespace included, is re-raised as it came.
-        """
-        if err.status != RPCStatusCode.NOT_FOUND or _namespace_missing(err):
-            raise err
-        try:
-            described = await self.temporal.get_workflow_handle(workflow).describe()
-        except RPCError as again:
-            if again.status == RPCStatusCode.NOT_FOUND and not _namespace_missing(again):
-                return None
-            raise
-        if described.status is None or described.status == WorkflowExecutionStatus.RUNNING:
-            raise err
-        return described.status.name.lower()
-
-    async def _agent_missing(self, err: RPCError, agent_id: str) -> AgentNotFound:
-        how = await self._ended(err, workflow_id(agent_id))
-        return AgentNotFound(agent_id) if how is None else AgentEnded(agent_id, how)
-
     async def status(self, agent_id: str) -> AgentStatus:
-        try:
-            return await self._handle(agent_id).query(AgentLifecycleWorkflow.status)
-        except RPCError as err:
-            # A closed lifecycle still answers queries (a worker replays it): NOT_FOUND means there is none.
-            if err.status == RPCStatusCode.NOT_FOUND and not _namespace_missing(err):
-                raise AgentNotFound(agent_id) from None
-            raise
+        handle = self._handle(agent_id)
+        return await self._on_agent(agent_id, lambda: handle.query(STATUS_QUERY, result_type=AgentStatus), query=True)
 
-    async def _signal(
-        self, agent_id: str, signal: Callable[[AgentLifecycleWorkflow, Any], Awaitable[None]], arg: object
-    ) -> None:
-        try:
-            await self._handle(agent_id).signal(signal, arg)
-        except RPCError as err:
-            raise await self._agent_missing(err, agent_id) from None
+    async def policy(self, agent_id: str) -> AgentPolicy:
+        handle = self._handle(agent_id)
+        return await self._on_agent(agent_id, lambda: handle.query(POLICY_QUERY, result_type=AgentPolicy), query=True)
+
+    async def _signal(self, agent_id: str, signal: str, arg: object) -> None:
+        handle = self._handle(agent_id)
+        await self._on_agent(agent_id, lambda: handle.signal(signal, arg))
 
     async def approve(self, agent_id: str, *, approver: str, reason: str = "") -> AgentStatus:
         return await self._decide(agent_id, ApprovalDecision(approver=approver, reason=reason, approved=True))
@@ -211,18 +205,16 @@ class LobstackClient:
     async def _decide(self, agent_id: str, decision: ApprovalDecision) -> AgentStatus:
         """Through the `decide` update, so a refused approver hears why (the Web UI sends the signals instead)."""
         _require("approver", decision.approver)
+        handle = self._handle(agent_id)
         try:
-            handle = self._handle(agent_id)
-            return await handle.execute_update(AgentLifecycleWorkflow.decide, decision)  # type: ignore[arg-type]  # temporalio types this async update as returning a Coroutine
-        except RPCError as err:
-            raise await self._agent_missing(err, agent_id) from None
+            return await self._on_agent(
+                agent_id, lambda: handle.execute_update(DECIDE_UPDATE, decision, result_type=AgentStatus)
+            )
         except WorkflowUpdateFailedError as err:
-            cause = err.cause
-            raise DecisionRefused(agent_id, str(getattr(cause, "message", cause))) from None
+            raise DecisionRefused(agent_id, _refusal(err)) from None
 
     async def destroy(self, agent_id: str, *, requested_by: str = "", reason: str = "") -> None:
-        request = DestroyRequest(requested_by=requested_by, reason=reason)
-        await self._signal(agent_id, AgentLifecycleWorkflow.destroy, request)
+        await self._signal(agent_id, DESTROY_SIGNAL, DestroyRequest(requested_by=requested_by, reason=reason))
 
     async def result(self, agent_id: str) -> LifecycleResult:
         """Wait for the lifecycle to end. A failed agent raises WorkflowFailureError (after its cleanup ran)."""
@@ -260,42 +252,43 @@ class LobstackClient:
         if approval_required is not None:
             validate_tool_patterns(approval_required)
         update = SkillUpdate(skills=skills, approval_required=approval_required, requested_by=requested_by)
-        await self._signal(agent_id, AgentLifecycleWorkflow.update_skills, update)
+        await self._signal(agent_id, UPDATE_SKILLS_SIGNAL, update)
 
-    async def policy(self, agent_id: str) -> AgentPolicy:
-        try:
-            return await self._handle(agent_id).query(AgentLifecycleWorkflow.policy)
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND and not _namespace_missing(err):
-                raise AgentNotFound(agent_id) from None
-            raise
+    async def list_agents(self, *, running_only: bool = False) -> list[AgentSummary]:
+        query = f"WorkflowType = '{AGENT_LIFECYCLE}'"
+        if running_only:
+            query += " AND ExecutionStatus = 'Running'"
+        found = []
+        async for wf in self.temporal.list_workflows(query):
+            status = wf.status.name.lower() if isinstance(wf.status, WorkflowExecutionStatus) else "unknown"
+            found.append(AgentSummary(agent_of(wf.id) or wf.id, status, wf.start_time))
+        return found
 
     # --- tool approvals -------------------------------------------------------------------------------------------
 
     async def list_approvals(self, *, pending_only: bool = True) -> list[ApprovalStatus]:
         """Approvals awaiting a decision (open ToolApproval workflows), with their current status."""
         # This deployment's approvals only: another queue's may have no worker to answer the status query.
-        query = f"WorkflowType = 'ToolApproval' AND TaskQueue = '{self.task_queue}'"
+        query = f"WorkflowType = '{TOOL_APPROVAL}' AND TaskQueue = '{self.task_queue}'"
         if pending_only:
             query += " AND ExecutionStatus = 'Running'"
         found = []
         async for wf in self.temporal.list_workflows(query):
-            handle = self.temporal.get_workflow_handle_for(ToolApprovalWorkflow.run, wf.id)
+            handle = self._approval_handle(wf.id)
             try:
-                found.append(await handle.query(ToolApprovalWorkflow.status, rpc_timeout=timedelta(seconds=5)))
+                found.append(
+                    await handle.query(STATUS_QUERY, result_type=ApprovalStatus, rpc_timeout=timedelta(seconds=5))
+                )
             except (RPCError, WorkflowQueryFailedError):
                 continue  # one unanswerable approval must not hide the others
         return found
 
     async def approval(self, approval_id: str) -> ApprovalStatus:
         validate_approval_id(approval_id)
-        handle = self.temporal.get_workflow_handle_for(ToolApprovalWorkflow.run, approval_id)
-        try:
-            return await handle.query(ToolApprovalWorkflow.status)
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND and not _namespace_missing(err):
-                raise ApprovalNotFound(approval_id) from None
-            raise
+        handle = self._approval_handle(approval_id)
+        return await self._on_approval(
+            approval_id, lambda: handle.query(STATUS_QUERY, result_type=ApprovalStatus), query=True
+        )
 
     async def decide_approval(
         self, approval_id: str, *, approver: str, approved: bool, reason: str = ""
@@ -303,36 +296,24 @@ class LobstackClient:
         """Approve or reject through the `decide` update: a refused approver gets the refusal back as an error."""
         validate_approval_id(approval_id)
         _require("approver", approver)
-        handle = self.temporal.get_workflow_handle_for(ToolApprovalWorkflow.run, approval_id)
+        handle = self._approval_handle(approval_id)
         decision = ApprovalDecision(approver=approver, reason=reason, approved=approved)
         try:
-            return await handle.execute_update(ToolApprovalWorkflow.decide, decision)  # type: ignore[arg-type]  # temporalio types this async update as returning a Coroutine
-        except RPCError as err:
-            how = await self._ended(err, approval_id)
-            if how is None:
-                raise ApprovalNotFound(approval_id) from None
-            raise ApprovalClosed(approval_id, how, await self._outcome(handle)) from None
+            return await self._on_approval(
+                approval_id, lambda: handle.execute_update(DECIDE_UPDATE, decision, result_type=ApprovalStatus)
+            )
         except WorkflowUpdateFailedError as err:
-            cause = err.cause
-            raise DecisionRefused(approval_id, str(cause.message if hasattr(cause, "message") else cause)) from None
+            raise DecisionRefused(approval_id, _refusal(err)) from None
 
-    async def _outcome(self, handle: WorkflowHandle[ToolApprovalWorkflow, ApprovalStatus]) -> str:
+    async def _outcome(self, approval_id: str) -> str:
         """How a closed approval ended, in words ("cancelled: agent ... is destroyed: ..."), when a worker can say."""
         try:
-            status = await handle.query(ToolApprovalWorkflow.status, rpc_timeout=timedelta(seconds=5))
+            status = await self._approval_handle(approval_id).query(
+                STATUS_QUERY, result_type=ApprovalStatus, rpc_timeout=timedelta(seconds=5)
+            )
         except (RPCError, WorkflowQueryFailedError):
             return ""
         return f"{status.state.value}: {status.reason}" if status.reason else status.state.value
-
-    async def list_agents(self, *, running_only: bool = False) -> list[AgentSummary]:
-        query = "WorkflowType = 'AgentLifecycle'"
-        if running_only:
-            query += " AND ExecutionStatus = 'Running'"
-        found = []
-        async for wf in self.temporal.list_workflows(query):
-            status = wf.status.name.lower() if isinstance(wf.status, WorkflowExecutionStatus) else "unknown"
-            found.append(AgentSummary(wf.id.removeprefix("agent-"), status, wf.start_time))
-        return found
 
 
 def validate_approval_id(approval_id: object) -> None:
@@ -341,6 +322,12 @@ def validate_approval_id(approval_id: object) -> None:
         raise SpecError(
             "approval_id", f"{approval_id!r:.80} is not allowed; looks like approval-<agent_id>-<request_id>"
         )
+
+
+def _refusal(err: WorkflowUpdateFailedError) -> str:
+    """The workflow's words for a refused update (its ApplicationError message)."""
+    cause = err.cause
+    return str(getattr(cause, "message", cause))
 
 
 def _namespace_missing(err: RPCError) -> bool:

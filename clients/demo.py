@@ -18,9 +18,9 @@ import httpx
 from activities.cloud.base import vm_name
 from activities.cloud.local import pid_alive
 from clients.client import LobstackClient
+from contracts.models import AgentState
+from contracts.spec import AgentSpec
 from devstack.stack import dev_stack
-from workflows.models import AgentState
-from workflows.spec import AgentSpec
 
 _T0 = time.monotonic()
 

@@ -32,7 +32,7 @@ from clients.cli_common import (
     validate_account_id,
     vault_settings,
 )
-from workflows.spec import SpecError, validate_agent_id
+from contracts.spec import SpecError, validate_agent_id
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -80,8 +80,8 @@ def cmd_schedules_install(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    from contracts.maintenance_models import KEY_ROTATION_SCHEDULE, RotationInput
     from workflows.key_rotation import KeyRotationWorkflow
-    from workflows.maintenance_models import KEY_ROTATION_SCHEDULE, RotationInput
 
     async def go() -> int:
         client = await connect(args)
@@ -98,7 +98,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from workflows.maintenance_models import ORPHAN_SWEEP_SCHEDULE, SweepInput
+    from contracts.maintenance_models import ORPHAN_SWEEP_SCHEDULE, SweepInput
     from workflows.orphan_sweep import OrphanSweepWorkflow
 
     async def go() -> int:
@@ -139,7 +139,7 @@ def _read_value(path: str | None) -> bytes:
 def _require_running(store: Any, agent_id: str, account_id: str) -> None:
     """Agent data changes only while the agent runs: before that it has no Transit key (Vault refuses, Forbidden),
     after that its data is gone. Says which it is and what to do."""
-    from workflows.models import AgentState
+    from contracts.models import AgentState
 
     agent = store.registry.get(agent_id)
     if agent is None or agent.account_id != account_id:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 import bridge
-from activities.cloud.userdata import BOOTSTRAP_PATH, BRIDGE_PORT
+from contracts.bootstrap import BOOTSTRAP_PATH, BRIDGE_PORT
 
 if TYPE_CHECKING:
     from cloudsim.state import VM, SimState

@@ -1,6 +1,6 @@
 """What each simulated provider offers: locations, plans and images, with the spec-shaped objects the APIs embed.
 
-Broader than activities/cloud/regions.py on purpose, so a typo'd or retired name is refused the way the real API does.
+Broader than contracts/regions.py on purpose, so a typo'd or retired name is refused the way the real API does.
 """
 
 from __future__ import annotations

@@ -11,11 +11,11 @@ import tempfile
 from pathlib import Path
 
 from activities.cloud.budget import ApiBudget
-from activities.cloud.regions import CLOUD_PROVIDERS
+from connection.codec import encode_keyring_spec
+from contracts.regions import CLOUD_PROVIDERS
 from devstack.errors import PortInUse
 from devstack.files import private_dir, write_private
 from devstack.stack import DevStack, StackOptions, dev_stack
-from workers.codec import encode_keyring_spec
 from workers.redaction import configure_logging
 
 __all__ = ["run_dev"]

@@ -25,9 +25,11 @@ from temporalio.converter import DataConverter
 
 from activities.cloud.base import CloudProvider
 from activities.cloud.local import LocalProvider
-from activities.cloud.regions import CLOUD_PROVIDERS
 from activities.secrets import AgentVault, VaultSettings
 from cloudsim.testing import RunningSim
+from connection.codec import CodecKey, Keyring, data_converter, encode_keyring_spec
+from contracts.queues import WORKFLOW_QUEUE
+from contracts.regions import CLOUD_PROVIDERS
 from devstack.errors import PortInUse
 from devstack.files import private_dir, write_private
 from devstack.ports import START_ATTEMPTS, free_port
@@ -45,12 +47,10 @@ from devstack.worker import WorkerProcess
 from gateway import GatewaySettings
 from gateway import serving as serving_gateway
 from workers import codec_server
-from workers.codec import CodecKey, Keyring, data_converter, encode_keyring_spec
 from workers.main import build_services
 from workers.schedules import install_schedules
 from workers.settings import WorkerSettings
 from workers.worker import default_providers, running_workers
-from workflows.queues import WORKFLOW_QUEUE
 
 __all__ = ["DevStack", "StackOptions", "WorkerMode", "dev_stack"]
 

@@ -19,10 +19,11 @@ from playwright.async_api import Page, async_playwright
 from temporalio.client import WorkflowHandle
 
 from clients.client import LobstackClient
+from contracts.identifiers import approval_id as approval_workflow_id
+from contracts.models import AgentState, ApprovalState, ApprovalStatus, ToolApprovalInput
+from contracts.spec import AgentSpec
 from devstack.stack import StackOptions, dev_stack
-from workflows.models import AgentState, ApprovalState, ApprovalStatus, ToolApprovalInput
-from workflows.spec import AgentSpec
-from workflows.tool_approval import ToolApprovalWorkflow, approval_workflow_id
+from workflows.tool_approval import ToolApprovalWorkflow
 
 DOCS = Path(__file__).parent
 DEBUG = Path(tempfile.gettempdir()) / "lobstack-screenshot-debug.png"

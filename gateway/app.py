@@ -39,12 +39,9 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from bridge.identifiers import REQUEST_ID_RULE, is_request_id
-from bridge.identifiers import approval_id as approval_id
-from gateway.approvals import ApprovalRequest, RequestInvalid, parse_request
-from gateway.auth import AgentIdentity, AuthError, VaultAuthenticator
-from gateway.settings import GatewaySettings
-from workflows.models import (
+from contracts.identifiers import REQUEST_ID_RULE, is_request_id, workflow_id
+from contracts.identifiers import approval_id as approval_id
+from contracts.models import (
     AgentPolicy,
     AgentState,
     ApprovalState,
@@ -52,11 +49,13 @@ from workflows.models import (
     SkillConfig,
     ToolApprovalInput,
 )
-from workflows.queues import workflow_id
+from contracts.workflow_names import POLICY_QUERY, STATUS_QUERY, TOOL_APPROVAL
+from gateway.approvals import ApprovalRequest, RequestInvalid, parse_request
+from gateway.auth import AgentIdentity, AuthError, VaultAuthenticator
+from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
-APPROVAL_WORKFLOW = "ToolApproval"
 MAX_BODY_BYTES = 64 * 1024
 # Lifecycle states in which an agent's bridge may run tools; in any other the gateway enables nothing.
 ACTIVE_STATES = frozenset({AgentState.PROVISIONING, AgentState.RUNNING, AgentState.DEGRADED})
@@ -113,7 +112,7 @@ class Gateway:
     async def policy(self, agent_id: str) -> AgentPolicy:
         handle = self.temporal.get_workflow_handle(workflow_id(agent_id))
         try:
-            policy: AgentPolicy = await handle.query("policy", result_type=AgentPolicy, rpc_timeout=_RPC_TIMEOUT)
+            policy: AgentPolicy = await handle.query(POLICY_QUERY, result_type=AgentPolicy, rpc_timeout=_RPC_TIMEOUT)
         except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
             raise _temporal_problem(err, "agent") from None
         if policy.agent_id != agent_id:
@@ -134,10 +133,12 @@ class Gateway:
 
     async def approval_status(self, handle: WorkflowHandle[Any, Any], agent_id: str) -> ApprovalStatus:
         try:
-            status: ApprovalStatus = await handle.query("status", result_type=ApprovalStatus, rpc_timeout=_RPC_TIMEOUT)
+            status: ApprovalStatus = await handle.query(
+                STATUS_QUERY, result_type=ApprovalStatus, rpc_timeout=_RPC_TIMEOUT
+            )
         except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
             raise _temporal_problem(err, "approval") from None
-        # Approval ids cannot collide across agents (bridge.identifiers); checked anyway, as the last word on ownership.
+        # Approval ids cannot collide across agents (contracts.identifiers); checked anyway, the last word on ownership.
         if status.agent_id != agent_id:
             raise Problem(404, "approval not found")
         return status
@@ -169,7 +170,7 @@ class Gateway:
         fingerprint = _fingerprint(agent_id, request)
         try:
             handle = await self.temporal.start_workflow(
-                APPROVAL_WORKFLOW,
+                TOOL_APPROVAL,
                 approval,
                 id=wid,
                 task_queue=s.task_queue,

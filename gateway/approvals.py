@@ -14,9 +14,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 # The identifier rules live in one place, shared with the bridge; re-exported for the gateway's callers.
-from bridge.identifiers import REQUEST_ID as REQUEST_ID
-from bridge.identifiers import REQUEST_ID_RULE, TOOL_RULE, is_request_id, is_tool
-from bridge.identifiers import TOOL as TOOL
+from contracts.identifiers import REQUEST_ID as REQUEST_ID
+from contracts.identifiers import REQUEST_ID_RULE, TOOL_RULE, is_request_id, is_tool
+from contracts.identifiers import TOOL as TOOL
 
 REDACTED = "[redacted]"
 MAX_ARGUMENTS = 32

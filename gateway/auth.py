@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from bridge.identifiers import is_agent_id
+from contracts.identifiers import agent_of, vault_name
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class AgentIdentity:
 
     @property
     def principal(self) -> str:
-        return f"agent-{self.agent_id}"
+        return vault_name(self.agent_id)
 
 
 def bearer_token(header: str) -> str:
@@ -58,16 +58,14 @@ def identity_of(data: dict[str, object], approle_mount: str) -> AgentIdentity:
     """The agent a token belongs to, from its lookup-self data; AuthError(403) for any token that is not an agent's."""
     meta = data.get("meta")
     role = (meta or {}).get("role_name", "") if isinstance(meta, dict) else ""
-    if not isinstance(role, str) or not role.startswith("agent-"):
-        raise AuthError(403, "not an agent token")
-    agent_id = role.removeprefix("agent-")
-    if not is_agent_id(agent_id):
+    agent_id = agent_of(role)
+    if agent_id is None:
         raise AuthError(403, "not an agent token")
     # Only an AppRole login sets role_name; a token minted elsewhere with the same metadata is not the agent.
     if data.get("path") != f"auth/{approle_mount}/login":
         raise AuthError(403, "not an agent token")
     policies = data.get("policies") or []
-    if not isinstance(policies, list) or f"agent-{agent_id}" not in policies:
+    if not isinstance(policies, list) or vault_name(agent_id) not in policies:
         raise AuthError(403, "token does not carry the agent's policy")
     return AgentIdentity(agent_id=agent_id, accessor=str(data.get("accessor") or ""))
 

@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import uvicorn
 from temporalio.client import Client
 
+from connection.codec import data_converter_from_env
+from connection.settings import TemporalSettings
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from workers.codec import data_converter_from_env
-from workers.settings import TemporalSettings
 
 log = logging.getLogger(__name__)
 

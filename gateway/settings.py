@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from temporalio.client import Client
 
-from workflows.queues import WORKFLOW_QUEUE
+from contracts.queues import WORKFLOW_QUEUE
 
 DEFAULT_PORT = 8788
 MAX_WAIT_S = 30.0

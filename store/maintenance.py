@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy import Connection, Engine, RowMapping, bindparam, delete, func, or_, select, update
 from sqlalchemy import exc as sa_exc
 
+from contracts.models import AgentState
+from contracts.spec import SpecError
 from store.records import AgentDataRecord, HealthRecord
 from store.tables import AGENT_DATA, AGENT_HEALTH, AGENTS, AUDIT_EVENTS
 from store.tenancy import Scope
-from workflows.models import AgentState
-from workflows.spec import SpecError
 
 __all__ = ["PROBED_STATES", "MaintenanceStore"]
 

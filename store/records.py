@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from workflows.models import AgentState
+from contracts.models import AgentState
 
 __all__ = ["AgentDataRecord", "AgentRecord", "AuditRecord", "HealthRecord"]
 

@@ -18,6 +18,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
+from contracts.models import AgentState, Transition
+from contracts.spec import SpecError
 from store.audit import VerifyReport, append_event, chain_query, export_row, iter_rows, verify_rows
 from store.engine import create_schema, make_engine
 from store.maintenance import MaintenanceStore
@@ -25,8 +27,6 @@ from store.records import AgentRecord, AuditRecord
 from store.tables import AGENTS, AUDIT_EVENTS, LAST_ERROR_MAX, REASON_MAX
 from store.tenancy import SYSTEM, DbRoles, Scope, scoped_connection
 from store.validation import validate_transition
-from workflows.models import AgentState, Transition
-from workflows.spec import SpecError
 
 __all__ = ["AccountRegistry", "Registry"]
 

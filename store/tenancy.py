@@ -50,7 +50,7 @@ from typing import Protocol, Self, TypeVar
 from sqlalchemy import Connection, Engine, Table, text
 from sqlalchemy.sql import ColumnElement
 
-from workflows.spec import SpecError
+from contracts.spec import SpecError
 
 __all__ = [
     "ACCOUNT_TABLES",

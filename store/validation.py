@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from workflows.models import AgentState, Transition
-from workflows.spec import SpecError, validate_agent_id
+from contracts.models import AgentState, Transition
+from contracts.spec import SpecError, validate_agent_id
 
 __all__ = ["DETAIL_VALUE_MAX", "validate_transition"]
 

@@ -19,8 +19,8 @@ from temporalio.testing import WorkflowEnvironment
 
 import devstack
 from cloudsim.testing import RunningSim
+from connection.codec import Keyring, data_converter
 from tests.stack import AGENTS, ENCRYPTED_STACK_KEY_ID, Stack, make_stack, reap
-from workers.codec import Keyring, data_converter
 from workers.converter import with_converter
 from workflows.tool_approval import APPROVAL_STATE
 

@@ -20,13 +20,14 @@ from activities.cloud.base import CloudProvider
 from activities.cloud.local import LocalProvider
 from activities.secrets import AgentVault, VaultSettings
 from clients.client import LobstackClient
+from contracts.identifiers import approval_id as approval_workflow_id
+from contracts.models import ApprovalStatus, ToolApprovalInput
+from contracts.spec import AgentSpec
 from store import Registry
 from workers.main import build_services
 from workers.settings import WorkerSettings
 from workers.worker import Services, running_workers
-from workflows.models import ApprovalStatus, ToolApprovalInput
-from workflows.spec import AgentSpec
-from workflows.tool_approval import ToolApprovalWorkflow, approval_workflow_id
+from workflows.tool_approval import ToolApprovalWorkflow
 
 AGENTS = Path(__file__).parent / "agents"
 # The key id of `plain_or_encrypted_stack`'s codec (tests/conftest.py): forged ciphertexts name it too.

@@ -35,7 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from temporalio.api.common.v1 import Payloads
 
-from workers.codec import CodecError, EncryptionCodec, Keyring
+from connection.codec import CodecError, EncryptionCodec, Keyring
 
 log = logging.getLogger("lobstack.codec")
 

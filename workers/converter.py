@@ -1,13 +1,13 @@
 """What a worker decodes with: untyped decoding never raises, and no payload fails a whole activation.
 
-Workflow handlers take `*args: Any` (workflows/messages.py), so the SDK decodes what a sender put in a signal, update,
+Workflow handlers take `*args: Any` (contracts/messages.py), so the SDK decodes what a sender put in a signal, update,
 query or start input without a type. With the SDK's converter, a payload it cannot read (an unknown encoding, broken
 JSON, a ciphertext no key opens) raises: a signal is dropped with an ERROR log, a start input fails the workflow task
 again and again, and a codec error fails every task of the workflow, since the SDK decodes a whole activation at once.
 A worker's converter instead hands such a payload to the handler as an `Undecodable` value, which it refuses, audits
 and shows like any other bad message. Typed decoding (activity results) stays strict and says why it failed.
 
-Clients keep the strict converter: a CLI reading a status with the wrong key should fail loudly (workers/codec.py).
+Clients keep the strict converter: a CLI reading a status with the wrong key should fail loudly (connection/codec.py).
 
 Failures a worker writes carry our message only, never the worker's Python stack trace: Temporal shows them to people
 (the Web UI's update dialog and event details, the CLI), and a stack names the worker's files and insides. The SDK
@@ -33,7 +33,7 @@ from temporalio.converter import (
     PayloadConverter,
 )
 
-from workflows.messages import Undecodable
+from contracts.messages import Undecodable
 
 __all__ = [
     "EncodedMessageOnlyFailureConverter",

@@ -9,12 +9,12 @@ from temporalio.converter import DataConverter
 
 from activities.cloud.base import CloudProvider
 from activities.secrets import AgentVault, SecretsActivities, VaultSettings
+from connection.codec import Keyring, data_converter
+from contracts.queues import WORKFLOW_QUEUE
 from store import Registry, default_database_url
-from workers.codec import Keyring, data_converter
 from workers.redaction import configure_logging
 from workers.settings import WorkerSettings
 from workers.worker import Services, default_providers, run_until_signalled
-from workflows.queues import WORKFLOW_QUEUE
 
 
 def build_services(

@@ -25,9 +25,7 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
-from workflows.fleet_health import FleetHealthWorkflow
-from workflows.key_rotation import KeyRotationWorkflow
-from workflows.maintenance_models import (
+from contracts.maintenance_models import (
     FLEET_HEALTH_SCHEDULE,
     KEY_ROTATION_SCHEDULE,
     ORPHAN_SWEEP_SCHEDULE,
@@ -35,8 +33,10 @@ from workflows.maintenance_models import (
     RotationInput,
     SweepInput,
 )
+from contracts.queues import WORKFLOW_QUEUE
+from workflows.fleet_health import FleetHealthWorkflow
+from workflows.key_rotation import KeyRotationWorkflow
 from workflows.orphan_sweep import OrphanSweepWorkflow
-from workflows.queues import WORKFLOW_QUEUE
 
 __all__ = ["SCHEDULE_IDS", "InstalledSchedule", "build_schedules", "install_schedules"]
 

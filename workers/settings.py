@@ -1,4 +1,5 @@
-"""Where the service finds its components, from the environment, with embedded defaults for a laptop."""
+"""What a worker runs, from the environment, with embedded defaults for a laptop (Temporal's address and namespace:
+`connection.settings.TemporalSettings`)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,6 @@ from pathlib import Path
 
 def lobstack_home() -> Path:
     return Path(os.environ.get("LOBSTACK_HOME", Path.home() / ".lobstack"))
-
-
-@dataclass(frozen=True)
-class TemporalSettings:
-    address: str = "127.0.0.1:7233"
-    namespace: str = "default"
-
-    @classmethod
-    def from_env(cls) -> TemporalSettings:
-        return cls(
-            address=os.environ.get("TEMPORAL_ADDRESS", cls.address),
-            namespace=os.environ.get("TEMPORAL_NAMESPACE", cls.namespace),
-        )
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from activities.health import HealthActivities
 from activities.maintenance import maintenance_activities
 from activities.registry import RegistryActivities
 from activities.secrets import SecretsActivities
+from contracts.queues import WORKFLOW_QUEUE, cloud_queue
 from store import Registry
 from workers.converter import worker_client
 from workers.interceptors import ErrorTranslation
@@ -43,7 +44,6 @@ from workflows.agent_lifecycle import AgentLifecycleWorkflow
 from workflows.fleet_health import FleetHealthWorkflow
 from workflows.key_rotation import KeyRotationWorkflow
 from workflows.orphan_sweep import OrphanSweepWorkflow
-from workflows.queues import WORKFLOW_QUEUE, cloud_queue
 from workflows.tool_approval import ToolApprovalWorkflow
 
 # --- maintenance: the scheduled workflows (workers/schedules.py), on the workflow queue ---

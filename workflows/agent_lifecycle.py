@@ -21,17 +21,17 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType
 
+from contracts.workflow_names import AGENT_LIFECYCLE
+
 with workflow.unsafe.imports_passed_through():
     from activities.approvals import ApprovalActivities
     from activities.cloud.activities import CloudActivities
-    from activities.cloud.regions import Location, ProviderName, placements
     from activities.health import HealthActivities
     from activities.maintenance import AgentDataActivities
     from activities.registry import RegistryActivities
     from activities.secrets import SecretsActivities
-    from workflows.decisions import ACTOR_MAX, REASON_MAX, audit_text, refusal
-    from workflows.messages import MessageRefused, one_message
-    from workflows.models import (
+    from contracts.messages import MessageRefused, one_message
+    from contracts.models import (
         AgentPolicy,
         AgentRef,
         AgentState,
@@ -52,8 +52,10 @@ with workflow.unsafe.imports_passed_through():
         VMLookup,
         VMRef,
     )
-    from workflows.queues import cloud_queue
-    from workflows.spec import AgentSpec, SpecError, validate_skills, validate_spec, validate_tool_patterns
+    from contracts.queues import cloud_queue
+    from contracts.regions import Location, ProviderName, placements
+    from contracts.spec import AgentSpec, SpecError, validate_skills, validate_spec, validate_tool_patterns
+    from workflows.decisions import ACTOR_MAX, REASON_MAX, audit_text, refusal
 
 T = TypeVar("T")
 
@@ -100,12 +102,12 @@ class _DestroyRequested(Exception):
     """A `destroy` signal arrived while a provisioning step was running."""
 
 
-@workflow.defn(name="AgentLifecycle")
+@workflow.defn(name=AGENT_LIFECYCLE)
 class AgentLifecycleWorkflow:
     @workflow.init
     def __init__(self, *args: Any) -> None:
         # Any start input is taken apart here, never by the SDK: a wrong one fails the workflow in `run` with its
-        # reason instead of failing every workflow task (workflows/messages.py).
+        # reason instead of failing every workflow task (contracts/messages.py).
         try:
             input = one_message(args, LifecycleInput, example=INPUT_EXAMPLE)
             self._invalid = ""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from workflows.models import Decision
-from workflows.spec import APPROVER_RULE, approver_name_ok
+from contracts.models import Decision
+from contracts.spec import APPROVER_RULE, approver_name_ok
 
 APPROVER_REQUIRED = 'the body needs {"approver": "your-name"}'
 # The audit trail's actor column; longer names are clipped, never allowed to fail the audit write.

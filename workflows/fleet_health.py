@@ -13,13 +13,15 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from contracts.workflow_names import FLEET_HEALTH
+
 with workflow.unsafe.imports_passed_through():
     from activities.maintenance.fleet import FleetActivities
+    from contracts.maintenance_models import FleetHealthInput, FleetHealthResult
     from workflows.inputs import start_input
-    from workflows.maintenance_models import FleetHealthInput, FleetHealthResult
 
 
-@workflow.defn(name="FleetHealth")
+@workflow.defn(name=FLEET_HEALTH)
 class FleetHealthWorkflow:
     @workflow.run
     async def run(self, *args: Any) -> FleetHealthResult:

@@ -11,7 +11,7 @@ from typing import Protocol, TypeVar
 
 from temporalio.exceptions import ApplicationError
 
-from workflows.messages import MessageRefused, one_message
+from contracts.messages import MessageRefused, one_message
 
 __all__ = ["start_input"]
 

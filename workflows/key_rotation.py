@@ -14,21 +14,23 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from contracts.workflow_names import KEY_ROTATION
+
 with workflow.unsafe.imports_passed_through():
     from activities.maintenance.rotation import RotationActivities
-    from workflows.inputs import start_input
-    from workflows.maintenance_models import (
+    from contracts.maintenance_models import (
         REPORT_IDS_MAX,
         RotationBatch,
         RotationBatchResult,
         RotationInput,
         RotationResult,
     )
+    from workflows.inputs import start_input
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1), maximum_attempts=10)
 
 
-@workflow.defn(name="KeyRotation")
+@workflow.defn(name=KEY_ROTATION)
 class KeyRotationWorkflow:
     @workflow.run
     async def run(self, *args: Any) -> RotationResult:

@@ -14,15 +14,17 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from contracts.workflow_names import ORPHAN_SWEEP
+
 with workflow.unsafe.imports_passed_through():
     from activities.maintenance.sweep import SweepActivities
+    from contracts.maintenance_models import RemoveOrphans, SweepInput, SweepResult
     from workflows.inputs import start_input
-    from workflows.maintenance_models import RemoveOrphans, SweepInput, SweepResult
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1), maximum_attempts=10)
 
 
-@workflow.defn(name="OrphanSweep")
+@workflow.defn(name=ORPHAN_SWEEP)
 class OrphanSweepWorkflow:
     @workflow.run
     async def run(self, *args: Any) -> SweepResult:

@@ -18,12 +18,12 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
+from contracts.workflow_names import TOOL_APPROVAL
+
 with workflow.unsafe.imports_passed_through():
     from activities.registry import RegistryActivities
-    from bridge.identifiers import approval_id
-    from workflows.decisions import ACTOR_MAX, REASON_MAX, audit_text, refusal
-    from workflows.messages import MessageRefused, one_message
-    from workflows.models import (
+    from contracts.messages import MessageRefused, one_message
+    from contracts.models import (
         AgentState,
         ApprovalDecision,
         ApprovalState,
@@ -32,16 +32,12 @@ with workflow.unsafe.imports_passed_through():
         ToolApprovalInput,
         Transition,
     )
+    from workflows.decisions import ACTOR_MAX, REASON_MAX, audit_text, refusal
 
 # Registered on the server (`lobstack dev`, test fixtures): lets the Web UI list pending approvals with a query like
 # `LobstackApprovalState = "pending"`.
 APPROVAL_STATE = SearchAttributeKey.for_keyword("LobstackApprovalState")
 T = TypeVar("T")
-
-
-def approval_workflow_id(agent_id: str, request_id: str) -> str:
-    """`approval-<agent_id>-<request_id>`, by the one rule the bridge and the gateway use (bridge/identifiers.py)."""
-    return approval_id(agent_id, request_id)
 
 
 REGISTRY_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=60), maximum_attempts=0)
@@ -52,7 +48,7 @@ PATCH_AUDIT_EVERY_REFUSAL = "audit-every-refusal"
 PATCH_CANCEL_CLOSES = "cancel-closes-approval"
 
 
-@workflow.defn(name="ToolApproval")
+@workflow.defn(name=TOOL_APPROVAL)
 class ToolApprovalWorkflow:
     @workflow.init
     def __init__(self, *args: Any) -> None:

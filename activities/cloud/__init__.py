@@ -1,0 +1,23 @@
+"""VMs on the clouds: one adapter per provider behind the `CloudProvider` protocol (`base`), and the activities.
+
+- `base`: `CloudProvider`, our own `VM` record, `VMStatus`;
+- `activities`: `CloudActivities` (create, wait running, delete, look up) with the bootstrap credential minted inside;
+- `local`, `hetzner`, `digitalocean`, `vultr`: the adapters; `providers`: building them from settings;
+- `budget`, `calls`: API budgets and call counting; `userdata`, `adapter_support`: what a VM boots with.
+
+This `__init__` imports nothing: each adapter pulls in its own SDK only when it is used.
+"""
+
+__all__ = [
+    "activities",
+    "adapter_support",
+    "base",
+    "budget",
+    "calls",
+    "digitalocean",
+    "hetzner",
+    "local",
+    "providers",
+    "userdata",
+    "vultr",
+]

@@ -21,8 +21,8 @@ from activities.cloud.base import VM, CloudProvider
 from activities.cloud.calls import counting
 from activities.errors import ProviderRateLimited, ProviderRejected, ProviderUnavailable, VMLeftBehind
 from activities.polling import PollSchedule
-from bridge.config import BootstrapConfig
-from workflows.models import CreateVMRequest, Residue, VMDeleted, VMLookup, VMRef
+from contracts.bootstrap import BootstrapConfig
+from contracts.models import CreateVMRequest, Residue, VMDeleted, VMLookup, VMRef
 
 T = TypeVar("T")
 

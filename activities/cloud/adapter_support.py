@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from activities.cloud.base import VM
-from activities.cloud.regions import locations
-from activities.cloud.userdata import AGENT_SOCKET, AGENT_USER, BRIDGE_PORT, check_size, render_cloud_init
+from activities.cloud.userdata import check_size, render_cloud_init
 from activities.errors import ProviderRejected
-from bridge.config import BootstrapConfig
+from contracts.bootstrap import AGENT_SOCKET, AGENT_USER, BRIDGE_PORT, BootstrapConfig
+from contracts.regions import locations
 
 
 def vm_user_data(provider: str, bootstrap: BootstrapConfig) -> str:

@@ -10,20 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from activities.cloud.regions import ProviderName
-from bridge.config import BootstrapConfig
-from workflows.models import CreateVMRequest
+from contracts.bootstrap import BootstrapConfig
+from contracts.identifiers import ACCOUNT_LABEL, AGENT_LABEL, vm_name
+from contracts.models import CreateVMRequest
+from contracts.regions import ProviderName
 
-AGENT_LABEL = "lobstack-agent"
-ACCOUNT_LABEL = "lobstack-account"
+# The labels and the VM name are defined once in contracts.identifiers; re-exported for the adapters.
+__all__ = ["ACCOUNT_LABEL", "AGENT_LABEL", "VM", "CloudProvider", "VMStatus", "vm_name"]
 
 # "stopped": exists but not running (crashed process, powered-off server); it will not become healthy by waiting.
 VMStatus = Literal["creating", "running", "stopped", "gone"]
-
-
-def vm_name(agent_id: str) -> str:
-    """The deterministic VM name for an agent; agent ids are already DNS-label safe."""
-    return f"lobstack-{agent_id}"
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from typing import TypeVar
 from activities.cloud.base import VM, CloudProvider
 from activities.cloud.calls import counting
 from activities.errors import ProviderRateLimited
-from bridge.config import BootstrapConfig
-from workflows.models import CreateVMRequest
+from contracts.bootstrap import BootstrapConfig
+from contracts.models import CreateVMRequest
 
 # Documented limits, in requests per second: Hetzner 3600/h per project; DigitalOcean 5000/h and 250/min (the hourly
 # one binds); Vultr 30/s.

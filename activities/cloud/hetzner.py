@@ -37,8 +37,6 @@ from activities.cloud.adapter_support import (
 )
 from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, VM, VMStatus, vm_name
 from activities.cloud.calls import ProviderCalls
-from activities.cloud.regions import IMAGES, ProviderName, plan
-from activities.cloud.userdata import BRIDGE_PORT
 from activities.errors import (
     ProviderCapacityError,
     ProviderError,
@@ -46,8 +44,9 @@ from activities.errors import (
     ProviderRejected,
     ProviderUnavailable,
 )
-from bridge.config import BootstrapConfig
-from workflows.models import CreateVMRequest
+from contracts.bootstrap import BRIDGE_PORT, BootstrapConfig
+from contracts.models import CreateVMRequest
+from contracts.regions import IMAGES, ProviderName, plan
 
 DEFAULT_ENDPOINT = "https://api.hetzner.cloud/v1"
 

@@ -25,11 +25,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from activities.cloud.base import AGENT_LABEL, VM, vm_name
-from activities.cloud.regions import ProviderName
+from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, VM, vm_name
 from activities.errors import ProviderRejected, ProviderUnavailable
-from bridge.config import MAX_SOCKET_PATH_BYTES, BootstrapConfig
-from workflows.models import CreateVMRequest
+from contracts.bootstrap import MAX_SOCKET_PATH_BYTES, BootstrapConfig
+from contracts.models import CreateVMRequest
+from contracts.regions import ProviderName
 
 _PREFIX = "local-"
 
@@ -171,7 +171,7 @@ class LocalProvider:
                 "vm_id": vm.vm_id,
                 "name": vm.name,
                 "pid": proc.pid,
-                "labels": {AGENT_LABEL: request.agent_id, "lobstack-account": request.account_id},
+                "labels": {AGENT_LABEL: request.agent_id, ACCOUNT_LABEL: request.account_id},
                 "created_at": datetime.now(UTC).isoformat(),
             }
             _atomic_write(directory / "vm.json", json.dumps(meta))

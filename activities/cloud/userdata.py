@@ -13,16 +13,9 @@ from __future__ import annotations
 
 import base64
 
-from activities.cloud.regions import USER_DATA_LIMITS
 from activities.errors import ProviderRejected
-from bridge.config import BootstrapConfig
-
-BOOTSTRAP_PATH = "/etc/lobstack/bootstrap.json"
-# Agents' bridges serve GET /health (only) here on their VM; the health check probes http://<public ip>:<port>/health.
-BRIDGE_PORT = 8787
-# The agent API: a Unix socket on the VM, for the agent's user only. Never a network port.
-AGENT_SOCKET = "/run/lobstack/agent.sock"
-AGENT_USER = "lobstack-agent"
+from contracts.bootstrap import AGENT_USER, BOOTSTRAP_PATH, BootstrapConfig
+from contracts.regions import USER_DATA_LIMITS
 
 
 def render_cloud_init(bootstrap: BootstrapConfig) -> str:

@@ -18,8 +18,6 @@ import httpx
 from activities.cloud.adapter_support import first_location, pick, short, vm_user_data
 from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, VM, VMStatus, vm_name
 from activities.cloud.calls import ProviderCalls
-from activities.cloud.regions import IMAGES, ProviderName, plan
-from activities.cloud.userdata import BRIDGE_PORT
 from activities.errors import (
     ProviderCapacityError,
     ProviderError,
@@ -27,8 +25,9 @@ from activities.errors import (
     ProviderRejected,
     ProviderUnavailable,
 )
-from bridge.config import BootstrapConfig
-from workflows.models import CreateVMRequest
+from contracts.bootstrap import BRIDGE_PORT, BootstrapConfig
+from contracts.models import CreateVMRequest
+from contracts.regions import IMAGES, ProviderName, plan
 
 DEFAULT_ENDPOINT = "https://api.vultr.com/v2"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from temporalio import activity
 
 from activities.registry import _translate_errors as registry_errors
+from contracts.maintenance_models import AgentDataDeleted
+from contracts.models import AgentRef
 from store import Registry
-from workflows.maintenance_models import AgentDataDeleted
-from workflows.models import AgentRef
 
 
 class AgentDataActivities:

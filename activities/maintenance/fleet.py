@@ -30,13 +30,13 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.health import probe
 from activities.registry import _translate_errors as registry_errors
+from contracts.identifiers import workflow_id
+from contracts.maintenance_models import FleetHealthInput, FleetHealthResult
+from contracts.models import HealthChange, HealthReport
+from contracts.workflow_names import HEALTH_CHANGED_SIGNAL
 from store import AgentRecord, HealthRecord, Registry
 from store.maintenance import PROBED_STATES
-from workflows.maintenance_models import FleetHealthInput, FleetHealthResult
-from workflows.models import HealthChange, HealthReport
-from workflows.queues import workflow_id
 
-HEALTH_SIGNAL = "health_changed"
 # Signals in flight at once.
 SIGNAL_CONCURRENCY = 50
 # Well inside FleetHealth's 30 s heartbeat timeout.
@@ -196,7 +196,7 @@ class FleetActivities:
         async def one(agent_id: str, change: HealthChange) -> str:
             async with limit:
                 try:
-                    await self.temporal.get_workflow_handle(workflow_id(agent_id)).signal(HEALTH_SIGNAL, change)
+                    await self.temporal.get_workflow_handle(workflow_id(agent_id)).signal(HEALTH_CHANGED_SIGNAL, change)
                 except RPCError as err:
                     if err.status == RPCStatusCode.NOT_FOUND:  # the lifecycle closed since the registry said running
                         return "closed"
@@ -222,4 +222,4 @@ def _summarise(result: FleetHealthResult, latencies: list[float]) -> None:
     result.probe_max_ms = round(ordered[-1] * 1000, 2)
 
 
-__all__ = ["HEALTH_SIGNAL", "FleetActivities", "decide"]
+__all__ = ["FleetActivities", "decide"]

@@ -12,8 +12,7 @@ from temporalio import activity
 from activities.errors import SecretsRejected
 from activities.registry import _translate_errors as registry_errors
 from activities.secrets.agent_vault import AgentVault
-from store import AgentDataRecord, Registry
-from workflows.maintenance_models import (
+from contracts.maintenance_models import (
     ROTATION_ACTOR,
     AgentRotation,
     RotationBatch,
@@ -21,7 +20,8 @@ from workflows.maintenance_models import (
     RotationInput,
     RotationTargets,
 )
-from workflows.models import Transition
+from contracts.models import Transition
+from store import AgentDataRecord, Registry
 
 # Ciphertexts per Transit rewrap request.
 REWRAP_CHUNK = 100

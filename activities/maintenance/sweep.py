@@ -18,9 +18,8 @@ from activities.approvals import cancel_approvals, open_approvals
 from activities.cloud.base import CloudProvider
 from activities.registry import _translate_errors as registry_errors
 from activities.secrets.agent_vault import AgentVault
-from activities.secrets.maintenance import agent_id_of
-from store import Registry
-from workflows.maintenance_models import (
+from contracts.identifiers import agent_of, is_agent_id, workflow_id
+from contracts.maintenance_models import (
     SWEEP_ACTOR,
     Orphan,
     OrphanReport,
@@ -29,10 +28,11 @@ from workflows.maintenance_models import (
     SweepCounts,
     SweepInput,
 )
-from workflows.models import AgentState, Residue, Transition
-from workflows.queues import workflow_id
+from contracts.models import AgentState, Residue, Transition
+from contracts.workflow_names import AGENT_LIFECYCLE
+from store import Registry
 
-LIVE_QUERY = "WorkflowType='AgentLifecycle' AND ExecutionStatus='Running'"
+LIVE_QUERY = f"WorkflowType='{AGENT_LIFECYCLE}' AND ExecutionStatus='Running'"
 # Audit rows need an account; Vault state of an agent the registry never saw has none.
 UNREGISTERED_ACCOUNT = "unregistered"
 
@@ -86,7 +86,7 @@ class SweepActivities:
             # Vault state of its agent would be, cutting a possibly healthy agent off its secrets.
             for vm in provider.list_managed():
                 # A label that is not a valid agent id was not set by us: never ours to delete.
-                if agent_id_of("agent-" + vm.agent_id) is not None:
+                if is_agent_id(vm.agent_id):
                     vms.setdefault(vm.agent_id, []).append(OrphanVM(name, vm.vm_id))
         in_vault = self.vault.inventory().agent_ids()
         with registry_errors("agent_data_counts"):
@@ -96,8 +96,9 @@ class SweepActivities:
     async def _live_agents(self) -> set[str]:
         live: set[str] = set()
         async for execution in self.temporal.list_workflows(LIVE_QUERY):
-            if execution.id.startswith("agent-"):
-                live.add(execution.id.removeprefix("agent-"))
+            agent_id = agent_of(execution.id)
+            if agent_id is not None:
+                live.add(agent_id)
         return live
 
     # --- remove ----------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from temporalio import activity
 
 from activities.errors import SecretsLeftBehind
 from activities.secrets.agent_vault import AgentVault
-from workflows.models import AgentRef, Residue, SecretRefs
+from contracts.models import AgentRef, Residue, SecretRefs
 
 
 def describe(residue: Residue) -> str:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 
 from activities.secrets.agent_vault import AgentVault
+from contracts.spec import SpecError
 from store import Registry
-from workflows.spec import SpecError
 
 __all__ = ["MAX_PLAINTEXT_BYTES", "AgentDataMissing", "AgentDataStore", "validate_data_name"]
 

@@ -17,8 +17,8 @@ from activities.secrets.names import AgentNames
 from activities.secrets.policy import render_agent_policy
 from activities.secrets.settings import VaultSettings
 from activities.secrets.tokens import TokenFinder
-from bridge.config import BootstrapConfig
-from workflows.models import Residue, SecretRefs
+from contracts.bootstrap import BootstrapConfig
+from contracts.models import Residue, SecretRefs
 
 log = logging.getLogger(__name__)
 

@@ -19,12 +19,9 @@ from activities.secrets.errors import vault_errors
 from activities.secrets.names import AgentNames
 from activities.secrets.settings import VaultSettings
 from activities.secrets.tokens import TokenFinder
-from workflows.spec import SpecError, validate_agent_id
+from contracts.identifiers import KV_AGENTS_PREFIX, agent_of, is_agent_id
 
-__all__ = ["Ciphertext", "TransitKeyInfo", "VaultInventory", "VaultMaintenance", "agent_id_of"]
-
-_AGENT_PREFIX = "agent-"
-_KV_AGENTS = "agents/"
+__all__ = ["Ciphertext", "TransitKeyInfo", "VaultInventory", "VaultMaintenance"]
 
 
 @dataclass(frozen=True)
@@ -53,18 +50,6 @@ class VaultInventory:
 
     def agent_ids(self) -> set[str]:
         return set(self.policies) | set(self.roles) | set(self.keys) | set(self.secrets) | set(self.tokens)
-
-
-def agent_id_of(name: str, prefix: str = _AGENT_PREFIX) -> str | None:
-    """The agent id in a Vault name `agent-<id>` (or KV folder `<id>/`); None for anything that is not ours."""
-    if not name.startswith(prefix):
-        return None
-    agent_id = name.removeprefix(prefix).rstrip("/")
-    try:
-        validate_agent_id(agent_id)
-    except SpecError:
-        return None
-    return agent_id
 
 
 class VaultMaintenance:
@@ -161,7 +146,7 @@ class VaultMaintenance:
         """Agent ids that have a Transit key, sorted."""
         mount = self.settings.transit_mount
         names = self._list(f"{mount}/keys", lambda: self._client.secrets.transit.list_keys(mount_point=mount))
-        return sorted({a for a in map(agent_id_of, names) if a is not None})
+        return sorted({a for a in map(agent_of, names) if a is not None})
 
     # --- inventory for the orphan sweep ----------------------------------------------------------------------------
 
@@ -180,11 +165,11 @@ class VaultMaintenance:
         found.roles = _ones(roles)
         found.keys = dict.fromkeys(self.agents_with_keys(), 1)
         folders = self._list(
-            f"{s.kv_mount}/metadata/{_KV_AGENTS}",
-            lambda: self._client.secrets.kv.v2.list_secrets(_KV_AGENTS, mount_point=s.kv_mount),
+            f"{s.kv_mount}/metadata/{KV_AGENTS_PREFIX}",
+            lambda: self._client.secrets.kv.v2.list_secrets(KV_AGENTS_PREFIX, mount_point=s.kv_mount),
         )
-        found.secrets = _ones(folders, prefix="")
-        found.tokens = {a: c for a, c in self._tokens.owners().items() if agent_id_of(_AGENT_PREFIX + a)}
+        found.secrets = _ones(folders, name_of=_kv_folder)
+        found.tokens = {a: c for a, c in self._tokens.owners().items() if is_agent_id(a)}
         return found
 
     def _list(self, path: str, call: Callable[[], dict[str, Any]]) -> list[str]:
@@ -196,8 +181,14 @@ class VaultMaintenance:
         return list((resp.get("data") or {}).get("keys") or [])
 
 
-def _ones(names: Sequence[str], prefix: str = _AGENT_PREFIX) -> dict[str, int]:
-    return {a: 1 for a in (agent_id_of(name, prefix) for name in names) if a is not None}
+def _ones(names: Sequence[str], name_of: Callable[[str], str | None] = agent_of) -> dict[str, int]:
+    return {a: 1 for a in map(name_of, names) if a is not None}
+
+
+def _kv_folder(name: str) -> str | None:
+    """The agent id of a KV folder `<id>/` under `agents/`; None for anything that is not ours."""
+    agent_id = name.removesuffix("/")
+    return agent_id if is_agent_id(agent_id) else None
 
 
 def _version_of(ciphertext: str) -> int:

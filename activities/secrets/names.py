@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from activities.errors import SecretsRejected
 from activities.secrets.settings import VaultSettings
-from workflows.spec import SpecError, validate_agent_id
+from contracts.identifiers import kv_prefix, vault_name
+from contracts.spec import SpecError, validate_agent_id
 
 IDENTITY_KEY = "identity"
 
@@ -29,20 +30,20 @@ class AgentNames:
 
     @property
     def policy(self) -> str:
-        return f"agent-{self.agent_id}"
+        return vault_name(self.agent_id)
 
     @property
     def role(self) -> str:
-        return f"agent-{self.agent_id}"
+        return vault_name(self.agent_id)
 
     @property
     def transit_key(self) -> str:
-        return f"agent-{self.agent_id}"
+        return vault_name(self.agent_id)
 
     @property
     def kv_prefix(self) -> str:
         """Relative to the KV mount, with the trailing slash that keeps agent `a` out of agent `ab`."""
-        return f"agents/{self.agent_id}/"
+        return kv_prefix(self.agent_id)
 
     @property
     def identity_path(self) -> str:

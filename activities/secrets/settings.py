@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from contracts.identifiers import DEFAULT_KV_MOUNT
+
 MAX_WRAP_TTL_S = 600
 
 # Mounts end up inside policy text and URLs: refuse anything that could widen a policy path or inject HCL.
@@ -17,7 +19,7 @@ _MOUNT = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")
 class VaultSettings:
     addr: str
     token: str = field(repr=False)
-    kv_mount: str = "secret"
+    kv_mount: str = DEFAULT_KV_MOUNT
     transit_mount: str = "transit"
     approle_mount: str = "approle"
     # The bootstrap credential dies after this many seconds whether or not it was used.

@@ -33,6 +33,7 @@ import hvac.exceptions as hv
 
 from activities.secrets.errors import vault_errors
 from activities.secrets.names import AgentNames
+from contracts.identifiers import agent_of
 
 _ACCESSORS_PATH = "auth/token/accessors"
 _MAX_CACHE = 200_000
@@ -46,15 +47,15 @@ def owner_of(lookup: dict[str, Any], approle_mount: str) -> str | None:
     """The agent id a token belongs to, from its lookup-accessor data; None for anything not ours."""
     meta = lookup.get("meta") or {}
     role = str(meta.get("role_name") or "")
-    if role.startswith("agent-") and lookup.get("path") == f"auth/{approle_mount}/login":
-        return role.removeprefix("agent-")
+    if lookup.get("path") == f"auth/{approle_mount}/login" and (agent_id := agent_of(role)) is not None:
+        return agent_id
     path = str(lookup.get("path") or "")
-    prefix, suffix = f"auth/{approle_mount}/role/agent-", "/secret-id"
-    if path.startswith(prefix) and path.endswith(suffix):
-        return path[len(prefix) : -len(suffix)]
+    prefix, suffix = f"auth/{approle_mount}/role/", "/secret-id"
+    if path.startswith(prefix) and path.endswith(suffix) and (agent_id := agent_of(path[len(prefix) : -len(suffix)])):
+        return agent_id
     for policy in lookup.get("policies") or ():
-        if isinstance(policy, str) and policy.startswith("agent-"):
-            return policy.removeprefix("agent-")
+        if isinstance(policy, str) and (agent_id := agent_of(policy)) is not None:
+            return agent_id
     return None
 
 

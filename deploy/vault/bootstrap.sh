@@ -30,7 +30,7 @@ mounted auth kubernetes || "$BAO" auth enable -path=kubernetes kubernetes
 "$BAO" policy write lobstack-orchestrator "$HERE/policies/orchestrator.hcl"
 "$BAO" policy write lobstack-codec-server "$HERE/policies/codec-server.hcl"
 
-# The payload codec's key-encryption key (workers/codec.py); data keys are made from it with
+# The payload codec's key-encryption key (connection/codec.py); data keys are made from it with
 # `transit/datakey/plaintext/lobstack-codec` by an operator, never by the service.
 "$BAO" read transit/keys/lobstack-codec >/dev/null 2>&1 || "$BAO" write -f transit/keys/lobstack-codec type=aes256-gcm96 >/dev/null
 

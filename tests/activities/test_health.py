@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from activities.health import parse_health
-from workflows.models import HEALTH_STATUSES
+from contracts.models import HEALTH_STATUSES
 
 
 def answer(status_code: int, body: object) -> httpx.Response:

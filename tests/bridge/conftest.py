@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from activities.secrets import AgentVault, VaultSettings
-from bridge.config import BootstrapConfig
+from contracts.bootstrap import BootstrapConfig
 from devstack import OpenBaoDev
 from tests.bridge import shipped
 

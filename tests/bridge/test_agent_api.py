@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from activities.secrets import AgentVault
-from bridge.config import BootstrapConfig
+from contracts.bootstrap import BootstrapConfig
 from devstack import free_port
 from tests.bridge.conftest import BridgeProcess
 from tests.bridge.support import Listeners, agent_api, listeners, other_host, privileged, probe

@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 
 from activities.secrets import AgentVault
-from bridge.config import BootstrapConfig
 from bridge.introduction import REASON_USED
+from contracts.bootstrap import BootstrapConfig
+from contracts.models import Residue
 from devstack import free_port
 from tests.bridge.conftest import BridgeProcess
-from workflows.models import Residue
 
 
 def test_bridge_introduces_serves_health_and_refuses_a_replayed_config(
@@ -34,14 +34,15 @@ def test_bridge_introduces_serves_health_and_refuses_a_replayed_config(
     # The same (now spent) credential again, as an interceptor who copied the user-data would hold it.
     replay = dataclasses.replace(config, address_file=str(tmp_path / "second.addr"))
     second = start_bridge(replay, name="second")
-    code, body = second.wait_status("unhealthy")
+    # A spent credential means someone else may hold the agent's identity: a status of its own, not just "unhealthy".
+    code, body = second.wait_status("compromised")
     assert code == 503
     assert body["agent_id"] == agent_id
     assert body["secrets_loaded"] == 0
     assert body["reason"] == REASON_USED
     assert "interception" in body["reason"]
     # Still serving after the refusal; the first bridge is unaffected.
-    assert second.health()[1]["status"] == "unhealthy"
+    assert second.health()[1]["status"] == "compromised"
     assert first.health()[0] == 200
 
     assert first.stop(signal.SIGTERM) == 0

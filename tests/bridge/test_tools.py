@@ -13,12 +13,12 @@ import pytest
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.secrets import AgentVault
+from contracts.models import Decision
 from gateway.app import approval_id
 from tests.bridge.conftest import BridgeProcess
 from tests.bridge.support import agent_api
 from tests.gateway.support import agent_token, bearer, eventually, live
 from tests.stack import Stack
-from workflows.models import Decision
 
 
 async def authorize(

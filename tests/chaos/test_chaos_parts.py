@@ -17,8 +17,8 @@ from activities.secrets import AgentVault, VaultSettings
 from chaos.faults import FaultPlan
 from chaos.report import count_leftovers, final_line
 from chaos.run import phase_of
+from contracts.models import AgentState, AgentStatus, Transition
 from store import Registry
-from workflows.models import AgentState, AgentStatus, Transition
 
 
 def test_disruptions_are_spread_over_the_run() -> None:

@@ -1,6 +1,6 @@
 """Every `lobstack` command against a deployment with payload encryption on (issue 11, item 4).
 
-The worker's client takes its converter from `workers.codec.data_converter_from_env`, as the CLI does, so everything
+The worker's client takes its converter from `connection.codec.data_converter_from_env`, as the CLI does, so everything
 Temporal stores for this test is encrypted. The CLI runs as a separate process with the keys in its environment, once
 through LOBSTACK_CODEC_KEYS and once through LOBSTACK_CODEC_KEYS_FILE; every command must exit 0 without a traceback.
 Without the keys, or with other keys, a command says so in one line (exit 1).
@@ -20,14 +20,15 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 import devstack
+from connection.codec import ENCODING, KEYS_ENV, CodecKey, data_converter_from_env, encode_keyring_spec
+from contracts.identifiers import approval_id as approval_workflow_id
+from contracts.identifiers import workflow_id
+from contracts.models import AgentState, ApprovalStatus, ToolApprovalInput
 from tests.clients.cli_run import Done, arun, assert_failed, assert_ok
 from tests.stack import Stack, make_stack, reap
-from workers.codec import ENCODING, KEYS_ENV, CodecKey, data_converter_from_env, encode_keyring_spec
 from workers.converter import with_converter
 from workers.schedules import SCHEDULE_IDS
-from workflows.models import AgentState, ApprovalStatus, ToolApprovalInput
-from workflows.queues import workflow_id
-from workflows.tool_approval import ToolApprovalWorkflow, approval_workflow_id
+from workflows.tool_approval import ToolApprovalWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -14,10 +14,11 @@ from temporalio.exceptions import FailureError
 from temporalio.testing import WorkflowEnvironment
 
 import devstack
+from contracts.identifiers import approval_id as approval_workflow_id
+from contracts.models import AgentState, ToolApprovalInput
 from tests.clients.cli_run import Done, arun, assert_failed, assert_ok
 from tests.stack import Stack
-from workflows.models import AgentState, ToolApprovalInput
-from workflows.tool_approval import ToolApprovalWorkflow, approval_workflow_id
+from workflows.tool_approval import ToolApprovalWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -10,8 +10,8 @@ import uuid
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from contracts.models import AgentState
 from tests.stack import Stack
-from workflows.models import AgentState
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -11,7 +11,7 @@ import pytest
 from temporalio.api.common.v1 import Payload
 
 import devstack
-from workers.codec import (
+from connection.codec import (
     ENCODING,
     KEY_ID_METADATA,
     CodecConfigError,
@@ -25,7 +25,7 @@ from workers.codec import (
     keyring_from_vault,
     new_vault_data_key,
 )
-from workflows.models import Decision
+from contracts.models import Decision
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

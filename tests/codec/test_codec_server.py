@@ -10,7 +10,7 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 
-from workers.codec import ENCODING, EncryptionCodec, Keyring
+from connection.codec import ENCODING, EncryptionCodec, Keyring
 from workers.codec_server import CodecServerConfigError, create_codec_app, serving
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -10,8 +10,8 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
+from connection.codec import ENCODING
 from devstack.stack import dev_stack
-from workers.codec import ENCODING
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

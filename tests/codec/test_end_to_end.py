@@ -18,12 +18,12 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.testing import WorkflowEnvironment
 
 import devstack
+from connection.codec import ENCODING, EncryptionCodec, Keyring, data_converter
+from contracts.identifiers import workflow_id
+from contracts.models import AgentState
 from tests.stack import Stack, make_stack, reap
-from workers.codec import ENCODING, EncryptionCodec, Keyring, data_converter
 from workers.converter import with_converter
 from workflows import agent_lifecycle
-from workflows.models import AgentState
-from workflows.queues import workflow_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -16,9 +16,9 @@ import yaml
 
 import devstack
 from clients.cli import build_parser
+from connection.settings import TemporalSettings
 from gateway.settings import DEFAULT_PORT as GATEWAY_PORT
 from tests.deploy.support import DEPLOY, ROOT
-from workers.settings import TemporalSettings
 
 COMPOSE_DIR = DEPLOY / "compose"
 COMPOSE = yaml.safe_load((COMPOSE_DIR / "compose.yaml").read_text())
@@ -26,7 +26,18 @@ SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 LOBSTACK_IMAGE = f"lobstack-provisioner:{VERSION}"
 LOBSTACK_SERVICES = [name for name, s in SERVICES.items() if s["image"] == LOBSTACK_IMAGE]
-SOURCE_PACKAGES = ["workflows", "activities", "workers", "clients", "bridge", "store", "cloudsim", "gateway"]
+SOURCE_PACKAGES = [
+    "contracts",
+    "connection",
+    "workflows",
+    "activities",
+    "workers",
+    "clients",
+    "bridge",
+    "store",
+    "cloudsim",
+    "gateway",
+]
 
 
 def _image_tag(service: str) -> str:

@@ -23,12 +23,12 @@ import sqlalchemy
 from temporalio.testing import WorkflowEnvironment
 
 import devstack
+from contracts.models import AgentState, Transition
 from devstack import OpenBaoDev
 from store import Registry
 from store.tenancy import DbRoles
 from tests.deploy.support import DEPLOY
 from tests.stack import orchestrator_token
-from workflows.models import AgentState, Transition
 
 INIT = DEPLOY / "compose" / "postgres" / "init-lobstack.sh"
 pytestmark = pytest.mark.postgres

@@ -13,8 +13,8 @@ import hvac
 import hvac.exceptions as hv
 
 from activities.secrets import AgentVault, VaultSettings
-from bridge.config import BootstrapConfig
 from bridge.introduction import Introduction
+from contracts.bootstrap import BootstrapConfig
 from devstack import OpenBaoDev
 from tests.stack import orchestrator_token
 

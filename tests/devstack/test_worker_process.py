@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from clients.client import LobstackClient
+from contracts.models import AgentState
+from contracts.spec import AgentSpec
 from devstack import OpenBaoServer
 from devstack.stack import StackOptions, dev_stack
-from workflows.models import AgentState
-from workflows.spec import AgentSpec
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -15,11 +15,11 @@ import hvac
 
 from activities.cloud.activities import BootstrapIssuer
 from activities.cloud.local import LocalProvider
-from bridge.config import BootstrapConfig
 from bridge.introduction import Introduction
+from contracts.bootstrap import BootstrapConfig
+from contracts.models import AgentState
 from gateway import GatewaySettings, serving
 from tests.stack import Stack
-from workflows.models import AgentState
 
 T = TypeVar("T")
 

@@ -11,6 +11,7 @@ import pytest
 from google.protobuf.message import Message
 from temporalio.service import RPCError, RPCStatusCode
 
+from contracts.models import Decision
 from gateway.app import approval_id
 from tests.gateway.support import (
     AUTH_CACHE_S,
@@ -21,7 +22,6 @@ from tests.gateway.support import (
     root_vault,
 )
 from tests.stack import Stack
-from workflows.models import Decision
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

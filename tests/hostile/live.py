@@ -8,8 +8,8 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 
+from contracts.models import AgentStatus
 from tests.stack import Stack, eventually
-from workflows.models import AgentStatus
 
 
 async def settled(handle: WorkflowHandle[Any, Any], stack: Stack, agent_id: str) -> AgentStatus:

@@ -27,7 +27,7 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
-from workers.codec import KEY_ID_METADATA
+from connection.codec import KEY_ID_METADATA
 
 # --- what a hostile sender puts in a payload -------------------------------------------------------------------------
 

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from contracts.spec import SpecError
 from store.validation import _LIMITS, DETAIL_VALUE_MAX, validate_transition
 from tests.hostile.strategies import hostile_text, not_a_string, with_field
 from tests.store.helpers import transition
-from workflows.spec import SpecError
 
 BASE = transition()
 SECRET_WORDS = ("token", "secret", "password", "key")

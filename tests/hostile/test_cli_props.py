@@ -13,9 +13,9 @@ import sys
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from contracts.spec import AgentSpec, SpecError, validate_spec
 from devstack import free_port
 from tests.hostile.strategies import BREAKERS
-from workflows.spec import AgentSpec, SpecError, validate_spec
 
 # What argv can carry: no NUL (the OS refuses it) and no lone surrogates (not encodable).
 _ARGV_TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), min_size=1, max_size=70)

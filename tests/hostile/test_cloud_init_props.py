@@ -14,17 +14,10 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from activities.cloud.adapter_support import vm_user_data
-from activities.cloud.regions import USER_DATA_LIMITS
-from activities.cloud.userdata import (
-    AGENT_SOCKET,
-    AGENT_USER,
-    BOOTSTRAP_PATH,
-    BRIDGE_PORT,
-    check_size,
-    render_cloud_init,
-)
+from activities.cloud.userdata import check_size, render_cloud_init
 from activities.errors import ProviderRejected
-from bridge.config import BootstrapConfig
+from contracts.bootstrap import AGENT_SOCKET, AGENT_USER, BOOTSTRAP_PATH, BRIDGE_PORT, BootstrapConfig
+from contracts.regions import USER_DATA_LIMITS
 from tests.hostile.strategies import hostile_text
 
 RUNCMD = [["python3", "-m", "bridge", "--config", BOOTSTRAP_PATH]]

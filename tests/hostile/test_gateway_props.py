@@ -19,6 +19,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bridge.tools import Authorizer, GatewayClient, Skills, SkillsState
+from contracts.spec import SpecError, validate_agent_id
 from gateway.app import approval_id
 from gateway.approvals import (
     MAX_ARGUMENTS,
@@ -34,7 +35,6 @@ from gateway.approvals import (
     redact,
 )
 from tests.hostile.strategies import hostile_text
-from workflows.spec import SpecError, validate_agent_id
 
 FIELDS = {"body", "request_id", "tool", "arguments", "risk"}
 _KEY = r"[A-Za-z_][A-Za-z0-9_.-]*"

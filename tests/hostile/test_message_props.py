@@ -23,13 +23,13 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from clients.client import DecisionRefused
+from contracts.identifiers import workflow_id
+from contracts.maintenance_models import SweepInput
+from contracts.messages import MessageRefused, one_message
+from contracts.models import AgentState, ApprovalState
 from tests.hostile import raw
 from tests.hostile.live import settled
 from tests.stack import ENCRYPTED_STACK_KEY_ID, Stack, eventually
-from workflows.maintenance_models import SweepInput
-from workflows.messages import MessageRefused, one_message
-from workflows.models import AgentState, ApprovalState
-from workflows.queues import workflow_id
 from workflows.tool_approval import ToolApprovalWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

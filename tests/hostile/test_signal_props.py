@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 
+from contracts.identifiers import workflow_id
+from contracts.models import AgentState
 from tests.hostile.live import settled as _settled
 from tests.stack import Stack
-from workflows.models import AgentState
-from workflows.queues import workflow_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -12,13 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, vm_name
-from activities.cloud.regions import CLOUD_PROVIDERS
-from bridge.identifiers import AGENT_ID_RULE
-from gateway.approvals import REQUEST_ID
-from store.validation import _LIMITS
-from tests.hostile.strategies import hostile_text, huge_text, not_a_string, with_field
-from workflows.queues import workflow_id
-from workflows.spec import (
+from contracts.identifiers import AGENT_ID_RULE, workflow_id
+from contracts.regions import CLOUD_PROVIDERS
+from contracts.spec import (
     ACCOUNT_ID_RULE,
     APPROVER_RULE,
     MAX_SKILLS,
@@ -35,6 +31,9 @@ from workflows.spec import (
     validate_spec,
     validate_tool_patterns,
 )
+from gateway.approvals import REQUEST_ID
+from store.validation import _LIMITS
+from tests.hostile.strategies import hostile_text, huge_text, not_a_string, with_field
 
 VALID = AgentSpec(account_id="acme", name="helper", agent_id="helper-1a2b3c")
 MESSAGE_MAX = 600  # a refusal quotes at most a short excerpt of the value: it may land in history, logs, a terminal

@@ -8,9 +8,9 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
+from contracts.identifiers import workflow_id
+from contracts.models import AgentState, Transition
 from tests.stack import Stack
-from workflows.models import AgentState, Transition
-from workflows.queues import workflow_id
 
 
 async def run_now(stack: Stack, run: Any, arg: object, kind: str) -> Any:

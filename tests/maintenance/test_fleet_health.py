@@ -8,11 +8,11 @@ import signal
 import pytest
 
 from activities.cloud.local import pid_alive
+from contracts.maintenance_models import FleetHealthInput, FleetHealthResult
+from contracts.models import AgentState
 from tests.maintenance.helpers import run_now, signals_named
 from tests.stack import Stack, eventually
 from workflows.fleet_health import FleetHealthWorkflow
-from workflows.maintenance_models import FleetHealthInput, FleetHealthResult
-from workflows.models import AgentState
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

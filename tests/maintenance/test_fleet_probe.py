@@ -14,10 +14,10 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.maintenance import fleet
 from activities.maintenance.fleet import FleetActivities, _summarise
+from contracts.maintenance_models import FleetHealthInput, FleetHealthResult
+from contracts.models import AgentState
 from devstack import free_port
 from store import AgentRecord
-from workflows.maintenance_models import FleetHealthInput, FleetHealthResult
-from workflows.models import AgentState
 
 NOW = datetime.now(UTC)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from activities.maintenance import decide
+from contracts.models import HealthReport
 from store import HealthRecord
-from workflows.models import HealthReport
 
 NOW = datetime.now(UTC)
 ADDR = "http://127.0.0.1:9"

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from temporalio.api.enums.v1 import EventType
 
+from contracts.identifiers import workflow_id
+from contracts.maintenance_models import FleetHealthInput, FleetHealthResult
+from contracts.models import AgentState
 from tests.maintenance.helpers import run_now
 from tests.stack import Stack, eventually
 from workflows.fleet_health import FleetHealthWorkflow
-from workflows.maintenance_models import FleetHealthInput, FleetHealthResult
-from workflows.models import AgentState
-from workflows.queues import workflow_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -11,12 +11,12 @@ from temporalio.testing import ActivityEnvironment
 from activities.errors import SecretsRejected
 from activities.maintenance import AgentDataActivities, RotationActivities
 from activities.secrets.agent_data import AgentDataMissing, AgentDataStore
+from contracts.maintenance_models import RotationBatch, RotationInput, RotationResult
+from contracts.models import AgentRef, AgentState
+from contracts.spec import SpecError
 from tests.maintenance.helpers import registered, run_now
 from tests.stack import Stack, eventually
 from workflows.key_rotation import KeyRotationWorkflow
-from workflows.maintenance_models import RotationBatch, RotationInput, RotationResult
-from workflows.models import AgentRef, AgentState
-from workflows.spec import SpecError
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

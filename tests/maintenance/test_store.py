@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from contracts.models import AgentState
+from contracts.spec import SpecError
 from store import HealthRecord, Registry
 from tests.maintenance.helpers import registered
-from workflows.models import AgentState
-from workflows.spec import SpecError
 
 
 @pytest.fixture

@@ -10,14 +10,14 @@ from activities.cloud.base import vm_name
 from activities.cloud.local import pid_alive
 from activities.secrets.agent_data import AgentDataStore
 from cloudsim.testing import RunningSim
+from contracts.identifiers import workflow_id
+from contracts.maintenance_models import SweepInput, SweepResult
+from contracts.models import AgentState, Residue
 from tests.maintenance.helpers import run_now
 from tests.stack import Stack
 from workers.settings import WorkerSettings
 from workers.worker import default_providers
-from workflows.maintenance_models import SweepInput, SweepResult
-from workflows.models import AgentState, Residue
 from workflows.orphan_sweep import OrphanSweepWorkflow
-from workflows.queues import workflow_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from workflows.models import AgentState, Transition
+from contracts.models import AgentState, Transition
 
 T = TypeVar("T")
 

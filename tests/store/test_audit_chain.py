@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
+from contracts.models import AgentState
 from store import Registry, create_schema, verify_rows
 from store.audit import GENESIS_HASH, event_hash
 from tests.store.helpers import run_together, transition
-from workflows.models import AgentState
 
 T0 = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
 

@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from contracts.models import AgentState
+from contracts.spec import SpecError
 from store import AgentRecord, AuditRecord, Registry
 from store.engine import make_engine
 from store.tenancy import _sqlite_write_lock
 from tests.store.helpers import run_together, transition
-from workflows.models import AgentState
-from workflows.spec import SpecError
 
 
 @pytest.fixture

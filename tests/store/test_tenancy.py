@@ -11,11 +11,11 @@ import sqlalchemy
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DatabaseError, ProgrammingError
 
+from contracts.models import AgentState
+from contracts.spec import SpecError
 from store import AccountRegistry, DbRoles, HealthRecord, Registry, enable_row_level_security
 from store.tenancy import ACCOUNT_TABLES, SYSTEM, Scope, scoped_connection
 from tests.store.helpers import transition
-from workflows.models import AgentState
-from workflows.spec import SpecError
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 

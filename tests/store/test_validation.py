@@ -4,9 +4,9 @@ from datetime import datetime
 
 import pytest
 
+from contracts.spec import SpecError
 from store import validate_transition
 from tests.store.helpers import transition
-from workflows.spec import SpecError
 
 SECRET = "hunter2-s3cr3t-value"
 

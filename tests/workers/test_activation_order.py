@@ -9,8 +9,8 @@ from __future__ import annotations
 from temporalio.api.enums.v1 import EventType
 from temporalio.worker._workflow_instance import _WorkflowLogicFlag
 
+from contracts.identifiers import workflow_id
 from tests.stack import Stack
-from workflows.queues import workflow_id
 
 
 async def test_new_histories_record_single_batch_activations(stack: Stack) -> None:

@@ -15,10 +15,10 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client, WorkflowFailureError
 
+from contracts.identifiers import workflow_id
+from contracts.models import AgentState
 from tests.hostile import raw
 from tests.stack import Stack
-from workflows.models import AgentState
-from workflows.queues import workflow_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -9,9 +9,9 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 import devstack
+from contracts.models import AgentState, Residue
+from contracts.spec import DEFAULT_APPROVAL_TIMEOUT_S
 from tests.stack import make_stack
-from workflows.models import AgentState, Residue
-from workflows.spec import DEFAULT_APPROVAL_TIMEOUT_S
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -10,11 +10,11 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 
 from clients.client import ApprovalClosed
+from contracts.maintenance_models import SweepInput, SweepResult
+from contracts.models import AgentState, ApprovalState, ApprovalStatus
 from tests.clients.cli_run import arun
 from tests.maintenance.helpers import run_now
 from tests.stack import Stack, eventually
-from workflows.maintenance_models import SweepInput, SweepResult
-from workflows.models import AgentState, ApprovalState, ApprovalStatus
 from workflows.orphan_sweep import OrphanSweepWorkflow
 from workflows.tool_approval import ToolApprovalWorkflow
 

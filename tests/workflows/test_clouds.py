@@ -9,13 +9,13 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 
 from activities.cloud.base import CloudProvider, vm_name
-from activities.cloud.regions import CLOUD_PROVIDERS
 from cloudsim.testing import RunningSim
+from contracts.models import AgentState, Residue
+from contracts.regions import CLOUD_PROVIDERS
+from contracts.spec import SpecError
 from tests.stack import Stack
 from workers.settings import WorkerSettings
 from workers.worker import default_providers
-from workflows.models import AgentState, Residue
-from workflows.spec import SpecError
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

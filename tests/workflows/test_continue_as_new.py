@@ -14,11 +14,11 @@ import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from tests.stack import Stack, eventually, make_stack, reap
 import devstack
+from contracts.identifiers import workflow_id
+from contracts.models import AgentState, HealthChange
+from tests.stack import Stack, eventually, make_stack, reap
 from workflows.agent_lifecycle import AgentLifecycleWorkflow
-from workflows.models import AgentState, HealthChange
-from workflows.queues import workflow_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -14,11 +14,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities.cloud.base import vm_name
 from cloudsim.testing import RunningSim
+from contracts.identifiers import workflow_id
+from contracts.models import AgentState, AgentStatus, LifecycleInput
 from tests.stack import Stack, eventually
 from tests.workflows.test_clouds import assert_clean, clouds, sim_vms
 from workflows.agent_lifecycle import AgentLifecycleWorkflow
-from workflows.models import AgentState, AgentStatus, LifecycleInput
-from workflows.queues import workflow_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

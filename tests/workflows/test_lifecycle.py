@@ -14,9 +14,9 @@ from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.cloud.local import pid_alive
 from clients.client import AgentExists, DecisionRefused
+from contracts.identifiers import workflow_id
+from contracts.models import AgentState, AgentStatus, Residue
 from tests.stack import Stack
-from workflows.models import AgentState, AgentStatus, Residue
-from workflows.queues import workflow_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -204,8 +204,8 @@ async def test_duplicate_agent_id_is_refused(stack: Stack) -> None:
 
 
 async def test_workflow_refuses_an_invalid_spec_started_directly(stack: Stack) -> None:
+    from contracts.models import LifecycleInput
     from workflows.agent_lifecycle import AgentLifecycleWorkflow
-    from workflows.models import LifecycleInput
 
     spec = stack.spec(region="mars")
     async with stack.workers():

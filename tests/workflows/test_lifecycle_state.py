@@ -14,9 +14,9 @@ from pathlib import Path
 
 from temporalio.converter import DataConverter
 
-from workflows.messages import one_message
-from workflows.models import AgentState, DestroyRequest, LifecycleInput, LifecycleState, VMRef
-from workflows.spec import AgentSpec
+from contracts.messages import one_message
+from contracts.models import AgentState, DestroyRequest, LifecycleInput, LifecycleState, VMRef
+from contracts.spec import AgentSpec
 
 HISTORIES = Path(__file__).parent / "histories"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from workflows.messages import MessageRefused, decode
-from workflows.models import HealthChange, VMRef
+from contracts.messages import MessageRefused, decode
+from contracts.models import HealthChange, VMRef
 
 
 def test_a_literal_field_takes_one_of_its_values() -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from activities.cloud.local import pid_alive
+from contracts.identifiers import workflow_id
+from contracts.models import AgentPolicy, AgentState, AgentStatus, HealthChange, Residue
+from contracts.spec import SpecError
 from tests.stack import Stack, eventually
 from workflows.agent_lifecycle import AgentLifecycleWorkflow
-from workflows.models import AgentPolicy, AgentState, AgentStatus, HealthChange, Residue
-from workflows.queues import workflow_id
-from workflows.spec import SpecError
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -14,9 +14,10 @@ from temporalio.testing import WorkflowEnvironment
 
 import devstack
 from clients.client import DecisionRefused, LobstackClient
+from contracts.identifiers import approval_id as approval_workflow_id
+from contracts.models import ApprovalState, ApprovalStatus, Decision, ToolApprovalInput
 from tests.stack import Stack, make_stack
-from workflows.models import ApprovalState, ApprovalStatus, Decision, ToolApprovalInput
-from workflows.tool_approval import ToolApprovalWorkflow, approval_workflow_id
+from workflows.tool_approval import ToolApprovalWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -15,9 +15,9 @@ import pytest
 
 from activities.cloud.base import CloudProvider
 from activities.cloud.providers import build_providers
-from activities.cloud.regions import CLOUD_PROVIDERS, CloudProviderName, is_provider_name
-from bridge.config import BootstrapConfig
-from workflows.models import CreateVMRequest
+from contracts.bootstrap import BootstrapConfig
+from contracts.models import CreateVMRequest
+from contracts.regions import CLOUD_PROVIDERS, CloudProviderName, is_provider_name
 
 T = TypeVar("T")
 

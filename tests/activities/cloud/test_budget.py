@@ -10,8 +10,8 @@ import pytest
 from activities.cloud.base import VM
 from activities.cloud.budget import ApiBudget, Budgeted, TokenBucket
 from activities.cloud.calls import ProviderCalls, counting
-from activities.cloud.regions import ProviderName
 from activities.errors import ProviderRateLimited
+from contracts.regions import ProviderName
 from tests.activities.cloud.conftest import bootstrap, vm_request
 
 

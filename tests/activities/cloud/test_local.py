@@ -8,8 +8,8 @@ import pytest
 
 from activities.cloud.local import LocalProvider
 from activities.errors import ProviderRejected
-from bridge.config import BootstrapConfig
-from workflows.models import CreateVMRequest
+from contracts.bootstrap import BootstrapConfig
+from contracts.models import CreateVMRequest
 
 
 def test_a_state_dir_too_long_for_the_agent_socket_is_refused_before_anything_starts(tmp_path: Path) -> None:

@@ -13,10 +13,10 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.cloud.activities import MAX_POLL_FAILURES, CloudActivities
 from activities.cloud.base import CloudProvider
-from activities.cloud.regions import CloudProviderName
 from activities.errors import ProviderUnavailable
+from contracts.models import VMLookup
+from contracts.regions import CloudProviderName
 from tests.activities.cloud.conftest import bootstrap, new_agent_id, vm_request
-from workflows.models import VMLookup
 
 
 class _NoBootstrap:

@@ -8,8 +8,8 @@ from temporalio.testing import ActivityEnvironment
 from activities.errors import SecretsLeftBehind
 from activities.secrets import AgentVault, SecretsActivities, VaultSettings
 from bridge.introduction import Introduction, IntroductionRejected
+from contracts.models import AgentRef, Residue
 from tests.activities.secrets.conftest import new_agent_id
-from workflows.models import AgentRef, Residue
 
 
 def test_destroy_removes_everything_and_revokes_every_token(vault: AgentVault, root: hvac.Client) -> None:

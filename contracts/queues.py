@@ -14,5 +14,4 @@ def cloud_queue(provider: str, base: str = WORKFLOW_QUEUE) -> str:
     return f"{base}-cloud-{provider}"
 
 
-def workflow_id(agent_id: str) -> str:
-    return f"agent-{agent_id}"
+__all__ = ["WORKFLOW_QUEUE", "cloud_queue"]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from activities.cloud.regions import CLOUD_PROVIDERS, locations
-from bridge.identifiers import AGENT_ID, AGENT_ID_RULE, TOOL, TOOL_RULE
+from contracts.identifiers import AGENT_ID, AGENT_ID_RULE, TOOL, TOOL_RULE
+from contracts.regions import CLOUD_PROVIDERS, locations
 
 # `auto` picks among the clouds in the configured failover order; `local` runs agents as local processes.
 PROVIDERS = ("local", *CLOUD_PROVIDERS, "auto")

@@ -14,6 +14,16 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from contracts.identifiers import DEFAULT_KV_MOUNT
+
+# Where cloud-init writes the config on a VM (root-only, 0600) and the bridge reads it.
+BOOTSTRAP_PATH = "/etc/lobstack/bootstrap.json"
+# Agents' bridges serve GET /health (only) here on their VM; the health check probes http://<public ip>:<port>/health.
+BRIDGE_PORT = 8787
+# The agent API: a Unix socket on the VM, for the agent's user only. Never a network port.
+AGENT_SOCKET = "/run/lobstack/agent.sock"
+AGENT_USER = "lobstack-agent"
+
 # The longest `agent_socket` the bridge can bind: sun_path is 108 bytes on Linux, one of them the terminating NUL.
 MAX_SOCKET_PATH_BYTES = 107
 
@@ -27,7 +37,7 @@ class BootstrapConfig:
     # Where Vault must say the wrapped response was created; anything else means tampering.
     expected_creation_path: str
     approle_mount: str = "approle"
-    kv_mount: str = "secret"
+    kv_mount: str = DEFAULT_KV_MOUNT
     kv_prefix: str = ""
     listen_host: str = "127.0.0.1"
     listen_port: int = 0

@@ -11,14 +11,23 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal, TypeGuard, get_args
 
-from activities.cloud.regions import ProviderName
-from workflows.spec import AgentSpec
+from contracts.regions import ProviderName
+from contracts.spec import AgentSpec
 
 # An agent's health: what its bridge says on /health (starting, healthy, unhealthy), or what the orchestrator concludes
 # when there is no usable answer ("gone": the agent was destroyed). A bridge's answer is narrowed to these before it
 # enters a payload (activities.health).
 HealthStatus = Literal[
-    "unknown", "unchecked", "starting", "healthy", "unhealthy", "unreachable", "invalid", "wrong-agent", "gone"
+    "unknown",
+    "unchecked",
+    "starting",
+    "healthy",
+    "unhealthy",
+    "compromised",
+    "unreachable",
+    "invalid",
+    "wrong-agent",
+    "gone",
 ]
 HEALTH_STATUSES: tuple[HealthStatus, ...] = get_args(HealthStatus)
 

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from bridge import identifiers
-from bridge.identifiers import approval_id, is_agent_id, is_request_id, is_tool, parse_approval_id
+from contracts import identifiers
+from contracts.identifiers import approval_id, is_agent_id, is_request_id, is_tool, parse_approval_id
+from contracts.spec import SpecError, validate_agent_id, validate_skills
 from tests.hostile.strategies import hostile_text
-from workflows.spec import SpecError, validate_agent_id, validate_skills
 
 agent_ids = st.from_regex(r"\A[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?\Z")
 request_ids = st.from_regex(r"\A[a-z0-9]{1,40}\Z")
@@ -42,7 +42,7 @@ def _spec_accepts(check: Callable[[object], object], value: object) -> bool:
 @unhurried
 @given(st.one_of(agent_ids, near_ids))
 def test_agent_ids_are_the_specs(value: str) -> None:
-    # workflows/spec.py still holds its own copy until it imports this module: the two must not drift.
+    # contracts/spec.py still holds its own copy until it imports this module: the two must not drift.
     assert is_agent_id(value) == _spec_accepts(validate_agent_id, value)
 
 
@@ -78,3 +78,25 @@ def test_approval_id_refuses_ids_that_would_make_it_ambiguous(agent_id: str, req
     with pytest.raises(ValueError, match=f"^{field}: must be "):
         approval_id(agent_id, request_id)
     assert not (is_agent_id(agent_id) and is_request_id(request_id))
+
+
+def test_every_name_of_an_agent_derives_from_its_id_in_one_place() -> None:
+    assert identifiers.workflow_id("team-a") == "agent-team-a"
+    assert identifiers.vault_name("team-a") == "agent-team-a"
+    assert identifiers.kv_prefix("team-a") == "agents/team-a/"
+    assert identifiers.vm_name("team-a") == "lobstack-team-a"
+    assert identifiers.approval_prefix("team-a") == "approval-team-a-"
+    assert identifiers.approval_id("team-a", "r1").startswith(identifiers.approval_prefix("team-a"))
+
+
+@pytest.mark.parametrize("agent_id", ["a", "team-a", "x" * 40])
+def test_agent_of_reads_back_what_workflow_id_and_vault_name_wrote(agent_id: str) -> None:
+    assert identifiers.agent_of(identifiers.workflow_id(agent_id)) == agent_id
+    assert identifiers.agent_of(identifiers.vault_name(agent_id)) == agent_id
+
+
+@pytest.mark.parametrize(
+    "name", ["agent-", "agent-Team", "agent-a/b", "approval-a-r1", "lobstack-codec", "default", "agent--a", None, 7]
+)
+def test_agent_of_refuses_names_that_are_not_ours(name: object) -> None:
+    assert identifiers.agent_of(name) is None

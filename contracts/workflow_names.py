@@ -1,0 +1,42 @@
+"""The names Temporal knows our workflows and their handlers by: one place for the workers that register them and the
+callers (client, gateway, fleet monitor, orphan sweep, CLI) that reach them without importing the workflow classes.
+
+A workflow type name is part of every history: changing one here breaks the replay of open workflows. Handler names
+are the method names the workflows define (tests/workflows/test_names.py checks both against the classes).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+AGENT_LIFECYCLE: Final = "AgentLifecycle"
+TOOL_APPROVAL: Final = "ToolApproval"
+KEY_ROTATION: Final = "KeyRotation"
+ORPHAN_SWEEP: Final = "OrphanSweep"
+FLEET_HEALTH: Final = "FleetHealth"
+
+# Handlers of AgentLifecycle and ToolApproval (both answer `status` and take `decide`, `approve` and `reject`).
+STATUS_QUERY: Final = "status"
+POLICY_QUERY: Final = "policy"
+DECIDE_UPDATE: Final = "decide"
+APPROVE_SIGNAL: Final = "approve"
+REJECT_SIGNAL: Final = "reject"
+DESTROY_SIGNAL: Final = "destroy"
+UPDATE_SKILLS_SIGNAL: Final = "update_skills"
+HEALTH_CHANGED_SIGNAL: Final = "health_changed"
+
+__all__ = [
+    "AGENT_LIFECYCLE",
+    "APPROVE_SIGNAL",
+    "DECIDE_UPDATE",
+    "DESTROY_SIGNAL",
+    "FLEET_HEALTH",
+    "HEALTH_CHANGED_SIGNAL",
+    "KEY_ROTATION",
+    "ORPHAN_SWEEP",
+    "POLICY_QUERY",
+    "REJECT_SIGNAL",
+    "STATUS_QUERY",
+    "TOOL_APPROVAL",
+    "UPDATE_SKILLS_SIGNAL",
+]
