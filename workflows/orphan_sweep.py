@@ -12,14 +12,12 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.maintenance.sweep import SweepActivities
     from workflows.inputs import start_input
     from workflows.maintenance_models import RemoveOrphans, SweepInput, SweepResult
-
-RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1), maximum_attempts=10)
+    from workflows.retries import MAINTENANCE_RETRY
 
 
 @workflow.defn(name="OrphanSweep")
@@ -32,7 +30,7 @@ class OrphanSweepWorkflow:
             SweepActivities.find_orphans,
             request,
             start_to_close_timeout=timedelta(minutes=10),
-            retry_policy=RETRY,
+            retry_policy=MAINTENANCE_RETRY,
         )
         result = SweepResult(
             dry_run=request.dry_run, agents_seen=report.agents_seen, live=report.live, truncated=report.truncated
@@ -50,7 +48,7 @@ class OrphanSweepWorkflow:
                 ),
                 start_to_close_timeout=timedelta(minutes=10),
                 heartbeat_timeout=timedelta(minutes=2),
-                retry_policy=RETRY,
+                retry_policy=MAINTENANCE_RETRY,
             )
             result.found.add(counts)
         workflow.set_current_details(

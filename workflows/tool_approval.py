@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         ToolApprovalInput,
         Transition,
     )
+    from workflows.retries import REGISTRY_RETRY
 
 # Registered on the server (`lobstack dev`, test fixtures): lets the Web UI list pending approvals with a query like
 # `LobstackApprovalState = "pending"`.
@@ -44,7 +45,6 @@ def approval_workflow_id(agent_id: str, request_id: str) -> str:
     return approval_id(agent_id, request_id)
 
 
-REGISTRY_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=60), maximum_attempts=0)
 DECISION_BODY = json.dumps({"approver": "your-name", "reason": "why"})
 # Histories recorded before every refusal was audited replay without those audits (workflow.patched).
 PATCH_AUDIT_EVERY_REFUSAL = "audit-every-refusal"
