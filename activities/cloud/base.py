@@ -46,7 +46,8 @@ class CloudProvider(Protocol):
     def create(self, request: CreateVMRequest, bootstrap: BootstrapConfig) -> VM:
         """Create the agent's VM carrying `bootstrap` as its user-data; nothing more (no look-up, no adoption).
 
-        Raises `VMNameTaken` when the provider refuses the VM's name as already used. The caller looks up first.
+        Raises `VMNameTaken` where a name can be held (Hetzner's unique names; a live local VM). The caller looks up
+        first: DigitalOcean and Vultr would make a second VM.
         """
         ...
 
