@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         HealthCheckRequest,
         LifecycleInput,
         LifecycleResult,
+        LifecycleState,
         SkillUpdate,
         Transition,
         VMDeleted,
@@ -95,41 +96,15 @@ class AgentLifecycleWorkflow:
             input = LifecycleInput(spec=AgentSpec(account_id="", name=""))
             self._invalid = str(err)
         self._input = input
-        spec = input.spec
-        self._spec = spec
+        self._spec = input.spec
         # Set here, not in run: a signal that arrives with the start is handled before run begins.
-        if input.running_vm:
-            self._state = AgentState.RUNNING
-        elif spec.require_approval:
-            self._state = AgentState.PENDING_APPROVAL
-        else:
-            self._state = AgentState.PROVISIONING
-        self._vm: VMRef | None = input.running_vm
-        self._health = "healthy" if input.running_vm else "unknown"
-        self._approved_by = input.approved_by
-        self._last_error = ""
-        self._waiting_for = ""
+        self._agent: LifecycleState = input.first_state()
+        # The rest lives for this run only: the current details' text before any refusal note, the approval decision
+        # (taken before anything can continue as new), the provisioning step under way and the audit event counter.
         self._waiting_base = ""
-        # The last refused message, shown after what the workflow waits for until a valid message arrives.
-        self._refused_note = ""
-        self._created_at = input.started_at
-        self._updated_at: datetime | None = None
-        self._running_at = input.running_at
-        self._finished_at: datetime | None = None
         self._decision: tuple[bool, Decision] | None = None
-        self._destroy: DestroyRequest | None = None
         self._step: asyncio.Task[object] | None = None
         self._events = 0
-        self._skills: list[str] = list(input.skills if input.skills is not None else spec.skills)
-        self._approval_required = list(
-            input.approval_required if input.approval_required is not None else spec.approval_required
-        )
-        self._policy_version = input.policy_version
-        self._failures = 0
-        self._replace_requested = False
-        self._tried: list[str] = [input.running_vm.provider] if input.running_vm else []
-        self._may_have_vm: set[str] = set(self._tried)
-        self._api_calls = input.api_calls
 
     # --- run ------------------------------------------------------------------------------------------------------
 
@@ -146,39 +121,39 @@ class AgentLifecycleWorkflow:
                 raise SpecError("abandoned_create_wait_s", "must be a whole number of seconds from 1 to 604800")
         except SpecError as err:
             raise ApplicationError(str(err), type="InvalidSpec", non_retryable=True) from None
-        self._created_at = self._created_at or workflow.now()
+        self._agent.created_at = self._agent.created_at or workflow.now()
 
-        if input.running_vm is None and spec.require_approval and not await self._approval_gate():
-            return LifecycleResult(spec.agent_id, AgentState.REJECTED, self._last_error)
+        if not input.continued and spec.require_approval and not await self._approval_gate():
+            return LifecycleResult(spec.agent_id, AgentState.REJECTED, self._agent.last_error)
         try:
-            if input.running_vm is None:
+            if not input.continued:
                 await self._provision()
-            if self._destroy is None:
+            if self._agent.destroy is None:
                 await self._serve()
         except _DestroyRequested:
             pass
         except (asyncio.CancelledError, ActivityError, ApplicationError) as err:
             if is_cancelled_exception(err):
                 # The cancel may surface as the running activity's cancellation rather than in this coroutine.
-                self._last_error = f"cancelled while {self._state.value}"
+                self._agent.last_error = f"cancelled while {self._agent.state.value}"
                 await self._cleanup_shielded(AgentState.DESTROYED, "agent.cancelled")
                 raise asyncio.CancelledError from None
-            self._last_error = _failure_message(err)
+            self._agent.last_error = _failure_message(err)
             await self._cleanup_shielded(AgentState.FAILED, "agent.failed")
             raise ApplicationError(
-                f"agent {spec.agent_id} failed and was cleaned up: {self._last_error}",
+                f"agent {spec.agent_id} failed and was cleaned up: {self._agent.last_error}",
                 type="AgentFailed",
                 non_retryable=True,
             ) from None
 
         await self._cleanup_shielded(AgentState.DESTROYED, "agent.destroyed")
         await workflow.wait_condition(workflow.all_handlers_finished)
-        reason = self._destroy.reason if self._destroy else ""
-        return LifecycleResult(spec.agent_id, AgentState.DESTROYED, reason, api_calls=self._api_calls)
+        reason = self._agent.destroy.reason if self._agent.destroy else ""
+        return LifecycleResult(spec.agent_id, AgentState.DESTROYED, reason, api_calls=self._agent.api_calls)
 
     async def _approval_gate(self) -> bool:
         spec = self._spec
-        self._state = AgentState.PENDING_APPROVAL
+        self._agent.state = AgentState.PENDING_APPROVAL
         expires = workflow.now() + timedelta(seconds=spec.approval_timeout_s)
         self._set_waiting(
             f"Waiting for a human to approve agent {spec.agent_id} ({spec.name}, account {spec.account_id}, "
@@ -189,45 +164,45 @@ class AgentLifecycleWorkflow:
         try:
             await self._record("agent.requested", reason="approval required")
             await workflow.wait_condition(
-                lambda: self._decision is not None or self._destroy is not None,
+                lambda: self._decision is not None or self._agent.destroy is not None,
                 timeout=timedelta(seconds=spec.approval_timeout_s),
             )
         except TimeoutError:
             # Caught on purpose: an uncaught TimeoutError would fail the workflow task, not decide anything.
-            self._last_error = "approval expired: no decision before the deadline"
+            self._agent.last_error = "approval expired: no decision before the deadline"
             return await self._end_rejected("agent.approval_expired", actor="lobstack")
         except (asyncio.CancelledError, ActivityError) as err:
             if not is_cancelled_exception(err):
                 raise
-            self._last_error = "cancelled before approval"
+            self._agent.last_error = "cancelled before approval"
             await asyncio.shield(asyncio.ensure_future(self._end_rejected("agent.cancelled", actor="lobstack")))
             raise asyncio.CancelledError from None
         if self._decision is None:
-            self._last_error = "destroyed before approval"
-            actor = self._destroy.requested_by if self._destroy else ""
+            self._agent.last_error = "destroyed before approval"
+            actor = self._agent.destroy.requested_by if self._agent.destroy else ""
             return await self._end_rejected("agent.rejected", actor=actor or "unknown")
         approved, decision = self._decision
         if not approved:
-            self._last_error = f"rejected by {decision.approver}: {decision.reason}".rstrip(": ")
+            self._agent.last_error = f"rejected by {decision.approver}: {decision.reason}".rstrip(": ")
             return await self._end_rejected("agent.rejected", actor=decision.approver, reason=decision.reason)
-        self._approved_by = decision.approver
-        self._state = AgentState.PROVISIONING
+        self._agent.approved_by = decision.approver
+        self._agent.state = AgentState.PROVISIONING
         await self._record("agent.approved", actor=decision.approver, reason=decision.reason)
         return True
 
     async def _end_rejected(self, action: str, *, actor: str, reason: str = "") -> bool:
-        self._state = AgentState.REJECTED
-        self._finished_at = workflow.now()
+        self._agent.state = AgentState.REJECTED
+        self._agent.finished_at = workflow.now()
         self._set_waiting(
-            f"Finished: agent {self._spec.agent_id} was not approved ({self._last_error}). Nothing was created."
+            f"Finished: agent {self._spec.agent_id} was not approved ({self._agent.last_error}). Nothing was created."
         )
-        await self._record(action, actor=actor, reason=reason or self._last_error)
+        await self._record(action, actor=actor, reason=reason or self._agent.last_error)
         return False
 
     async def _provision(self) -> None:
         spec = self._spec
         ref = AgentRef(spec.agent_id, spec.account_id)
-        self._state = AgentState.PROVISIONING
+        self._agent.state = AgentState.PROVISIONING
         abort = f"To abort, send signal `destroy` with body `{DESTROY_BODY}`."
         if not spec.require_approval:
             await self._record("agent.requested", reason="no approval required")
@@ -248,11 +223,10 @@ class AgentLifecycleWorkflow:
     async def _boot(self, abort: str) -> None:
         """Create a VM, wait for it, health-check it: the agent is running when this returns."""
         spec = self._spec
-        self._vm = await self._create_vm(abort)
+        vm = self._agent.vm = await self._create_vm(abort)
         # The VM id is persisted before any wait, so lost state can always be cleaned up.
-        await self._record("vm.created", details={"location": self._vm.location})
+        await self._record("vm.created", details={"location": vm.location})
 
-        vm = self._vm
         self._set_waiting(f"Provisioning agent {spec.agent_id}: waiting for VM {vm.vm_id} to boot. {abort}")
         lookup = VMLookup(vm.provider, spec.agent_id, vm.vm_id)
         booted = await self._race(
@@ -265,17 +239,15 @@ class AgentLifecycleWorkflow:
                 retry_policy=BOOT_WAIT_RETRY,
             )
         )
-        self._api_calls += booted.api_calls
-        self._vm = VMRef(vm.provider, vm.vm_id, vm.name, booted.address, location=vm.location)
+        self._agent.api_calls += booted.api_calls
+        vm = self._agent.vm = VMRef(vm.provider, vm.vm_id, vm.name, booted.address, location=vm.location)
         await self._record("vm.running")
 
         self._set_waiting(
-            f"Provisioning agent {spec.agent_id}: waiting for its health check at {self._vm.address} "
+            f"Provisioning agent {spec.agent_id}: waiting for its health check at {vm.address} "
             f"(up to {spec.health_timeout_s}s). {abort}"
         )
-        check = HealthCheckRequest(
-            spec.agent_id, self._vm.address, workflow.now() + timedelta(seconds=spec.health_timeout_s)
-        )
+        check = HealthCheckRequest(spec.agent_id, vm.address, workflow.now() + timedelta(seconds=spec.health_timeout_s))
         report = await self._race(
             lambda: workflow.execute_activity_method(
                 HealthActivities.wait_healthy,
@@ -285,9 +257,9 @@ class AgentLifecycleWorkflow:
                 retry_policy=HEALTH_WAIT_RETRY,
             )
         )
-        self._health = "healthy" if report.healthy else report.status
-        self._state = AgentState.RUNNING
-        self._running_at = workflow.now()
+        self._agent.health = "healthy" if report.healthy else report.status
+        self._agent.state = AgentState.RUNNING
+        self._agent.running_at = workflow.now()
         await self._record("agent.running", reason=f"healthy after {report.checks} checks")
 
     async def _create_vm(self, abort: str) -> VMRef:
@@ -295,10 +267,7 @@ class AgentLifecycleWorkflow:
         spec = self._spec
         candidates = _placements(spec)
         for index, place in enumerate(candidates):
-            if place.provider not in self._tried:
-                self._tried.append(place.provider)
-            # Until the provider says otherwise, a create may have made a VM (a lost response still makes one).
-            self._may_have_vm.add(place.provider)
+            self._agent.create_sent(place.provider)
             where = f"{place.provider}/{place.code}" if place.code else place.provider
             self._set_waiting(f"Provisioning agent {spec.agent_id}: creating its VM on {where}. {abort}")
             request = CreateVMRequest(
@@ -321,7 +290,7 @@ class AgentLifecycleWorkflow:
                 # What the failure means is a property of its error class (activities/errors.py), decided there once.
                 error = error_class(kind)
                 if error is not None and error.created_nothing and not is_cancelled_exception(err):
-                    self._may_have_vm.discard(place.provider)
+                    self._agent.proven_empty(place.provider)
                 fails_over = error is not None and error.fails_over
                 if is_cancelled_exception(err) or not fails_over or index == len(candidates) - 1:
                     raise
@@ -330,11 +299,11 @@ class AgentLifecycleWorkflow:
                     reason=f"{where}: {_failure_message(err)}",
                     details={"provider": place.provider, "location": place.code, "error": kind},
                 )
-                if place.provider in self._may_have_vm and workflow.patched(PATCH_RETIRE_ABANDONED):
+                if place.provider in self._agent.may_have_vm and workflow.patched(PATCH_RETIRE_ABANDONED):
                     # At most one live VM per agent: whatever this create may have made goes before the next one.
                     await self._retire_abandoned(place.provider, where, abort)
                 continue
-            self._api_calls += vm.api_calls
+            self._agent.api_calls += vm.api_calls
             return vm
         raise ApplicationError(
             f"no placement for {spec.provider} in {spec.region}", type="NoPlacement", non_retryable=True
@@ -367,8 +336,8 @@ class AgentLifecycleWorkflow:
                 type="AbandonedCreateUnresolved",
                 non_retryable=True,
             ) from None
-        self._api_calls += deleted.api_calls
-        self._may_have_vm.discard(provider)
+        self._agent.api_calls += deleted.api_calls
+        self._agent.proven_empty(provider)
         if not deleted.vm_ids:
             return
         # Its bridge may have logged in: no token of the agent may outlive the VM (the next VM gets a fresh one).
@@ -406,37 +375,30 @@ class AgentLifecycleWorkflow:
         """Running: wait for `destroy`, replace an unhealthy VM when asked, continue as new when history grows."""
         spec = self._spec
         while True:
-            vm = self._vm
+            vm = self._agent.vm
             assert vm is not None
             self._set_waiting(
-                f"Agent {spec.agent_id} is {self._state.value} on VM {vm.vm_id} at {vm.address} (health: "
-                f"{self._health}). To destroy it, send signal `destroy` with body `{DESTROY_BODY}`."
+                f"Agent {spec.agent_id} is {self._agent.state.value} on VM {vm.vm_id} at {vm.address} (health: "
+                f"{self._agent.health}). To destroy it, send signal `destroy` with body `{DESTROY_BODY}`."
             )
             await workflow.wait_condition(
                 lambda: (
-                    self._destroy is not None
-                    or self._replace_requested
+                    self._agent.destroy is not None
+                    or self._agent.replace_requested
                     or workflow.info().is_continue_as_new_suggested()
                 )
             )
-            if self._destroy is not None:
+            if self._agent.destroy is not None:
                 return
-            if self._replace_requested:
-                self._replace_requested = False
+            if self._agent.replace_requested:
+                self._agent.replace_requested = False
                 await self._replace()
                 continue
             await workflow.wait_condition(workflow.all_handlers_finished)
+            # The whole state goes on, so the next run is this one with a shorter history.
             workflow.continue_as_new(
                 LifecycleInput(
-                    spec=spec,
-                    running_vm=vm,
-                    started_at=self._created_at,
-                    running_at=self._running_at,
-                    approved_by=self._approved_by,
-                    api_calls=self._api_calls,
-                    skills=self._skills,
-                    approval_required=self._approval_required,
-                    policy_version=self._policy_version,
+                    spec=spec, state=self._agent, abandoned_create_wait_s=self._input.abandoned_create_wait_s
                 )
             )
 
@@ -446,12 +408,13 @@ class AgentLifecycleWorkflow:
         The old VM goes first: its name is the agent's, and an unhealthy agent is serving nobody anyway.
         """
         spec = self._spec
-        old = self._vm
+        old = self._agent.vm
         assert old is not None
         ref = AgentRef(spec.agent_id, spec.account_id)
         abort = f"To abort, send signal `destroy` with body `{DESTROY_BODY}`."
         self._set_waiting(f"Replacing unhealthy agent {spec.agent_id}: retiring VM {old.vm_id}. {abort}")
-        await self._record("agent.replacing", reason=f"{self._failures} failed health checks in a row")
+        failures = self._agent.consecutive_failures
+        await self._record("agent.replacing", reason=f"{failures} failed health checks in a row")
         await workflow.execute_activity_method(
             SecretsActivities.revoke_agent_tokens,
             ref,
@@ -464,9 +427,9 @@ class AgentLifecycleWorkflow:
             VMLookup(old.provider, spec.agent_id, old.vm_id),
             task_queue=cloud_queue(old.provider, workflow.info().task_queue),
         )
-        self._vm = None
-        self._tried, self._may_have_vm = [], set()
-        self._failures = 0
+        self._agent.vm = None
+        self._agent.tried, self._agent.may_have_vm = [], []
+        self._agent.consecutive_failures = 0
         await self._boot(abort)
         await self._record("agent.replaced", details={"old_vm_id": old.vm_id})
 
@@ -485,50 +448,45 @@ class AgentLifecycleWorkflow:
             await self._refuse("update_skills", err.without_value, actor=update.requested_by)
             return
         self._accepted()
-        self._skills = skills
+        self._agent.skills = skills
         if gated is not None:
-            self._approval_required = gated
-        self._policy_version += 1
+            self._agent.approval_required = gated
+        self._agent.policy_version += 1
         await self._record(
             "skills.updated",
             actor=update.requested_by or "unknown",
             reason=f"skills: {', '.join(skills) or 'none'}",
-            details={"policy_version": str(self._policy_version)},
+            details={"policy_version": str(self._agent.policy_version)},
         )
 
     @workflow.signal(description="Internal: sent by the fleet monitor when the agent's health changes.")
     async def health_changed(self, *body: Any) -> None:
         """From the fleet monitor, only when health changes: degrade past the threshold, recover when healthy."""
         change = await self._receive("health_changed", body, HealthChange, "")
-        if change is None or self._state not in (AgentState.RUNNING, AgentState.DEGRADED):
+        if change is None or self._agent.state not in (AgentState.RUNNING, AgentState.DEGRADED):
             return
-        self._health = "healthy" if change.healthy else (change.status or "unhealthy")
-        self._failures = 0 if change.healthy else max(change.consecutive_failures, self._failures + 1)
-        if change.healthy and self._state == AgentState.DEGRADED:
-            self._state = AgentState.RUNNING
+        agent = self._agent
+        agent.health = "healthy" if change.healthy else (change.status or "unhealthy")
+        agent.consecutive_failures = (
+            0 if change.healthy else max(change.consecutive_failures, agent.consecutive_failures + 1)
+        )
+        if change.healthy and agent.state == AgentState.DEGRADED:
+            agent.state = AgentState.RUNNING
             await self._record("agent.recovered", reason=change.reason)
-        elif not change.healthy and self._state == AgentState.RUNNING:
-            if self._failures >= self._spec.unhealthy_threshold:
-                self._state = AgentState.DEGRADED
-                await self._record("agent.degraded", reason=f"{self._failures} failed checks: {change.reason}")
-                self._replace_requested = self._spec.replace_unhealthy
-        elif not change.healthy and self._state == AgentState.DEGRADED and self._spec.replace_unhealthy:
-            self._replace_requested = True
+        elif not change.healthy and agent.state == AgentState.RUNNING:
+            if agent.consecutive_failures >= self._spec.unhealthy_threshold:
+                agent.state = AgentState.DEGRADED
+                await self._record(
+                    "agent.degraded", reason=f"{agent.consecutive_failures} failed checks: {change.reason}"
+                )
+                agent.replace_requested = self._spec.replace_unhealthy
+        elif not change.healthy and agent.state == AgentState.DEGRADED and self._spec.replace_unhealthy:
+            agent.replace_requested = True
 
     @workflow.query(description="What the gateway enforces for this agent: skills, gated tools, approvers.")
     def policy(self, *args: Any) -> AgentPolicy:
         _no_arguments("policy", args)
-        spec = self._spec
-        return AgentPolicy(
-            agent_id=spec.agent_id,
-            account_id=spec.account_id,
-            state=self._state,
-            skills=list(self._skills),
-            approval_required=list(self._approval_required),
-            approvers=list(spec.approvers),
-            escalation_approvers=list(spec.escalation_approvers),
-            version=self._policy_version,
-        )
+        return self._agent.policy(self._spec)
 
     # --- cleanup --------------------------------------------------------------------------------------------------
 
@@ -546,7 +504,7 @@ class AgentLifecycleWorkflow:
 
     async def _cleanup(self, final: AgentState, action: str) -> None:
         spec = self._spec
-        self._state = AgentState.DESTROYING
+        self._agent.state = AgentState.DESTROYING
         self._set_waiting(
             f"Destroying agent {spec.agent_id}: revoking every secret and token, deleting its VM, then "
             "verifying nothing is left. No action needed."
@@ -554,11 +512,12 @@ class AgentLifecycleWorkflow:
         if self._step is not None and not self._step.done():
             self._step.cancel()
             await workflow.wait([self._step])
-        actor = self._destroy.requested_by if self._destroy and self._destroy.requested_by else "lobstack"
-        await self._record("agent.destroying", actor=actor, reason=self._last_error)
+        destroy = self._agent.destroy
+        actor = destroy.requested_by if destroy and destroy.requested_by else "lobstack"
+        await self._record("agent.destroying", actor=actor, reason=self._agent.last_error)
         if workflow.patched(PATCH_CLOSE_APPROVALS):
             # First, so nobody approves a tool for an agent that is going away; each closes `cancelled` and audits.
-            why = self._last_error or (self._destroy.reason if self._destroy else "") or "destroy requested"
+            why = self._agent.last_error or (destroy.reason if destroy else "") or "destroy requested"
             await workflow.execute_activity_method(
                 ApprovalActivities.close_approvals,
                 CloseApprovals(spec.agent_id, spec.account_id, f"agent {spec.agent_id} is {final.value}: {why}"),
@@ -567,9 +526,9 @@ class AgentLifecycleWorkflow:
             )
 
         ref = AgentRef(spec.agent_id, spec.account_id)
-        vm = self._vm
+        vm = self._agent.vm
         # Every provider a create may have reached holds a VM until proven otherwise: look on all of them.
-        providers = [name for name in self._tried if name in self._may_have_vm]
+        providers = [name for name in self._agent.tried if name in self._agent.may_have_vm]
         if vm and vm.provider not in providers:
             providers.append(vm.provider)
         # Credentials first: from here on the agent can read nothing, even if deleting its VM has to wait.
@@ -592,17 +551,15 @@ class AgentLifecycleWorkflow:
             )
         await self._record("vm.deleted")
 
-        self._state = final
-        self._health = "gone"
-        self._finished_at = workflow.now()
-        outcome = "destroyed" if final == AgentState.DESTROYED else f"{final.value} ({self._last_error})"
+        self._agent.state = final
+        self._agent.health = "gone"
+        self._agent.finished_at = workflow.now()
+        outcome = "destroyed" if final == AgentState.DESTROYED else f"{final.value} ({self._agent.last_error})"
         self._set_waiting(
             f"Finished: agent {spec.agent_id} {outcome}; its VM, secrets, policy, role, key and "
             "tokens were removed and verified gone."
         )
-        await self._record(
-            action, actor=actor, reason=self._last_error or (self._destroy.reason if self._destroy else "")
-        )
+        await self._record(action, actor=actor, reason=self._agent.last_error or (destroy.reason if destroy else ""))
 
     async def _until_clean(
         self, delete: Callable[..., object], verify: Callable[..., object], arg: object, task_queue: str | None = None
@@ -622,7 +579,7 @@ class AgentLifecycleWorkflow:
                     start_to_close_timeout=timedelta(minutes=2),
                     retry_policy=CLEANUP_RETRY,
                 )
-                self._api_calls += getattr(deleted, "api_calls", 0)
+                self._agent.api_calls += getattr(deleted, "api_calls", 0)
                 await workflow.execute_activity_method(
                     verify,
                     arg,
@@ -645,11 +602,11 @@ class AgentLifecycleWorkflow:
 
     async def _race(self, start: Callable[[], Awaitable[T]]) -> T:
         """Run one provisioning step, abandoning it (and cancelling its activity) if `destroy` arrives."""
-        if self._destroy is not None:
+        if self._agent.destroy is not None:
             raise _DestroyRequested
         step: asyncio.Task[T] = asyncio.ensure_future(start())
         self._step = step  # type: ignore[assignment]
-        await workflow.wait_condition(lambda: step.done() or self._destroy is not None)
+        await workflow.wait_condition(lambda: step.done() or self._agent.destroy is not None)
         if step.done():
             self._step = None
             return step.result()
@@ -667,15 +624,15 @@ class AgentLifecycleWorkflow:
         spec = self._spec
         info = workflow.info()
         self._events += 1
-        self._updated_at = workflow.now()
-        vm = self._vm
+        self._agent.updated_at = workflow.now()
+        vm = self._agent.vm
         await workflow.execute_activity_method(
             RegistryActivities.record_transition,
             Transition(
                 event_key=f"{info.workflow_id}/{info.run_id}/{self._events}",
                 agent_id=spec.agent_id,
                 account_id=spec.account_id,
-                state=self._state,
+                state=self._agent.state,
                 action=action,
                 actor=audit_text(actor, ACTOR_MAX),
                 reason=audit_text(reason, REASON_MAX),
@@ -685,8 +642,8 @@ class AgentLifecycleWorkflow:
                 size=spec.size,
                 vm_id=vm.vm_id if vm else "",
                 address=vm.address if vm else "",
-                health=self._health,
-                at=self._updated_at,
+                health=self._agent.health,
+                at=self._agent.updated_at,
                 details={**({"vm_id": vm.vm_id, "provider": vm.provider} if vm else {}), **(details or {})},
                 audit_only=audit_only,
                 unhealthy_threshold=spec.unhealthy_threshold,
@@ -700,8 +657,8 @@ class AgentLifecycleWorkflow:
         self._show()
 
     def _show(self) -> None:
-        self._waiting_for = self._waiting_base + self._refused_note
-        workflow.set_current_details(self._waiting_for)
+        self._agent.waiting_for = self._waiting_base + self._agent.refused_note
+        workflow.set_current_details(self._agent.waiting_for)
 
     # --- messages: every one is decoded here, and every refusal is audited and shown ------------------------------
 
@@ -721,8 +678,8 @@ class AgentLifecycleWorkflow:
 
         `audited_before`: the refusals earlier versions audited too; other refusals are audited from histories
         that carry the patch marker on, so older histories replay as recorded."""
-        self._last_error = audit_text(f"refused {handler}: {why}", REASON_MAX)
-        self._refused_note = (
+        self._agent.last_error = audit_text(f"refused {handler}: {why}", REASON_MAX)
+        self._agent.refused_note = (
             f" Last message refused ({workflow.now():%Y-%m-%d %H:%M:%S} UTC): `{handler}`: "
             f"{audit_text(why, REASON_MAX)}."
         )
@@ -743,8 +700,8 @@ class AgentLifecycleWorkflow:
             workflow.logger.warning("could not audit a refused %s: %s", handler, _failure_message(err))
 
     def _accepted(self) -> None:
-        if self._refused_note:
-            self._refused_note = ""
+        if self._agent.refused_note:
+            self._agent.refused_note = ""
             self._show()
 
     # --- signals, updates and queries -----------------------------------------------------------------------------
@@ -763,15 +720,15 @@ class AgentLifecycleWorkflow:
             await self._signalled("reject", False, decision)
 
     def _refusal(self, decision: Decision) -> str:
-        waiting = self._state == AgentState.PENDING_APPROVAL and self._decision is None
+        waiting = self._agent.state == AgentState.PENDING_APPROVAL and self._decision is None
         # An agent whose spec names no approvers may be approved by anyone who names themselves.
-        return refusal(decision, waiting=waiting, state=self._state.value, allowed=self._spec.approvers or None)
+        return refusal(decision, waiting=waiting, state=self._agent.state.value, allowed=self._spec.approvers or None)
 
     async def _signalled(self, handler: str, approved: bool, decision: Decision) -> None:
         why = self._refusal(decision)
         if why:
             # Signals cannot answer: the refusal is kept in the status and the current details, and audited.
-            named = bool(decision.approver.strip()) and self._state == AgentState.PENDING_APPROVAL
+            named = bool(decision.approver.strip()) and self._agent.state == AgentState.PENDING_APPROVAL
             await self._refuse(
                 handler, why, actor=decision.approver, action="agent.approval_refused", audited_before=named
             )
@@ -787,7 +744,7 @@ class AgentLifecycleWorkflow:
         """The CLI's way to approve or reject: a refusal comes back to the caller, and is audited."""
         decision = await self._receive("decide", body, ApprovalDecision, DECISION_BODY)
         if decision is None:
-            raise ApplicationError(self._last_error, type="MessageRefused", non_retryable=True)
+            raise ApplicationError(self._agent.last_error, type="MessageRefused", non_retryable=True)
         plain = Decision(approver=decision.approver, reason=decision.reason)
         why = self._refusal(plain)
         if why:
@@ -797,7 +754,7 @@ class AgentLifecycleWorkflow:
             raise ApplicationError(why, type="ApproverNotAllowed", non_retryable=True)
         self._accepted()
         self._decision = (decision.approved, plain)
-        await workflow.wait_condition(lambda: self._state != AgentState.PENDING_APPROVAL)
+        await workflow.wait_condition(lambda: self._agent.state != AgentState.PENDING_APPROVAL)
         return self.status()
 
     @workflow.signal(description=f"Destroy the agent (or abort its provisioning). Body: {DESTROY_BODY}")
@@ -806,33 +763,13 @@ class AgentLifecycleWorkflow:
         if request is None:
             return
         self._accepted()
-        if self._destroy is None:
-            self._destroy = request
+        if self._agent.destroy is None:
+            self._agent.destroy = request
 
     @workflow.query(description="The agent's state, VM, health, approver, last error and what it waits for.")
     def status(self, *args: Any) -> AgentStatus:
         _no_arguments("status", args)
-        spec = self._spec
-        vm = self._vm
-        return AgentStatus(
-            agent_id=spec.agent_id,
-            account_id=spec.account_id,
-            state=self._state,
-            provider=vm.provider if vm else spec.provider,
-            region=spec.region,
-            vm_id=vm.vm_id if vm else "",
-            address=vm.address if vm else "",
-            location=vm.location if vm else "",
-            health=self._health,
-            approved_by=self._approved_by,
-            last_error=self._last_error,
-            waiting_for=self._waiting_for,
-            created_at=self._created_at,
-            updated_at=self._updated_at,
-            running_at=self._running_at,
-            finished_at=self._finished_at,
-            api_calls=self._api_calls,
-        )
+        return self._agent.status(self._spec)
 
 
 def _failure_message(err: BaseException) -> str:

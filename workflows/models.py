@@ -80,21 +80,139 @@ class VMDeleted:
 
 
 @dataclass
+class LifecycleState:
+    """Everything an AgentLifecycle knows about its agent, held as this one value.
+
+    The workflow changes it in place, carries it whole through continue-as-new (`LifecycleInput.state`), and answers
+    the `status` and `policy` queries from it, so the next run starts exactly where the last one stopped: a degraded
+    agent stays degraded, with its failure count and last error. A field added here is carried without more code.
+    """
+
+    state: AgentState = AgentState.PROVISIONING
+    vm: VMRef | None = None
+    health: str = "unknown"
+    # Failed health checks in a row, as the fleet monitor counts them; 0 once healthy or on a new VM.
+    consecutive_failures: int = 0
+    last_error: str = ""
+    approved_by: str = ""
+    # What the workflow waits for, as the Web UI shows it, ending with `refused_note` while there is one.
+    waiting_for: str = ""
+    refused_note: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    running_at: datetime | None = None
+    finished_at: datetime | None = None
+    api_calls: int = 0
+    skills: list[str] = field(default_factory=list)
+    approval_required: list[str] = field(default_factory=list)
+    policy_version: int = 0
+    # Asked for by a health change and done by the serving loop: a continue-as-new that comes first keeps it asked.
+    replace_requested: bool = False
+    # The accepted `destroy`, kept through continue-as-new so that one arriving just before it still counts.
+    destroy: DestroyRequest | None = None
+    # Providers a create was sent to, in order, and those of them that may hold a VM of the agent until proven empty.
+    tried: list[str] = field(default_factory=list)
+    may_have_vm: list[str] = field(default_factory=list)
+
+    def create_sent(self, provider: str) -> None:
+        """A create goes to `provider`: until it says otherwise, a VM may be there (a lost response still makes one)."""
+        if provider not in self.tried:
+            self.tried.append(provider)
+        if provider not in self.may_have_vm:
+            self.may_have_vm.append(provider)
+
+    def proven_empty(self, provider: str) -> None:
+        if provider in self.may_have_vm:
+            self.may_have_vm.remove(provider)
+
+    def status(self, spec: AgentSpec) -> AgentStatus:
+        vm = self.vm
+        return AgentStatus(
+            agent_id=spec.agent_id,
+            account_id=spec.account_id,
+            state=self.state,
+            provider=vm.provider if vm else spec.provider,
+            region=spec.region,
+            vm_id=vm.vm_id if vm else "",
+            address=vm.address if vm else "",
+            location=vm.location if vm else "",
+            health=self.health,
+            approved_by=self.approved_by,
+            last_error=self.last_error,
+            waiting_for=self.waiting_for,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            running_at=self.running_at,
+            finished_at=self.finished_at,
+            api_calls=self.api_calls,
+            consecutive_failures=self.consecutive_failures,
+        )
+
+    def policy(self, spec: AgentSpec) -> AgentPolicy:
+        return AgentPolicy(
+            agent_id=spec.agent_id,
+            account_id=spec.account_id,
+            state=self.state,
+            skills=list(self.skills),
+            approval_required=list(self.approval_required),
+            approvers=list(spec.approvers),
+            escalation_approvers=list(spec.escalation_approvers),
+            version=self.policy_version,
+        )
+
+
+@dataclass
 class LifecycleInput:
     spec: AgentSpec
-    # Set only by continue-as-new: the agent is already running on this VM.
+    # Set only by continue-as-new: the whole state of the run before (the agent is already running).
+    state: LifecycleState | None = None
+    # After a create whose outcome is unknown (its answer lost, then the provider down), how long to wait for that
+    # provider to answer before the lifecycle fails instead of creating a second VM elsewhere.
+    abandoned_create_wait_s: int = 600
+    # What versions before `state` carried through continue-as-new, read only when `state` is absent: runs they
+    # started continue on this code. Never written any more.
     running_vm: VMRef | None = None
     started_at: datetime | None = None
     running_at: datetime | None = None
     approved_by: str = ""
     api_calls: int = 0
-    # Skills changed by `update_skills` since the start (None: as in the spec).
     skills: list[str] | None = None
     approval_required: list[str] | None = None
     policy_version: int = 0
-    # After a create whose outcome is unknown (its answer lost, then the provider down), how long to wait for that
-    # provider to answer before the lifecycle fails instead of creating a second VM elsewhere.
-    abandoned_create_wait_s: int = 600
+
+    @property
+    def continued(self) -> bool:
+        """Started by continue-as-new: the agent is already running."""
+        return self.state is not None or self.running_vm is not None
+
+    def first_state(self) -> LifecycleState:
+        """The state this run starts from: the one carried over, else one made from the spec (and from the fields
+        an older version carried)."""
+        if self.state is not None:
+            return self.state
+        spec, vm = self.spec, self.running_vm
+        if vm is not None:
+            state = AgentState.RUNNING
+        elif spec.require_approval:
+            state = AgentState.PENDING_APPROVAL
+        else:
+            state = AgentState.PROVISIONING
+        return LifecycleState(
+            state=state,
+            vm=vm,
+            health="healthy" if vm else "unknown",
+            approved_by=self.approved_by,
+            created_at=self.started_at,
+            running_at=self.running_at,
+            api_calls=self.api_calls,
+            skills=list(self.skills if self.skills is not None else spec.skills),
+            approval_required=list(
+                self.approval_required if self.approval_required is not None else spec.approval_required
+            ),
+            policy_version=self.policy_version,
+            tried=[vm.provider] if vm else [],
+            may_have_vm=[vm.provider] if vm else [],
+        )
 
 
 @dataclass
@@ -116,6 +234,8 @@ class AgentStatus:
     running_at: datetime | None = None
     finished_at: datetime | None = None
     api_calls: int = 0
+    # Failed health checks in a row (the agent degrades at the spec's `unhealthy_threshold`).
+    consecutive_failures: int = 0
 
 
 @dataclass

@@ -17,4 +17,5 @@ path = Path(sys.argv[1])
 config = json.loads(path.read_text())
 config["listen_host"] = "0.0.0.0"  # exactly what activities/cloud/adapter_support.py sets on a VM
 path.write_text(json.dumps(config))  # the file exists (0600): writing keeps its mode
-os.execv(sys.executable, [sys.executable, "-m", "bridge", "--config", str(path)])
+# -I: the bridge comes from the interpreter's own environment, never from the working directory.
+os.execv(sys.executable, [sys.executable, "-I", "-m", "bridge", "--config", str(path)])

@@ -1,4 +1,5 @@
-"""Fixtures for the bridge tests: a real OpenBao, and a helper that runs `python -m bridge` as a real process."""
+"""Fixtures for the bridge tests: a real OpenBao, and a helper that runs `python -m bridge` as a real process, from
+the environment the bridge ships in (tests/bridge/shipped.py), not from the development one."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,10 +19,18 @@ import pytest
 
 from activities.secrets import AgentVault, VaultSettings
 from bridge.config import BootstrapConfig
+from tests.bridge import shipped
 from workers.devstack import OpenBaoDev
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
+
+
+@pytest.fixture(scope="session")
+def bridge_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The interpreter of the shipped bridge's environment: the `bridge` extra's packages and the bridge's own source
+    packages only. Run it with `-I` so neither the working directory nor PYTHON* variables add anything."""
+    return shipped.build(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +92,7 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str, proc: Bri
 
 
 @pytest.fixture
-def start_bridge(tmp_path: Path) -> Iterator[Callable[..., BridgeProcess]]:
+def start_bridge(tmp_path: Path, bridge_python: Path) -> Iterator[Callable[..., BridgeProcess]]:
     started: list[BridgeProcess] = []
 
     def start(config: BootstrapConfig, *extra: str, name: str = "bridge") -> BridgeProcess:
@@ -93,11 +101,11 @@ def start_bridge(tmp_path: Path) -> Iterator[Callable[..., BridgeProcess]]:
         config_path.write_text(config.to_json())
         log_path = tmp_path / f"{name}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_")}
-        env["PYTHONUNBUFFERED"] = "1"
         with log_path.open("wb") as log:
             popen = subprocess.Popen(
-                [sys.executable, "-m", "bridge", "--config", str(config_path), *extra],
-                cwd=REPO,
+                # -u: unbuffered, as PYTHONUNBUFFERED would be were -I not ignoring it.
+                [str(bridge_python), "-I", "-u", "-m", "bridge", "--config", str(config_path), *extra],
+                cwd=tmp_path,
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import stat
-import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -67,12 +66,14 @@ def unreachable_vault_config(agent_id: str, tmp_path: Path, **fields: object) ->
     return configured(config, **fields)
 
 
-async def test_from_another_host_a_bridge_answers_health_only_and_no_approval_starts(stack: Stack) -> None:
+async def test_from_another_host_a_bridge_answers_health_only_and_no_approval_starts(
+    stack: Stack, bridge_python: Path
+) -> None:
     """Issue 20's attack, replayed: a VM's bridge (listening on every interface, as cloud-init sets it up) is called
     from another network namespace, across a veth link, on every agent route. Only /health answers; nothing is asked
     of anyone. The agent's own process, on the socket, still gets its approval started."""
     with other_host() as host:
-        vm_like = stack.local_with([sys.executable, str(AGENTS / "vm_bridge.py")])
+        vm_like = stack.local_with([str(bridge_python), "-I", str(AGENTS / "vm_bridge.py")])
         async with live(stack, gateway_in_bootstrap=True, local=vm_like) as env:
             agent_id = await env.agent(skills=["web.search", "email.send"], approvers=["alice"])
             address = (await stack.client.status(agent_id)).address

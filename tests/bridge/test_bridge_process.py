@@ -3,7 +3,6 @@ from __future__ import annotations
 import dataclasses
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import httpx
 from activities.secrets import AgentVault
 from bridge.config import BootstrapConfig
 from bridge.introduction import REASON_USED
-from tests.bridge.conftest import REPO, BridgeProcess
+from tests.bridge.conftest import BridgeProcess
 from workers.devstack import free_port
 from workflows.models import Residue
 
@@ -77,11 +76,15 @@ def test_bridge_reports_starting_then_unhealthy_when_vault_is_unreachable(
     assert config.wrapped_secret_id not in proc.log()
 
 
-def test_bridge_with_unreadable_config_exits_2_without_echoing_it(tmp_path: Path) -> None:
+def test_bridge_with_unreadable_config_exits_2_without_echoing_it(tmp_path: Path, bridge_python: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"wrapped_secret_id": "s.SecretLookingValue"')
     result = subprocess.run(
-        [sys.executable, "-m", "bridge", "--config", str(bad)], cwd=REPO, capture_output=True, timeout=30, check=False
+        [bridge_python, "-I", "-m", "bridge", "--config", str(bad)],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=30,
+        check=False,
     )
     assert result.returncode == 2
     assert b"SecretLookingValue" not in result.stderr + result.stdout
