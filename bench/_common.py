@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import platform
@@ -10,7 +9,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -18,7 +17,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from clients.client import LobstackClient  # noqa: E402
-from workers.dev import DevStack, dev_stack  # noqa: E402
+from devstack.stack import DevStack, StackOptions, dev_stack  # noqa: E402
 from workflows.queues import WORKFLOW_QUEUE  # noqa: E402
 
 PROVIDER = "vultr"
@@ -55,20 +54,19 @@ class BenchStack:
 async def bench_stack(
     home: Path, *, boot_latency_s: float, budget_calls_per_s: float | None
 ) -> AsyncIterator[BenchStack]:
-    """`dev_stack(codec=False)`: Temporal dev server, OpenBao, cloudsim, gateway and a worker on `lobstack`.
+    """The development stack without a codec: Temporal dev server, OpenBao, cloudsim, gateway and a worker.
 
-    `budget_calls_per_s` raises the Vultr API budget (LOBSTACK_API_BUDGET_VULTR, which dev_stack honours) and
-    cloudsim's own Vultr limit with it, so the simulator does not answer 429 to calls the budget now allows;
-    None keeps the documented budget on both sides.
+    `budget_calls_per_s` raises the Vultr API budget and cloudsim's own Vultr limit with it, so the simulator does not
+    answer 429 to calls the budget now allows; None keeps the documented budget on both sides.
     """
+    options = StackOptions(boot_latency_s=boot_latency_s, codec=False)
     if budget_calls_per_s is not None:
-        os.environ[f"LOBSTACK_API_BUDGET_{PROVIDER.upper()}"] = str(budget_calls_per_s)
-    async with dev_stack(home, boot_latency_s=boot_latency_s, codec=False) as dev:
-        if budget_calls_per_s is not None:
-            await asyncio.to_thread(
-                dev.cloudsim.configure,
-                rate_limits={PROVIDER: {"limit": max(30, int(budget_calls_per_s)), "window_s": 1.0}},
-            )
+        options = replace(
+            options,
+            api_budgets={PROVIDER: budget_calls_per_s},
+            sim_rate_limits={PROVIDER: {"limit": max(30, int(budget_calls_per_s)), "window_s": 1.0}},
+        )
+    async with dev_stack(home, options) as dev:
         yield BenchStack(dev, LobstackClient(dev.client, task_queue=WORKFLOW_QUEUE), WORKFLOW_QUEUE)
 
 

@@ -7,7 +7,7 @@ vultr, at most `--concurrency` in flight (every running simulated VM is a real b
 latency 0 (`--boot B` shows what status polling costs for a B-second boot).
 
 Time compression: each provider keeps its documented budget (activities/cloud/budget.py) and cloudsim its documented
-limit (cloudsim/ratelimit.py), both sped up by the same factor K: the budget through LOBSTACK_API_BUDGET_<PROVIDER>
+limit (cloudsim/ratelimit.py), both sped up by the same factor K: the stack's API budget (StackOptions.api_budgets)
 = documented calls/s x K (which also sets the task queue's activities/s), cloudsim's windows divided by K (Hetzner
 3600 per 3600/K s, DigitalOcean 5000 per 3600/K s and 250 per 60/K s, Vultr 30 per 1/K s). Counts (limits, token
 bucket bursts) are not scaled, so the budget-to-limit relationship is exactly the real one. Not compressed: retry
@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import os
 import sys
 import tempfile
 import time
@@ -49,7 +48,7 @@ from activities.cloud.budget import DOCUMENTED_CALLS_PER_S
 from bench._common import PLOTS, Deadline, header, plot_note
 from clients.client import LobstackClient, LobstackClientError
 from cloudsim.ratelimit import DEFAULT_LIMITS
-from workers.dev import DevStack, dev_stack
+from devstack.stack import DevStack, StackOptions, dev_stack
 from workflows.models import AgentState
 from workflows.queues import WORKFLOW_QUEUE, workflow_id
 from workflows.spec import AgentSpec
@@ -236,7 +235,6 @@ async def main() -> int:
     limits = compressed_limits(k)
     for p in PROVIDERS:
         documented = DOCUMENTED_CALLS_PER_S[p]
-        os.environ[f"LOBSTACK_API_BUDGET_{p.upper()}"] = str(documented * k)
         cfg = DEFAULT_LIMITS[p]
         windows = ", ".join(f"{cfg[w.replace('window_s', 'limit')]} per {limits[p][w]:g}s" for w in sorted(limits[p]))
         print(f"time compression K={k:g}: {p} budget {documented:g} -> {documented * k:g} calls/s; cloudsim {windows}")
@@ -244,8 +242,9 @@ async def main() -> int:
     phases: list[Phase] = []
     with tempfile.TemporaryDirectory(prefix="lobstack-bench-") as tmp:
         t_start = time.monotonic()
-        async with dev_stack(Path(tmp), boot_latency_s=args.boot, codec=False) as dev:
-            await asyncio.to_thread(dev.cloudsim.configure, rate_limits=limits)
+        budgets = {p: DOCUMENTED_CALLS_PER_S[p] * k for p in PROVIDERS}
+        options = StackOptions(boot_latency_s=args.boot, codec=False, api_budgets=budgets, sim_rate_limits=limits)
+        async with dev_stack(Path(tmp), options) as dev:
             client = LobstackClient(dev.client, task_queue=WORKFLOW_QUEUE)
             print(f"stack up in {time.monotonic() - t_start:.1f}s", flush=True)
             # Warm-up (not counted): one lifecycle per provider, so the measured runs start with warm workers.

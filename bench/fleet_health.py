@@ -7,7 +7,7 @@
 - Fleet: one process (bench/_fleet_server.py) answers `/health` for every agent, each on a loopback address of its
   own; `--unhealthy` agents answer 503 always and `--flapping` ones every other 30 s window, so every run signals.
   Their lifecycles do not exist: those signals get NOT_FOUND, which check_fleet counts as `closed` and saves.
-- Temporal dev server (workers/devstack.py) and a worker process of its own (bench/_fleet_worker.py) running
+- Temporal dev server (devstack/servers.py) and a worker process of its own (bench/_fleet_worker.py) running
   FleetHealth + check_fleet; the schedule is `lobstack-fleet-health` exactly as workers/schedules.py builds it.
 - One warm-up run first (not measured): it sees every agent for the first time and saves N health rows, as a
   monitor does once; the measured window is the steady state of a fleet whose health is already known.
@@ -25,7 +25,6 @@ import contextlib
 import os
 import pstats
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,11 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import sqlalchemy
 from temporalio.client import Client, WorkflowExecutionStatus
 
+import devstack
 from bench._common import PLOTS, header, percentile, plot_note
 from bench._fleet_server import fleet_agent_id, fleet_ip, unhealthy_sets
 from store import Registry
 from store.tables import AgentRow
-from workers import devstack
 from workers.schedules import build_schedules
 from workflows.fleet_health import FleetHealthWorkflow
 from workflows.maintenance_models import FLEET_HEALTH_SCHEDULE, FleetHealthInput, FleetHealthResult
@@ -88,14 +87,6 @@ async def sample_cpu(pid: int, into: CpuSamples, stop: asyncio.Event) -> None:
 
 
 # --- processes -------------------------------------------------------------------------------------------------------
-
-
-def spawn(name: str, argv: list[str], log_path: Path) -> devstack.Process:
-    with log_path.open("wb") as log:
-        popen = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-    return devstack.Process(name=name, popen=popen, log_path=log_path)
 
 
 async def until_ready(proc: devstack.Process, marker: str, timeout_s: float = 60.0) -> None:
@@ -223,7 +214,7 @@ async def bench(args: argparse.Namespace, tmp: Path, database_url: str) -> int:
     temporal = await asyncio.to_thread(devstack.start_temporal, tmp)
     with contextlib.ExitStack() as procs:
         procs.callback(temporal.stop)
-        server = procs.enter_context(stopping(spawn("fleet server", server_argv, tmp / "fleet-server.log")))
+        server = procs.enter_context(stopping(devstack.spawn("fleet server", server_argv, tmp / "fleet-server.log")))
         await until_ready(server, "ready")
         task_queue = f"fleet-bench-{uuid.uuid4().hex[:8]}"
         profile_path = tmp / "worker.prof"
@@ -232,7 +223,7 @@ async def bench(args: argparse.Namespace, tmp: Path, database_url: str) -> int:
         if args.profile:
             worker_argv += ["--profile", str(profile_path)]
         worker_log = tmp / "worker.log"
-        worker = procs.enter_context(stopping(spawn("worker", worker_argv, worker_log)))
+        worker = procs.enter_context(stopping(devstack.spawn("worker", worker_argv, worker_log)))
         await until_ready(worker, "ready")
         client = await Client.connect(temporal.address)
         print(f"stack up in {time.monotonic() - t0:.1f}s (worker pid {worker.popen.pid})", flush=True)

@@ -3,7 +3,7 @@
     .venv/bin/python bench/lifecycle_throughput.py [--n 30] [--budget 1000]
 
 N full lifecycles (create -> running/healthy -> destroy -> result) on provider `vultr` against cloudsim with boot
-latency 0 and the Vultr API budget raised (LOBSTACK_API_BUDGET_VULTR, see bench/_common.py), all concurrent. Then, on
+latency 0 and the Vultr API budget raised (StackOptions.api_budgets, see bench/_common.py), all concurrent. Then, on
 the same Temporal server and client, N bare workflows each running as many no-op activities as one lifecycle scheduled
 (counted from a warm-up lifecycle's history: ActivityTaskScheduled events plus local-activity markers, so moving a
 step to a local activity does not make the baseline cheaper), on their own task queue.

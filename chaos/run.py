@@ -21,13 +21,13 @@ from pathlib import Path
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError
 
+import devstack
 from activities.cloud.regions import CLOUD_PROVIDERS
 from chaos.faults import FaultPlan
 from chaos.report import Leftovers, count_leftovers, final_line, table
 from chaos.stack import ChaosStack, chaos_stack
 from clients.client import LobstackClient
 from store import Registry
-from workers import devstack
 from workflows.agent_lifecycle import AgentLifecycleWorkflow
 from workflows.models import AgentState, AgentStatus
 from workflows.queues import WORKFLOW_QUEUE, workflow_id
@@ -120,7 +120,7 @@ async def lifecycle(stack: ChaosStack, client: LobstackClient, outcome: Outcome,
 
 
 async def _until_closed(stack: ChaosStack, outcome: Outcome, deadline: float) -> None:
-    handle = stack.client.get_workflow_handle_for(AgentLifecycleWorkflow.run, workflow_id(outcome.agent_id))
+    handle = stack.dev.client.get_workflow_handle_for(AgentLifecycleWorkflow.run, workflow_id(outcome.agent_id))
     try:
         result = await asyncio.wait_for(handle.result(), timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
         outcome.state = result.state.value
@@ -158,7 +158,7 @@ async def storms(stack: ChaosStack, plan: FaultPlan, stop: asyncio.Event) -> int
             await asyncio.wait_for(stop.wait(), timeout=plan.storm_every_s)
         if stop.is_set():
             break
-        await asyncio.to_thread(plan.storm, stack.sim, providers[count % len(providers)])
+        await asyncio.to_thread(plan.storm, stack.dev.cloudsim, providers[count % len(providers)])
         count += 1
     return count
 
@@ -186,15 +186,18 @@ async def run_chaos(
         flush=True,
     )
     # The driver's own logs (the gateway's complaints while OpenBao or the worker is down) go to a file, not the table:
-    # created 0600 in a 0700 directory, as every server log (workers/devstack.py); logging appends to it.
+    # created 0600 in a 0700 directory, as every server log (devstack/files.py); logging appends to it.
     driver_log = devstack.private_dir(home / "logs") / "driver.log"
     os.close(devstack.open_private(driver_log))
     logging.basicConfig(filename=driver_log, level=logging.INFO, force=True)
     t0 = time.monotonic()
     async with chaos_stack(home, seed=seed, boot_latency_s=boot_latency_s, database_url=database_url) as stack:
-        print(f"[{time.monotonic() - t0:6.1f}s] stack up: {stack.temporal.ui_url}, logs in {home / 'logs'}", flush=True)
-        await asyncio.to_thread(plan.install, stack.sim, per_provider)
-        client = LobstackClient(stack.client, task_queue=WORKFLOW_QUEUE)
+        print(
+            f"[{time.monotonic() - t0:6.1f}s] stack up: {stack.dev.temporal.ui_url}, logs in {home / 'logs'}",
+            flush=True,
+        )
+        await asyncio.to_thread(plan.install, stack.dev.cloudsim, per_provider)
+        client = LobstackClient(stack.dev.client, task_queue=WORKFLOW_QUEUE)
         progress = Progress(n)
         gate = asyncio.Semaphore(concurrency)
         loop = asyncio.get_running_loop()
@@ -221,14 +224,14 @@ async def run_chaos(
         disrupt_task.cancel()
         await asyncio.gather(disrupt_task, return_exceptions=True)
         wall = time.monotonic() - t0
-        await asyncio.to_thread(stack.sim.clear_faults)
+        await asyncio.to_thread(stack.dev.cloudsim.clear_faults)
 
         terminal = await _count_terminal(stack, outcomes)
-        sim_state = await asyncio.to_thread(stack.sim.state)
-        registry = Registry.from_url(stack.database_url)
+        sim_state = await asyncio.to_thread(stack.dev.cloudsim.state)
+        registry = Registry.from_url(stack.dev.database_url)
         try:
             left = await asyncio.to_thread(
-                count_leftovers, sim_state, stack.vault, registry, [o.agent_id for o in outcomes]
+                count_leftovers, sim_state, stack.dev.vault, registry, [o.agent_id for o in outcomes]
             )
         finally:
             registry.close()
@@ -242,7 +245,7 @@ async def _count_terminal(stack: ChaosStack, outcomes: list[Outcome]) -> int:
     closed = 0
     for outcome in outcomes:
         try:
-            desc = await stack.client.get_workflow_handle(workflow_id(outcome.agent_id)).describe()
+            desc = await stack.dev.client.get_workflow_handle(workflow_id(outcome.agent_id)).describe()
         except RPCError as err:  # never started: the run's own error says why
             outcome.state = f"not started ({err.status.name if err.status else 'error'})"
             continue

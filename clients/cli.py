@@ -250,7 +250,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    from workers.dev import run_dev
+    from devstack.dev import run_dev
 
     return _run(
         run_dev(

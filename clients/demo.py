@@ -18,7 +18,7 @@ import httpx
 from activities.cloud.base import vm_name
 from activities.cloud.local import pid_alive
 from clients.client import LobstackClient
-from workers.dev import dev_stack
+from devstack.stack import dev_stack
 from workflows.models import AgentState
 from workflows.spec import AgentSpec
 

@@ -19,7 +19,7 @@ from playwright.async_api import Page, async_playwright
 from temporalio.client import WorkflowHandle
 
 from clients.client import LobstackClient
-from workers.dev import dev_stack
+from devstack.stack import StackOptions, dev_stack
 from workflows.models import AgentState, ApprovalState, ApprovalStatus, ToolApprovalInput
 from workflows.spec import AgentSpec
 from workflows.tool_approval import ToolApprovalWorkflow, approval_workflow_id
@@ -82,7 +82,7 @@ async def drive(page: Page, ui: str, approval_id: str, handle: WorkflowHandle) -
 async def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="lobstack-shots-"))
     # The codec server answers the UI without a token here (loopback only): the shots show decrypted payloads.
-    async with dev_stack(home, codec_anonymous=True, schedules=True) as stack:
+    async with dev_stack(home, StackOptions(codec_anonymous=True, schedules=True)) as stack:
         client = LobstackClient(stack.client)
         agent_id = await client.create_agent(
             AgentSpec(account_id="acme", name="mailer", skills=["email.send"], approvers=["alice"])

@@ -1,4 +1,6 @@
-"""Session fixtures that start the real components: OpenBao, PostgreSQL databases, Temporal servers.
+"""Session fixtures that start the real components: OpenBao, PostgreSQL databases, Temporal servers, cloudsim.
+
+The servers come from the development stack's own starters (devstack/), so tests run them as `lobstack dev` does.
 
 Nothing is mocked. PostgreSQL is the machine's server at 127.0.0.1:5432; where it is unreachable the PostgreSQL cases
 are skipped on a developer machine and fail under CI (CI=true), because CI must prove both databases.
@@ -16,9 +18,9 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from cloudsim.testing import RunningSim, start_cloudsim
+import devstack
+from cloudsim.testing import RunningSim
 from tests.stack import AGENTS, ENCRYPTED_STACK_KEY_ID, Stack, make_stack, reap
-from workers import devstack
 from workers.codec import Keyring, data_converter
 from workflows.tool_approval import APPROVAL_STATE
 
@@ -161,7 +163,7 @@ def gated_argv(tmp_path: Path) -> tuple[list[str], Path]:
 
 @pytest.fixture(scope="session")
 def cloudsim(session_dir: Path) -> Iterator[RunningSim]:
-    sim = start_cloudsim(session_dir / "cloudsim", boot_latency_s=0.2)
+    sim = devstack.start_simulator(session_dir / "cloudsim", boot_latency_s=0.2)
     yield sim
     sim.stop()
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
-import subprocess
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,12 +15,12 @@ import hvac
 import hvac.exceptions
 from temporalio.client import Client, WorkflowHandle
 
+import devstack
 from activities.cloud.base import CloudProvider
 from activities.cloud.local import LocalProvider
 from activities.secrets import AgentVault, VaultSettings
 from clients.client import LobstackClient
 from store import Registry
-from workers import devstack
 from workers.main import build_services
 from workers.settings import WorkerSettings
 from workers.worker import Services, running_workers
@@ -33,7 +31,6 @@ from workflows.tool_approval import ToolApprovalWorkflow, approval_workflow_id
 AGENTS = Path(__file__).parent / "agents"
 # The key id of `plain_or_encrypted_stack`'s codec (tests/conftest.py): forged ciphertexts name it too.
 ENCRYPTED_STACK_KEY_ID = "stack-key"
-VAULT_BOOTSTRAP = Path(__file__).parent.parent / "deploy" / "vault" / "bootstrap.sh"
 T = TypeVar("T")
 _orchestrator_tokens: dict[str, str] = {}
 
@@ -43,14 +40,7 @@ def orchestrator_token(openbao: devstack.OpenBaoDev) -> str:
     server by the operator step itself (deploy/vault/bootstrap.sh with the root token). Every stack runs under it."""
     if openbao.addr not in _orchestrator_tokens:
         token_id = f"lobstack-orchestrator-{secrets.token_hex(12)}"
-        env = {
-            **os.environ,
-            "BAO": devstack.openbao_binary(),
-            "BAO_ADDR": openbao.addr,
-            "BAO_TOKEN": openbao.root_token,
-            "LOBSTACK_ORCHESTRATOR_TOKEN_ID": token_id,
-        }
-        subprocess.run(["sh", str(VAULT_BOOTSTRAP)], env=env, check=True, capture_output=True, timeout=60)
+        devstack.bootstrap_openbao(openbao.addr, openbao.root_token, orchestrator_token_id=token_id)
         _orchestrator_tokens[openbao.addr] = token_id
     return _orchestrator_tokens[openbao.addr]
 

@@ -19,8 +19,8 @@ import pytest
 
 from activities.secrets import AgentVault, VaultSettings
 from bridge.config import BootstrapConfig
+from devstack import OpenBaoDev
 from tests.bridge import shipped
-from workers.devstack import OpenBaoDev
 
 REPO = Path(__file__).resolve().parents[2]
 T = TypeVar("T")

@@ -21,11 +21,11 @@ import pytest
 
 from activities.secrets import AgentVault
 from bridge.config import BootstrapConfig
+from devstack import free_port
 from tests.bridge.conftest import BridgeProcess
 from tests.bridge.support import Listeners, agent_api, listeners, other_host, privileged, probe
 from tests.gateway.support import eventually, live
 from tests.stack import AGENTS, Stack
-from workers.devstack import free_port
 
 # Every method the agent API's routes could be asked with, FOO for one no server knows.
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "FOO")

@@ -11,8 +11,8 @@ import httpx
 from activities.secrets import AgentVault
 from bridge.config import BootstrapConfig
 from bridge.introduction import REASON_USED
+from devstack import free_port
 from tests.bridge.conftest import BridgeProcess
-from workers.devstack import free_port
 from workflows.models import Residue
 
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+import devstack
 from activities.secrets import AgentVault, VaultSettings
 from chaos.faults import FaultPlan
 from chaos.report import count_leftovers, final_line
 from chaos.run import phase_of
 from store import Registry
-from workers import devstack
 from workflows.models import AgentState, AgentStatus, Transition
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from devstack import free_port
 from store import Registry
 from tests.clients.cli_run import Done, assert_failed, assert_ok, run
 from tests.maintenance.helpers import registered
 from workers.codec import CodecKey, encode_keyring_spec
-from workers.devstack import free_port
 
 CREATE = ["agent", "create", "--account", "acme", "--name", "helper"]
 CLIENTS = Path(__file__).resolve().parents[2] / "clients"

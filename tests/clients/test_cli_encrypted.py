@@ -19,9 +19,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+import devstack
 from tests.clients.cli_run import Done, arun, assert_failed, assert_ok
 from tests.stack import Stack, make_stack, reap
-from workers import devstack
 from workers.codec import ENCODING, KEYS_ENV, CodecKey, data_converter_from_env, encode_keyring_spec
 from workers.schedules import SCHEDULE_IDS
 from workflows.models import AgentState, ApprovalStatus, ToolApprovalInput

@@ -12,9 +12,9 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
+import devstack
 from tests.clients.cli_run import Done, arun, assert_failed, assert_ok
 from tests.stack import Stack
-from workers import devstack
 from workflows.models import AgentState, ToolApprovalInput
 from workflows.tool_approval import ToolApprovalWorkflow, approval_workflow_id
 

@@ -10,7 +10,7 @@ import hvac
 import pytest
 from temporalio.api.common.v1 import Payload
 
-from workers import devstack
+import devstack
 from workers.codec import (
     ENCODING,
     KEY_ID_METADATA,

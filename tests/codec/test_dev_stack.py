@@ -10,8 +10,8 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
+from devstack.stack import dev_stack
 from workers.codec import ENCODING
-from workers.dev import dev_stack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

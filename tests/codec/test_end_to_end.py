@@ -18,8 +18,8 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+import devstack
 from tests.stack import Stack, make_stack, reap
-from workers import devstack
 from workers.codec import ENCODING, EncryptionCodec, Keyring, data_converter
 from workflows import agent_lifecycle
 from workflows.models import AgentState

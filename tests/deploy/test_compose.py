@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import yaml
 
+import devstack
 from clients.cli import build_parser
 from gateway.settings import DEFAULT_PORT as GATEWAY_PORT
 from tests.deploy.support import DEPLOY, ROOT
-from workers import devstack
 from workers.settings import TemporalSettings
 
 COMPOSE_DIR = DEPLOY / "compose"

@@ -22,12 +22,12 @@ import pytest
 import sqlalchemy
 from temporalio.testing import WorkflowEnvironment
 
+import devstack
+from devstack import OpenBaoDev
 from store import Registry
 from store.tenancy import DbRoles
 from tests.deploy.support import DEPLOY
 from tests.stack import orchestrator_token
-from workers import devstack
-from workers.devstack import OpenBaoDev
 from workflows.models import AgentState, Transition
 
 INIT = DEPLOY / "compose" / "postgres" / "init-lobstack.sh"

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+import devstack
 from tests.deploy.support import DEPLOY
-from workers import devstack
 
 
 def _local_config(tmp: Path, port: int, cluster_port: int) -> str:

@@ -13,9 +13,9 @@ import pytest
 
 from activities.errors import SecretsRejected
 from activities.secrets import AgentVault, VaultSettings
+from devstack import OpenBaoDev
 from tests.deploy.support import DEPLOY
 from tests.stack import Stack, orchestrator_token
-from workers.devstack import OpenBaoDev
 
 POLICY = "lobstack-orchestrator"
 A = "t-0123456789ab"  # any agent id

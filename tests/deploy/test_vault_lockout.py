@@ -15,8 +15,8 @@ import hvac.exceptions as hv
 from activities.secrets import AgentVault, VaultSettings
 from bridge.config import BootstrapConfig
 from bridge.introduction import Introduction
+from devstack import OpenBaoDev
 from tests.stack import orchestrator_token
-from workers.devstack import OpenBaoDev
 
 WRONG_LOGINS = 10
 

@@ -10,8 +10,8 @@ import sys
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
+from devstack import OpenBaoDev
 from tests.bridge.conftest import REPO
-from workers.devstack import OpenBaoDev
 
 
 async def test_gateway_process_serves_and_stops_on_sigterm(

@@ -13,8 +13,8 @@ import sys
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
+from devstack import free_port
 from tests.hostile.strategies import BREAKERS
-from workers.devstack import free_port
 from workflows.spec import AgentSpec, SpecError, validate_spec
 
 # What argv can carry: no NUL (the OS refuses it) and no lone surrogates (not encodable).

@@ -14,8 +14,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.maintenance import fleet
 from activities.maintenance.fleet import FleetActivities, _summarise
+from devstack import free_port
 from store import AgentRecord
-from workers.devstack import free_port
 from workflows.maintenance_models import FleetHealthInput, FleetHealthResult
 from workflows.models import AgentState
 

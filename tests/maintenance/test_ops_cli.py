@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+import devstack
 from clients.ops_cli import add_ops_commands
 from tests.maintenance.helpers import registered
 from tests.stack import Stack
-from workers import devstack
 
 
 def lobstack(argv: Sequence[str]) -> int:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+import devstack
 from tests.stack import make_stack
-from workers import devstack
 from workflows.models import AgentState, Residue
 from workflows.spec import DEFAULT_APPROVAL_TIMEOUT_S
 

@@ -11,9 +11,9 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+import devstack
 from clients.client import DecisionRefused, LobstackClient
 from tests.stack import Stack, make_stack
-from workers import devstack
 from workflows.models import ApprovalState, Decision, ToolApprovalInput
 from workflows.tool_approval import ToolApprovalWorkflow, approval_workflow_id
 

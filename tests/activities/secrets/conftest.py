@@ -9,8 +9,8 @@ import hvac
 import pytest
 
 from activities.secrets import AgentVault, VaultSettings
+from devstack import OpenBaoDev
 from tests.stack import orchestrator_token
-from workers.devstack import OpenBaoDev
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import requests
 
 from activities.errors import SecretsRejected, SecretsUnavailable
 from activities.secrets import AgentVault, VaultSettings, translate
-from workers.devstack import free_port
+from devstack import free_port
 
 
 def test_closed_port_is_unavailable_and_retryable(vault_settings: VaultSettings, agent_id: str) -> None:

@@ -21,9 +21,9 @@ import hvac
 import hvac.exceptions as hv
 import pytest
 
+import devstack
 from activities.secrets import AgentVault, VaultSettings
 from bridge.introduction import Introduction
-from workers import devstack
 
 AGENTS = 40
 

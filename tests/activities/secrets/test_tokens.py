@@ -16,7 +16,7 @@ from activities.errors import SecretsRejected
 from activities.secrets.names import AgentNames
 from activities.secrets.settings import VaultSettings
 from activities.secrets.tokens import TokenFinder
-from workers.devstack import OpenBaoDev
+from devstack import OpenBaoDev
 
 
 class _AnswersOnce:

@@ -1,6 +1,6 @@
-"""One dev stack (workers/dev.py, what `lobstack dev` and the demo run), started while another process holds the Web UI
-port picked for it, then checked three ways: it started again on another port with the codec server's CORS following
-it; its logs and state are for this user only; and its agents' AppRole mount never locks an agent out."""
+"""One dev stack (devstack/stack.py, what `lobstack dev` and the demo run), started while another process holds the
+Web UI port picked for it, then checked three ways: it started again on another port with the codec server's CORS
+following it; its logs and state are for this user only; and its agents' AppRole mount never locks an agent out."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import httpx
 import pytest
 import pytest_asyncio
 
+import devstack
+from devstack.stack import DevStack, StackOptions, dev_stack
 from tests.deploy.test_vault_lockout import wrong_logins_then_bridge_login
-from workers import devstack
-from workers.dev import DevStack, dev_stack
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -28,7 +28,9 @@ async def stack_and_held_port(tmp_path_factory: pytest.TempPathFactory) -> Async
         taken.listen(1)
         held = taken.getsockname()[1]
         picks = [held]
-        async with dev_stack(home, codec=True, pick_port=lambda: picks.pop(0) if picks else devstack.free_port()) as s:
+        async with dev_stack(
+            home, StackOptions(codec=True), pick_port=lambda: picks.pop(0) if picks else devstack.free_port()
+        ) as s:
             yield s, held
 
 

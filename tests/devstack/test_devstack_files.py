@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from workers import devstack
+import devstack
 
 
 def mode(path: Path) -> int:

@@ -1,4 +1,4 @@
-"""The restartable OpenBao of `make chaos` (workers/devstack.start_openbao_server): real server, Raft storage. What was
+"""The restartable OpenBao of `make chaos` (devstack/servers.start_openbao_server): real server, Raft storage. What was
 written before a restart is there after it, the root token still works, and the server is unsealed again."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import hvac
 
-from workers import devstack
+import devstack
 
 
 def test_state_survives_a_restart(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The development servers never fail to start because another process took the port picked for them: a picked port
 is reserved (TIME_WAIT) against every bind(0) and outgoing connection, and a server that still loses one is started
-again on new ports. A lost race used to fail the run with "address already in use" (tests/workers/test_dev_budget.py).
+again on new ports. A lost race used to fail the run with "address already in use" (tests/devstack/test_dev_budget.py).
 
 The lost race is reproduced with a real listening socket: the starter's port picker first returns a port this test
 holds, exactly what another process binding it in between looks like to the server."""
@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from workers import devstack
+import devstack
 
 
 @pytest.fixture
