@@ -1,18 +1,21 @@
 # `make demo` and `make test` work on a fresh machine: each builds .venv from pyproject.toml when it is missing or stale.
+# What is tested is what ships: every package is installed at the version the image pins (requirements.lock), and the
+# development tools at theirs (requirements-dev.lock); `deploy/docker/lock.py` regenerates both.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+LOCKS := deploy/docker/requirements.lock deploy/docker/requirements-dev.lock
 PROVIDER ?= local
 # Lifecycles in `make chaos` (CI runs N=30).
 N ?= 200
 
 .PHONY: demo test lint fmt dev clean bench chaos
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCKS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet $(addprefix -c ,$(LOCKS)) -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)

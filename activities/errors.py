@@ -1,22 +1,30 @@
 """The one exception tree of the activities, and the one place that turns it into Temporal failures.
 
-    LobstackError
+    LobstackError                                                           retryable  fails over  created nothing
     ├── ProviderError            cloud or local VM provider
-    │   ├── ProviderUnavailable      5xx, timeout, connection refused          retryable
-    │   ├── ProviderRateLimited      429; retry after the provider's reset      retryable (after `retry_after_s`)
-    │   ├── ProviderCapacityError    no capacity / location unavailable         not retryable here (failover)
-    │   ├── ProviderRejected         invalid input, auth, VM stopped            not retryable
-    │   └── VMLeftBehind             verification found the agent's VM          retryable (cleanup runs again)
+    │   ├── ProviderUnavailable      5xx, timeout, connection refused           yes        yes         -
+    │   ├── ProviderRateLimited      429 (retried after `retry_after_s`)        yes        yes         -
+    │   ├── ProviderCapacityError    no capacity / location unavailable         -          yes         yes
+    │   ├── ProviderRejected         invalid input, auth, VM stopped            -          -           yes
+    │   ├── VMNameTaken              the VM's name is held by another VM        yes        yes         yes
+    │   └── VMLeftBehind             verification found the agent's VM          yes (cleanup runs again)
     ├── SecretsError             Vault / OpenBao
-    │   ├── SecretsUnavailable       sealed, 5xx, connection errors             retryable
-    │   ├── SecretsRejected          403, 400: configuration or policy bug      not retryable
-    │   └── SecretsLeftBehind        verification found residue                 retryable (cleanup runs again)
+    │   ├── SecretsUnavailable       sealed, 5xx, connection errors             yes
+    │   ├── SecretsRejected          403, 400: configuration or policy bug      -
+    │   └── SecretsLeftBehind        verification found residue                 yes (cleanup runs again)
     ├── RegistryError            registry database (SQLite / PostgreSQL)
-    │   ├── RegistryUnavailable      connection refused/lost, locked, timeout   retryable
-    │   └── RegistryRejected         invalid transition, integrity, data error  not retryable
+    │   ├── RegistryUnavailable      connection refused/lost, locked, timeout   yes
+    │   └── RegistryRejected         invalid transition, integrity, data error  -
     └── AgentError               the agent itself
-        ├── AgentUnhealthy           health deadline passed                     not retryable
-        └── AgentCompromised         bootstrap credential already used          not retryable
+        ├── AgentUnhealthy           health deadline passed                     -
+        └── AgentCompromised         bootstrap credential already used          -
+
+Each class decides, once, what its failure means to a caller:
+- `retryable`: Temporal retries the activity (every attempt visible in history);
+- `fails_over`: a create that fails with it at one placement moves on to the next placement;
+- `created_nothing`: a create that fails with it made no VM (the create activity looked for the agent's VM before
+  it asked, so no earlier attempt left one either), so cleanup need not look at that provider.
+The workflow sees only the class name (`ApplicationError.type`); `error_class` maps it back to these properties.
 
 Messages land in workflow history: they name codes, ids and paths, never tokens, secret values or response bodies.
 """
@@ -31,6 +39,8 @@ from temporalio.exceptions import ApplicationError
 
 class LobstackError(Exception):
     retryable: ClassVar[bool] = False
+    fails_over: ClassVar[bool] = False
+    created_nothing: ClassVar[bool] = False
 
     def to_application_error(self) -> ApplicationError:
         return ApplicationError(str(self), type=type(self).__name__, non_retryable=not self.retryable)
@@ -42,10 +52,12 @@ class ProviderError(LobstackError):
 
 class ProviderUnavailable(ProviderError):
     retryable = True
+    fails_over = True
 
 
 class ProviderRateLimited(ProviderError):
     retryable = True
+    fails_over = True
 
     def __init__(self, message: str, *, retry_after_s: float) -> None:
         super().__init__(message)
@@ -61,11 +73,26 @@ class ProviderRateLimited(ProviderError):
 
 
 class ProviderCapacityError(ProviderError):
-    pass
+    fails_over = True
+    created_nothing = True
 
 
 class ProviderRejected(ProviderError):
-    pass
+    created_nothing = True
+
+
+class VMNameTaken(ProviderError):
+    """A create refused because the VM's deterministic name is already used (Hetzner names are unique per project).
+
+    Adapters raise it and nothing more; the create activity then looks for the agent's VM and adopts it (an earlier
+    attempt made it and its answer was lost). Raised past the activity, the name is held by a VM that is not a live
+    one of this agent: one still being deleted (free again within seconds, so retried), or one made outside Lobstack
+    (then the next placement may serve the agent).
+    """
+
+    retryable = True
+    fails_over = True
+    created_nothing = True
 
 
 class VMLeftBehind(ProviderError):
@@ -110,3 +137,37 @@ class AgentUnhealthy(AgentError):
 
 class AgentCompromised(AgentError):
     pass
+
+
+def error_class(type_name: str) -> type[LobstackError] | None:
+    """Our exception class named by a failure's `ApplicationError.type`, or None for any other failure."""
+    pending: list[type[LobstackError]] = [LobstackError]
+    while pending:
+        cls = pending.pop()
+        if cls.__name__ == type_name:
+            return cls
+        pending.extend(cls.__subclasses__())
+    return None
+
+
+__all__ = [
+    "AgentCompromised",
+    "AgentError",
+    "AgentUnhealthy",
+    "LobstackError",
+    "ProviderCapacityError",
+    "ProviderError",
+    "ProviderRateLimited",
+    "ProviderRejected",
+    "ProviderUnavailable",
+    "RegistryError",
+    "RegistryRejected",
+    "RegistryUnavailable",
+    "SecretsError",
+    "SecretsLeftBehind",
+    "SecretsRejected",
+    "SecretsUnavailable",
+    "VMLeftBehind",
+    "VMNameTaken",
+    "error_class",
+]

@@ -237,6 +237,12 @@ def _approval_command(approved: bool) -> Callable[[argparse.Namespace], int]:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from workers.library_hooks import LibraryHooksMissing, check
+
+    try:
+        check()  # before anything starts: a dependency outside its pinned series is refused in one line
+    except LibraryHooksMissing as err:
+        raise CommandFailed(str(err), EXIT_USAGE) from None
     from workers.main import run_worker_from_env
 
     vault_settings()  # refused here, one line and status 2, rather than as the worker's first traceback

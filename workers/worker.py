@@ -23,7 +23,6 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Interceptor, Worker
-from temporalio.worker._workflow_instance import _WorkflowLogicFlag
 
 from activities.approvals import ApprovalActivities
 from activities.cloud.activities import BootstrapIssuer, CloudActivities
@@ -39,6 +38,7 @@ from contracts.queues import WORKFLOW_QUEUE, cloud_queue
 from store import Registry
 from workers.converter import worker_client
 from workers.interceptors import ErrorTranslation
+from workers.library_hooks import apply_activation_jobs_as_one_batch
 from workers.settings import WorkerSettings
 from workflows.agent_lifecycle import AgentLifecycleWorkflow
 from workflows.fleet_health import FleetHealthWorkflow
@@ -136,10 +136,8 @@ def build_workers(
     # new history). Without it, a `destroy` signal and an activity's result that reach one workflow task run in an
     # order that can differ between the first run and a replay (seen after a worker SIGKILL in `make chaos`: the
     # replay skipped the `vm.created` record and failed as non-deterministic). Histories started without the flag
-    # keep the old order.
-    workflow_worker._set_default_workflow_logic_flag(
-        _WorkflowLogicFlag.PROCESS_WORKFLOW_ACTIVATION_JOBS_AS_SINGLE_BATCH, enabled=True
-    )
+    # keep the old order. A private hook of temporalio: `lobstack worker` checks it is there (workers/library_hooks.py).
+    apply_activation_jobs_as_one_batch(workflow_worker)
     workers = [workflow_worker]
     cloud_activities: Sequence[Callable[..., object]] = [
         cloud_acts.create_vm,

@@ -17,7 +17,6 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType
 
@@ -26,6 +25,7 @@ from contracts.workflow_names import AGENT_LIFECYCLE
 with workflow.unsafe.imports_passed_through():
     from activities.approvals import ApprovalActivities
     from activities.cloud.activities import CloudActivities
+    from activities.errors import error_class
     from activities.health import HealthActivities
     from activities.maintenance import AgentDataActivities
     from activities.registry import RegistryActivities
@@ -56,35 +56,18 @@ with workflow.unsafe.imports_passed_through():
     from contracts.regions import Location, ProviderName, placements
     from contracts.spec import AgentSpec, SpecError, validate_skills, validate_spec, validate_tool_patterns
     from workflows.decisions import ACTOR_MAX, REASON_MAX, audit_text, refusal
+    from workflows.retries import (
+        ABANDONED_RETRY,
+        BOOT_WAIT_RETRY,
+        CLEANUP_RETRY,
+        CREATE_RETRY,
+        HEALTH_WAIT_RETRY,
+        PROVISION_RETRY,
+        REGISTRY_RETRY,
+        VERIFY_RETRY,
+    )
 
 T = TypeVar("T")
-
-# Provisioning gives up after a bounded number of attempts, then cleans up; cleanup never gives up.
-# Creates retry a few times on one placement (adopting anything a lost response made), then fail over.
-CREATE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30), maximum_attempts=5
-)
-# A cloud error of these kinds at one placement moves the create on to the next placement.
-FAILOVER_ON = frozenset({"ProviderCapacityError", "ProviderUnavailable", "ProviderRateLimited"})
-# A create refused with these made nothing (auth, validation, no capacity): cleanup need not look there.
-CREATED_NOTHING = frozenset({"ProviderCapacityError", "ProviderRejected"})
-PROVISION_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=8
-)
-CLEANUP_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60), maximum_attempts=0
-)
-VERIFY_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=5), maximum_attempts=3
-)
-REGISTRY_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60), maximum_attempts=0
-)
-
-# A create whose outcome is unknown is looked for until the provider answers, up to the input's bound.
-ABANDONED_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=15), maximum_attempts=0
-)
 
 # Histories recorded before these changes replay without the commands they add (workflow.patched).
 PATCH_RETIRE_ABANDONED = "retire-abandoned-create"
@@ -255,7 +238,7 @@ class AgentLifecycleWorkflow:
                 task_queue=cloud_queue(vm.provider, workflow.info().task_queue),
                 start_to_close_timeout=timedelta(minutes=10),
                 heartbeat_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_attempts=3),
+                retry_policy=BOOT_WAIT_RETRY,
             )
         )
         self._agent.api_calls += booted.api_calls
@@ -273,7 +256,7 @@ class AgentLifecycleWorkflow:
                 check,
                 start_to_close_timeout=timedelta(seconds=spec.health_timeout_s + 60),
                 heartbeat_timeout=timedelta(seconds=30),
-                retry_policy=RetryPolicy(maximum_attempts=5),
+                retry_policy=HEALTH_WAIT_RETRY,
             )
         )
         self._agent.health = "healthy" if report.healthy else report.status
@@ -308,9 +291,12 @@ class AgentLifecycleWorkflow:
                 vm = await self._race(create)
             except ActivityError as err:
                 kind = _failure_type(err)
-                if kind in CREATED_NOTHING and not is_cancelled_exception(err):
+                # What the failure means is a property of its error class (activities/errors.py), decided there once.
+                error = error_class(kind)
+                if error is not None and error.created_nothing and not is_cancelled_exception(err):
                     self._agent.proven_empty(place.provider)
-                if is_cancelled_exception(err) or kind not in FAILOVER_ON or index == len(candidates) - 1:
+                fails_over = error is not None and error.fails_over
+                if is_cancelled_exception(err) or not fails_over or index == len(candidates) - 1:
                     raise
                 await self._record(
                     "vm.failover",

@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 from contracts.workflow_names import FLEET_HEALTH
 
@@ -19,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.maintenance.fleet import FleetActivities
     from contracts.maintenance_models import FleetHealthInput, FleetHealthResult
     from workflows.inputs import start_input
+    from workflows.retries import FLEET_PROBE_RETRY
 
 
 @workflow.defn(name=FLEET_HEALTH)
@@ -31,7 +31,7 @@ class FleetHealthWorkflow:
             request,
             start_to_close_timeout=timedelta(minutes=5),
             heartbeat_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=2),
+            retry_policy=FLEET_PROBE_RETRY,
         )
         workflow.set_current_details(
             f"Probed {result.probed}: {result.healthy} healthy, {result.unhealthy} unhealthy; "

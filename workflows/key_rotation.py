@@ -12,7 +12,6 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 from contracts.workflow_names import KEY_ROTATION
 
@@ -26,8 +25,7 @@ with workflow.unsafe.imports_passed_through():
         RotationResult,
     )
     from workflows.inputs import start_input
-
-RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1), maximum_attempts=10)
+    from workflows.retries import MAINTENANCE_RETRY
 
 
 @workflow.defn(name=KEY_ROTATION)
@@ -42,7 +40,7 @@ class KeyRotationWorkflow:
             RotationActivities.list_rotation_targets,
             request,
             start_to_close_timeout=timedelta(minutes=2),
-            retry_policy=RETRY,
+            retry_policy=MAINTENANCE_RETRY,
         )
         size = max(1, request.batch_size)
         batches = [targets.agent_ids[i : i + size] for i in range(0, len(targets.agent_ids), size)]
@@ -59,7 +57,7 @@ class KeyRotationWorkflow:
                         RotationBatch(run_id=info.run_id, started_at=started_at, agent_ids=ids),
                         start_to_close_timeout=timedelta(minutes=10),
                         heartbeat_timeout=timedelta(minutes=1),
-                        retry_policy=RETRY,
+                        retry_policy=MAINTENANCE_RETRY,
                     )
                     for ids in batches[wave : wave + parallel]
                 )

@@ -12,7 +12,6 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 from contracts.workflow_names import ORPHAN_SWEEP
 
@@ -20,8 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.maintenance.sweep import SweepActivities
     from contracts.maintenance_models import RemoveOrphans, SweepInput, SweepResult
     from workflows.inputs import start_input
-
-RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1), maximum_attempts=10)
+    from workflows.retries import MAINTENANCE_RETRY
 
 
 @workflow.defn(name=ORPHAN_SWEEP)
@@ -34,7 +32,7 @@ class OrphanSweepWorkflow:
             SweepActivities.find_orphans,
             request,
             start_to_close_timeout=timedelta(minutes=10),
-            retry_policy=RETRY,
+            retry_policy=MAINTENANCE_RETRY,
         )
         result = SweepResult(
             dry_run=request.dry_run, agents_seen=report.agents_seen, live=report.live, truncated=report.truncated
@@ -52,7 +50,7 @@ class OrphanSweepWorkflow:
                 ),
                 start_to_close_timeout=timedelta(minutes=10),
                 heartbeat_timeout=timedelta(minutes=2),
-                retry_policy=RETRY,
+                retry_policy=MAINTENANCE_RETRY,
             )
             result.found.add(counts)
         workflow.set_current_details(

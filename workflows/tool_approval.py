@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from contracts.workflow_names import TOOL_APPROVAL
@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         Transition,
     )
     from workflows.decisions import ACTOR_MAX, REASON_MAX, audit_text, refusal
+    from workflows.retries import REGISTRY_RETRY
 
 # Registered on the server (`lobstack dev`, test fixtures): lets the Web UI list pending approvals with a query like
 # `LobstackApprovalState = "pending"`.
@@ -40,7 +41,6 @@ APPROVAL_STATE = SearchAttributeKey.for_keyword("LobstackApprovalState")
 T = TypeVar("T")
 
 
-REGISTRY_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=60), maximum_attempts=0)
 DECISION_BODY = json.dumps({"approver": "your-name", "reason": "why"})
 # Histories recorded before every refusal was audited replay without those audits (workflow.patched).
 PATCH_AUDIT_EVERY_REFUSAL = "audit-every-refusal"

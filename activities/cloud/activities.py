@@ -19,7 +19,7 @@ from temporalio import activity
 
 from activities.cloud.base import VM, CloudProvider
 from activities.cloud.calls import counting
-from activities.errors import ProviderRateLimited, ProviderRejected, ProviderUnavailable, VMLeftBehind
+from activities.errors import ProviderRateLimited, ProviderRejected, ProviderUnavailable, VMLeftBehind, VMNameTaken
 from activities.polling import PollSchedule
 from contracts.bootstrap import BootstrapConfig
 from contracts.models import CreateVMRequest, Residue, VMDeleted, VMLookup, VMRef
@@ -76,19 +76,40 @@ class CloudActivities:
 
     @activity.defn
     def create_vm(self, request: CreateVMRequest) -> VMRef:
+        """The agent's VM, made at most once: look it up, adopt a live one or replace a dead one, then create.
+
+        The one place that decides this; adapters only create. DigitalOcean and Vultr names are not unique, so this
+        look-up is the only guard against a second VM there; Hetzner's unique names also catch two attempts racing
+        past it (`VMNameTaken`), and the VM the other attempt made is adopted.
+        """
         provider = self._provider(request.provider)
         with counting() as calls:
             existing = provider.find(request.agent_id)
             if existing is not None and existing.status != "stopped":
                 # A previous attempt made it (its response may have been lost): adopt, never duplicate.
-                activity.logger.info("adopting existing VM %s for agent %s", existing.vm_id, request.agent_id)
-                return _ref(existing, calls.total, request.location)
+                return self._adopted(existing, request, calls.total)
+            if existing is not None:
+                # A dead VM will not become healthy by waiting: it goes, and frees its name for the new one.
+                activity.logger.info("replacing stopped VM %s of agent %s", existing.vm_id, request.agent_id)
+                provider.delete(existing.vm_id)
             bootstrap = self.bootstrap.issue_bootstrap(request.agent_id)
             if self.gateway_url:
                 bootstrap = replace(bootstrap, gateway_url=self.gateway_url)
-            vm = provider.create(request, bootstrap)
+            try:
+                vm = provider.create(request, bootstrap)
+            except VMNameTaken:
+                # Another attempt made it after our look-up; its unused bootstrap credential expires on its own.
+                raced = provider.find(request.agent_id)
+                if raced is None or raced.status == "stopped":
+                    raise  # held by a VM being deleted or not made by us: retried, then the next placement
+                return self._adopted(raced, request, calls.total)
         activity.logger.info("created VM %s for agent %s", vm.vm_id, request.agent_id)
         return _ref(vm, calls.total, request.location)
+
+    @staticmethod
+    def _adopted(vm: VM, request: CreateVMRequest, api_calls: int) -> VMRef:
+        activity.logger.info("adopting existing VM %s for agent %s", vm.vm_id, request.agent_id)
+        return _ref(vm, api_calls, request.location)
 
     @activity.defn
     async def wait_vm_running(self, lookup: VMLookup) -> VMRef:

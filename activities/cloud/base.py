@@ -2,7 +2,8 @@
 
 Adapters return `VM`, never an SDK object, and raise only `activities.errors.ProviderError` subclasses.
 Idempotency rests on two things every adapter keeps: a deterministic name and the `lobstack-agent=<id>` label,
-so a retried create finds the VM the first attempt made instead of making a second one.
+so a retried create finds the VM the first attempt made instead of making a second one. Finding, adopting and
+replacing are the create activity's (`activities.cloud.activities`); an adapter's `create` only creates.
 """
 
 from __future__ import annotations
@@ -40,7 +41,11 @@ class CloudProvider(Protocol):
         ...
 
     def create(self, request: CreateVMRequest, bootstrap: BootstrapConfig) -> VM:
-        """Create the agent's VM carrying `bootstrap` as its user-data. Callers `find` first."""
+        """Create the agent's VM carrying `bootstrap` as its user-data; nothing more (no look-up, no adoption).
+
+        Raises `VMNameTaken` where a name can be held (Hetzner's unique names; a live local VM). The caller looks up
+        first: DigitalOcean and Vultr would make a second VM.
+        """
         ...
 
     def get(self, vm_id: str) -> VM | None:

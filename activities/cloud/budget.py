@@ -112,11 +112,18 @@ class TokenBucket:
 class Budgeted:
     """A CloudProvider that spends one token of its budget per HTTP request before passing each call on.
 
-    A call pays one token up front and, once it returns, one more for every further request it made (a create's
-    look-up by label, further pages of a list), as counted by the adapter itself. A call refused with a 429 pauses the
-    bucket until the provider's reset, so the other callers wait too instead of collecting 429s of their own, and is
-    then made again: a 429 is a refusal, nothing happened at the provider, so this is safe for creates and deletes.
-    After `max_rate_limit_wait_s` of such waits the ProviderRateLimited is raised for Temporal to retry.
+    A call pays one token up front and, once it returns, one more for every further request it made (further pages
+    of a list), as counted by the adapter itself. A call refused with a 429 pauses the bucket until the provider's
+    reset, so the other callers wait too instead of collecting 429s of their own, and is then made again: a 429 is a
+    refusal, nothing happened at the provider, so this is safe for creates and deletes. After `max_rate_limit_wait_s`
+    of such waits the ProviderRateLimited is raised for Temporal to retry.
+
+    This is the one exception to "Temporal owns retries" (every other failure goes to Temporal at once, so each
+    attempt is in history). A 429 is not a failure of the step but the budget, shared by every activity of the
+    worker, saying "not yet": the pause must hold all of them back together, which only this in-process bucket can
+    do. Sent to Temporal instead, each refused activity would be rescheduled on its own timer, a storm's 429s would
+    each become a failed attempt in history, and the retries would arrive as a burst when the reset comes. The wait
+    is bounded well inside the cloud activities' heartbeat timeout, and past it Temporal retries as usual.
     """
 
     def __init__(

@@ -165,12 +165,7 @@ class DigitalOceanProvider:
     def create(self, request: CreateVMRequest, bootstrap: BootstrapConfig) -> VM:
         user_data = vm_user_data(self.name, bootstrap)  # checked before any API call: it will not shrink on retry
         location = request.location or first_location(self.name, request.region)
-        # Droplet names are not unique, so this lookup is the only guard against a second Droplet for the agent.
-        existing = self.find(request.agent_id)
-        if existing is not None and existing.status != "stopped":
-            return existing
-        if existing is not None:
-            self.delete(existing.vm_id)  # a dead Droplet is replaced, as the activity expects
+        # Droplet names are not unique: the create activity's look-up is the only guard against a second Droplet.
         name = vm_name(request.agent_id)
         droplet = _Droplet(
             name=name,
@@ -186,7 +181,7 @@ class DigitalOceanProvider:
         except _SDK_ERRORS as exc:
             raise self._error(exc, f"create droplet {name} in {location}") from exc
         except (KeyError, IndexError, TypeError) as exc:
-            # The Droplet exists but its answer was not the documented shape: retrying adopts it via find().
+            # The Droplet exists but its answer was not the documented shape: the retry's look-up adopts it.
             raise ProviderUnavailable(f"digitalocean create droplet {name}: unexpected answer") from exc
         return VM(self.name, str(droplet.id), name, request.agent_id, "creating")
 

@@ -43,6 +43,7 @@ from activities.errors import (
     ProviderRateLimited,
     ProviderRejected,
     ProviderUnavailable,
+    VMNameTaken,
 )
 from contracts.bootstrap import BRIDGE_PORT, BootstrapConfig
 from contracts.models import CreateVMRequest
@@ -170,12 +171,6 @@ class HetznerProvider:
     def create(self, request: CreateVMRequest, bootstrap: BootstrapConfig) -> VM:
         user_data = vm_user_data(self.name, bootstrap)  # checked before any API call: it will not shrink on retry
         location = request.location or first_location(self.name, request.region)
-        existing = self.find(request.agent_id)
-        if existing is not None and existing.status != "stopped":
-            return existing
-        if existing is not None:
-            # A dead server is replaced, as the activity expects; its name must be free before the new one is made.
-            self.delete(existing.vm_id)
         name = vm_name(request.agent_id)
         what = f"create server {name} in {location}"
         try:
@@ -189,12 +184,8 @@ class HetznerProvider:
             )
         except (HCloudException, requests.RequestException) as exc:
             if isinstance(exc, APIException) and exc.code == "uniqueness_error":
-                # Names are unique per project: an earlier attempt made this server and its answer was lost.
-                adopted = self.find(request.agent_id)
-                if adopted is not None:
-                    return adopted
-                if self._name_held_by_deleting_server(name):
-                    raise ProviderUnavailable(f"hetzner {what}: name still held by a server being deleted") from exc
+                # Names are unique per project: the create activity looks for the server that holds it.
+                raise VMNameTaken(f"hetzner {what}: the name is already used (uniqueness_error)") from exc
             raise self._error(exc, what) from exc
         return self._vm(response.server)
 
@@ -213,13 +204,6 @@ class HetznerProvider:
         except (HCloudException, requests.RequestException) as exc:
             raise self._error(exc, f"list servers ({selector}, page {page})") from exc
         return vms
-
-    def _name_held_by_deleting_server(self, name: str) -> bool:
-        try:
-            server = self._client.servers.get_by_name(name)
-        except (HCloudException, requests.RequestException) as exc:
-            raise self._error(exc, f"look up server {name}") from exc
-        return server is not None and server.status == "deleting"
 
     def _vm(self, server: BoundServer) -> VM:
         labels = server.labels or {}

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, VM, vm_name
-from activities.errors import ProviderRejected, ProviderUnavailable
+from activities.errors import ProviderRejected, ProviderUnavailable, VMNameTaken
 from contracts.bootstrap import MAX_SOCKET_PATH_BYTES, BootstrapConfig
 from contracts.models import CreateVMRequest
 from contracts.regions import ProviderName
@@ -139,9 +139,11 @@ class LocalProvider:
                 "socket path holds; use a shorter state directory (LOBSTACK_HOME)"
             )
         with self._locked(request.agent_id) as directory:
+            # Checked under the lock: a live bridge holds the agent's directory as a name holds a cloud VM. A dead
+            # one holds nothing (the create activity replaces it; its files are overwritten here).
             existing = self._read(request.agent_id)
             if existing is not None and existing.status != "stopped":
-                return existing
+                raise VMNameTaken(f"local provider: agent {request.agent_id} already has a live VM {existing.vm_id}")
             config_path = directory / "bootstrap.json"
             address_file = directory / "address"
             address_file.unlink(missing_ok=True)

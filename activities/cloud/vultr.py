@@ -97,12 +97,7 @@ class VultrProvider:
     def create(self, request: CreateVMRequest, bootstrap: BootstrapConfig) -> VM:
         user_data = vm_user_data(self.name, bootstrap)  # checked before any API call: it will not shrink on retry
         location = request.location or first_location(self.name, request.region)
-        # Labels are not unique, so this lookup is the only guard against a second instance for the agent.
-        existing = self.find(request.agent_id)
-        if existing is not None and existing.status != "stopped":
-            return existing
-        if existing is not None:
-            self.delete(existing.vm_id)  # a dead instance is replaced, as the activity expects
+        # Labels are not unique: the create activity's look-up is the only guard against a second instance.
         name = vm_name(request.agent_id)
         body = {
             "region": location,
@@ -117,7 +112,7 @@ class VultrProvider:
         response = self._request("POST", "instances", f"create instance {name} in {location}", json=body)
         instance = _json(response).get("instance")
         if not isinstance(instance, dict) or not instance.get("id"):
-            # The instance may exist; a retry adopts it via find().
+            # The instance may exist; the retry's look-up adopts it.
             raise ProviderUnavailable(f"vultr create instance {name}: answer without an instance id")
         return self._vm(instance)
 
