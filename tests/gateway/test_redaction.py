@@ -58,6 +58,10 @@ def test_values_that_look_like_credentials_are_hidden(value: str) -> None:
         "+49 30 1234567",
         "quarterly-report-2026-final-v2",
         "Meeting_notes_for_the_board_2026",
+        "getUserNameFromDatabaseHelper",
+        "XMLHttpRequestFactoryProvider",
+        "NASA_JPL_Mission_Report_Final",
+        "StrengthsWeaknessesThreatsList",
     ],
 )
 def test_readable_values_stay_readable(value: str) -> None:

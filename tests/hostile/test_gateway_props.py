@@ -161,6 +161,8 @@ def test_credentials_are_hidden_under_any_key(key: str, before: str, secret: str
 @example(secret="dop_v1_" + "a" * 64)
 @example(secret="dop_v1_" + "ab12" * 16)
 @example(secret="dop_v1_" + "1" * 64)
+# A random base64url key that drew no digit (found by this test in a helper's run on 2026-12-04).
+@example(secret="DPIoWlHsPTcdQLW-EPvsKwthobLEzO__meIjElYyBFZUfy")
 def test_credentials_in_a_request_never_reach_the_approval(secret: str) -> None:
     parsed = parse_request({"request_id": "r1", "tool": "email.send", "arguments": {"to": "a@b.c", "body": secret}})
     assert parsed.arguments == {"to": "a@b.c", "body": REDACTED}
