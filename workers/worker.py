@@ -22,7 +22,8 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Interceptor, Worker
+from temporalio.worker import Interceptor, Worker, WorkerDeploymentConfig
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.approvals import ApprovalActivities
 from activities.cloud.activities import BootstrapIssuer, CloudActivities
@@ -40,6 +41,7 @@ from workers.converter import worker_client
 from workers.interceptors import ErrorTranslation
 from workers.library_hooks import apply_activation_jobs_as_one_batch
 from workers.settings import WorkerSettings
+from workers.versioning import UnversionedRunner
 from workflows.agent_lifecycle import AgentLifecycleWorkflow
 from workflows.fleet_health import FleetHealthWorkflow
 from workflows.key_rotation import KeyRotationWorkflow
@@ -84,6 +86,9 @@ class _CommonOptions(TypedDict):
     interceptors: Sequence[Interceptor]
     max_concurrent_activities: int
     graceful_shutdown_timeout: timedelta
+    # Every queue of the process is one Worker Deployment Version: a pinned workflow's activities also run on the
+    # version it is pinned to (workers/settings.py Versioning).
+    deployment_config: WorkerDeploymentConfig | None
 
 
 def build_workers(
@@ -94,13 +99,16 @@ def build_workers(
     task_queue: str = WORKFLOW_QUEUE,
     max_concurrent_activities: int = 64,
     graceful_shutdown: timedelta = timedelta(seconds=10),
+    deployment: WorkerDeploymentConfig | None = None,
 ) -> list[Worker]:
     common = _CommonOptions(
         activity_executor=executor,
         interceptors=[ErrorTranslation()],
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=graceful_shutdown,
+        deployment_config=deployment,
     )
+    versioned = deployment is not None and deployment.use_worker_versioning
     # Whatever converter the caller's client has, the workers decode hostile payloads without raising.
     client = worker_client(client)
     registry_acts = RegistryActivities(services.registry)
@@ -120,6 +128,8 @@ def build_workers(
         client,
         task_queue=task_queue,
         workflows=[AgentLifecycleWorkflow, ToolApprovalWorkflow, *MAINTENANCE_WORKFLOWS],
+        # The workflows declare their versioning behavior; a worker that is not versioned must not send it.
+        workflow_runner=SandboxedWorkflowRunner() if versioned else UnversionedRunner(),
         activities=[
             services.secrets.mint_secrets,
             services.secrets.destroy_secrets,
@@ -168,6 +178,7 @@ async def running_workers(
     task_queue: str = WORKFLOW_QUEUE,
     max_concurrent_activities: int = 64,
     graceful_shutdown: timedelta = timedelta(seconds=10),
+    deployment: WorkerDeploymentConfig | None = None,
 ) -> AsyncIterator[list[Worker]]:
     """Run the workers for the duration of the block; on exit they shut down gracefully."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=max_concurrent_activities) as executor:
@@ -178,6 +189,7 @@ async def running_workers(
             task_queue=task_queue,
             max_concurrent_activities=max_concurrent_activities,
             graceful_shutdown=graceful_shutdown,
+            deployment=deployment,
         )
         tasks = [asyncio.create_task(w.run()) for w in workers]
         try:
@@ -246,6 +258,15 @@ async def _has_poller(client: Client, queue: str, kind: TaskQueueType.ValueType,
     return bool(response.pollers)
 
 
+def describe_version(settings: WorkerSettings) -> str:
+    """The worker's version as its start-up line says it."""
+    version = settings.versioning.version
+    if version is None:
+        return "no build id, unversioned"
+    routing = "versioned" if settings.versioning.enabled else "unversioned"
+    return f"deployment {version.deployment_name}, build id {version.build_id}, {routing}"
+
+
 async def run_until_signalled(
     client: Client, services: Services, settings: WorkerSettings, *, task_queue: str = WORKFLOW_QUEUE
 ) -> None:
@@ -260,10 +281,14 @@ async def run_until_signalled(
         task_queue=task_queue,
         max_concurrent_activities=settings.max_concurrent_activities,
         graceful_shutdown=timedelta(seconds=settings.graceful_shutdown_s),
+        deployment=settings.versioning.deployment_config(),
     ):
         # Said once the server has seen every queue's poller and SIGTERM drains gracefully: what a supervisor (or a
         # test) waits for before it counts on the worker, or stops it.
         logging.getLogger("lobstack.worker").info(
-            "worker polling %s (namespace %s)", client.service_client.config.target_host, client.namespace
+            "worker polling %s (namespace %s, %s)",
+            client.service_client.config.target_host,
+            client.namespace,
+            describe_version(settings),
         )
         await stop.wait()

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType
 
@@ -85,7 +86,9 @@ class _DestroyRequested(Exception):
     """A `destroy` signal arrived while a provisioning step was running."""
 
 
-@workflow.defn(name=AGENT_LIFECYCLE)
+# Pinned: a run that waits days for a person or lives for months never meets another release's code; old
+# workers serve it until it ends (docs/upgrades.md).
+@workflow.defn(name=AGENT_LIFECYCLE, versioning_behavior=VersioningBehavior.PINNED)
 class AgentLifecycleWorkflow:
     @workflow.init
     def __init__(self, *args: Any) -> None:

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 
 from contracts.workflow_names import FLEET_HEALTH
 
@@ -21,7 +22,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.retries import FLEET_PROBE_RETRY
 
 
-@workflow.defn(name=FLEET_HEALTH)
+# Auto-upgrade: a short scheduled run moves to the current release at its next task; it keeps no long wait.
+@workflow.defn(name=FLEET_HEALTH, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class FleetHealthWorkflow:
     @workflow.run
     async def run(self, *args: Any) -> FleetHealthResult:

@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 
 from contracts.workflow_names import KEY_ROTATION
 
@@ -28,7 +29,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.retries import MAINTENANCE_RETRY
 
 
-@workflow.defn(name=KEY_ROTATION)
+# Auto-upgrade: a short scheduled run moves to the current release at its next task; it keeps no long wait.
+@workflow.defn(name=KEY_ROTATION, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class KeyRotationWorkflow:
     @workflow.run
     async def run(self, *args: Any) -> RotationResult:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from contracts.workflow_names import TOOL_APPROVAL
@@ -48,7 +48,9 @@ PATCH_AUDIT_EVERY_REFUSAL = "audit-every-refusal"
 PATCH_CANCEL_CLOSES = "cancel-closes-approval"
 
 
-@workflow.defn(name=TOOL_APPROVAL)
+# Pinned: a run that waits days for a person or lives for months never meets another release's code; old
+# workers serve it until it ends (docs/upgrades.md).
+@workflow.defn(name=TOOL_APPROVAL, versioning_behavior=VersioningBehavior.PINNED)
 class ToolApprovalWorkflow:
     @workflow.init
     def __init__(self, *args: Any) -> None:
