@@ -244,9 +244,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     except LibraryHooksMissing as err:
         raise CommandFailed(str(err), EXIT_USAGE) from None
     from workers.main import run_worker_from_env
+    from workers.settings import SettingsError, WorkerSettings
 
+    try:
+        # LOBSTACK_ENV=production without LOBSTACK_BUILD_ID, among others: refused before anything is contacted.
+        settings = WorkerSettings.from_env()
+    except SettingsError as err:
+        raise CommandFailed(str(err), EXIT_USAGE) from None
     vault_settings()  # refused here, one line and status 2, rather than as the worker's first traceback
-    return _run(run_worker_from_env(*temporal_target(args), task_queue=args.task_queue))
+    return _run(run_worker_from_env(*temporal_target(args), settings, task_queue=args.task_queue))
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -338,7 +344,11 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--gateway-port", type=int, default=8788, help="agent gateway port (default 8788)")
     dev.set_defaults(func=cmd_dev)
 
-    worker = sub.add_parser("worker", help="run a worker (TEMPORAL_ADDRESS, VAULT_ADDR, VAULT_TOKEN, DATABASE_URL)")
+    worker = sub.add_parser(
+        "worker",
+        help="run a worker (TEMPORAL_ADDRESS, VAULT_ADDR, VAULT_TOKEN, DATABASE_URL; LOBSTACK_ENV, LOBSTACK_BUILD_ID, "
+        "LOBSTACK_DEPLOYMENT_NAME, LOBSTACK_VERSIONING: docs/upgrades.md)",
+    )
     worker.set_defaults(func=cmd_worker)
 
     demo = sub.add_parser("demo", help="run a whole lifecycle end to end on the embedded defaults")

@@ -34,9 +34,11 @@ def build_services(
     )
 
 
-async def run_worker_from_env(address: str, namespace: str, *, task_queue: str = WORKFLOW_QUEUE) -> int:
+async def run_worker_from_env(
+    address: str, namespace: str, settings: WorkerSettings | None = None, *, task_queue: str = WORKFLOW_QUEUE
+) -> int:
     configure_logging()
-    settings = WorkerSettings.from_env()
+    settings = settings or WorkerSettings.from_env()
     vault_settings = VaultSettings.from_env()
     services = build_services(
         vault_settings=vault_settings, database_url=default_database_url(), worker_settings=settings

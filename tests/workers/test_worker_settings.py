@@ -1,0 +1,60 @@
+"""Worker settings from the environment: production mode, the build id and Worker Versioning, each refusal naming
+its variable; `lobstack worker` refuses them before it contacts anything."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.clients.cli_run import environment, run
+from workers.settings import SettingsError, Versioning, WorkerSettings
+
+
+def test_a_laptop_worker_runs_unversioned_with_the_sdk_build_id() -> None:
+    settings = WorkerSettings.from_env({})
+    assert settings.environment == "development"
+    assert settings.versioning == Versioning() and settings.versioning.deployment_config() is None
+
+
+def test_production_runs_versioned_under_the_deployment_and_build_id_given() -> None:
+    settings = WorkerSettings.from_env(
+        {"LOBSTACK_ENV": "production", "LOBSTACK_BUILD_ID": "2026.12.4-abc123", "LOBSTACK_DEPLOYMENT_NAME": "eu"}
+    )
+    config = settings.versioning.deployment_config()
+    assert config is not None and config.use_worker_versioning
+    assert (config.version.deployment_name, config.version.build_id) == ("eu", "2026.12.4-abc123")
+
+
+def test_a_build_id_without_versioning_is_recorded_but_does_not_route() -> None:
+    settings = WorkerSettings.from_env({"LOBSTACK_BUILD_ID": "b1"})
+    config = settings.versioning.deployment_config()
+    assert config is not None and not config.use_worker_versioning and config.version.build_id == "b1"
+    production_off = WorkerSettings.from_env(
+        {"LOBSTACK_ENV": "production", "LOBSTACK_BUILD_ID": "b1", "LOBSTACK_VERSIONING": "off"}
+    )
+    assert not production_off.versioning.enabled
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"LOBSTACK_ENV": "production"}, "LOBSTACK_BUILD_ID is required when LOBSTACK_ENV=production"),
+        ({"LOBSTACK_ENV": "production", "LOBSTACK_BUILD_ID": "  "}, "LOBSTACK_BUILD_ID is required"),
+        ({"LOBSTACK_VERSIONING": "on"}, "LOBSTACK_BUILD_ID is required with Worker Versioning (LOBSTACK_VERSIONING"),
+        ({"LOBSTACK_ENV": "prod"}, "LOBSTACK_ENV: 'prod' is not allowed; one of development, production"),
+        ({"LOBSTACK_VERSIONING": "yes"}, "LOBSTACK_VERSIONING: 'yes' is not allowed; one of on, off"),
+        ({"LOBSTACK_DEPLOYMENT_NAME": "eu.west"}, "LOBSTACK_DEPLOYMENT_NAME: 'eu.west' is not allowed"),
+        ({"LOBSTACK_BUILD_ID": "x" * 256}, "LOBSTACK_BUILD_ID: must be at most 255 characters"),
+    ],
+)
+def test_a_setting_that_cannot_be_used_is_refused_naming_its_variable(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        WorkerSettings.from_env(env)
+    assert named in str(refused.value)
+
+
+def test_lobstack_worker_in_production_refuses_to_start_without_a_build_id() -> None:
+    # No Temporal, Vault or database is reachable here: the refusal comes before any of them is contacted.
+    done = run("worker", env=environment({"LOBSTACK_ENV": "production", "LOBSTACK_BUILD_ID": ""}))
+    assert done.code == 2, done
+    assert done.err.count("\n") == 1 and done.err.startswith("lobstack: error: LOBSTACK_BUILD_ID is required"), done
+    assert "Traceback" not in done.err and done.out == "", done
