@@ -8,6 +8,7 @@ import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from activities.cloud.budget import ApiBudget
@@ -17,6 +18,7 @@ from devstack.errors import PortInUse
 from devstack.files import private_dir, write_private
 from devstack.stack import DevStack, StackOptions, dev_stack
 from workers.redaction import configure_logging
+from workers.settings import Versioning
 
 __all__ = ["run_dev"]
 
@@ -39,7 +41,8 @@ async def run_dev(
     configure_logging()
     try:
         budgets: dict[str, float] = {p: ApiBudget.for_provider(p, os.environ).calls_per_s for p in CLOUD_PROVIDERS}
-    except ValueError as bad:
+        versioning = dev_versioning(os.environ)
+    except ValueError as bad:  # a budget, or a SettingsError naming its variable
         print(f"lobstack dev: {bad}", file=sys.stderr)
         return 2
     home = Path(os.environ.get("LOBSTACK_DEV_HOME", Path(tempfile.gettempdir()) / "lobstack-dev"))
@@ -59,6 +62,7 @@ async def run_dev(
         gateway_port=gateway_port,
         api_budgets=budgets,
         schedules=True,
+        versioning=versioning,
     )
     try:
         async with dev_stack(home, options) as stack:
@@ -79,6 +83,17 @@ async def run_dev(
     return 0
 
 
+def dev_versioning(env: Mapping[str, str]) -> Versioning:
+    """Worker Versioning as production runs it, on by default: deployment LOBSTACK_DEPLOYMENT_NAME (default
+    `lobstack`), build id LOBSTACK_BUILD_ID (default `dev`); LOBSTACK_VERSIONING=off runs the worker unversioned."""
+    chosen = {
+        **env,
+        "LOBSTACK_VERSIONING": env.get("LOBSTACK_VERSIONING", "").strip() or "on",
+        "LOBSTACK_BUILD_ID": env.get("LOBSTACK_BUILD_ID", "").strip() or "dev",
+    }
+    return Versioning.from_env(chosen, "development")
+
+
 def _show(stack: DevStack, home: Path, *, show_root_token: bool) -> None:
     # Files readable by this user only (0600 from their creation); the key and tokens themselves are never printed.
     token_file = write_private(home / "openbao-root-token", stack.openbao.root_token)
@@ -96,6 +111,13 @@ def _show(stack: DevStack, home: Path, *, show_root_token: bool) -> None:
     print(f"Cloud simulator : {stack.cloudsim.url} (Hetzner, DigitalOcean and Vultr APIs)")
     print(f"Agent gateway   : {stack.gateway_url} (bridges ask it for skills and tool approvals)")
     print("Schedules       : KeyRotation (90 days), OrphanSweep (hourly), FleetHealth (30 s), in the Web UI")
-    print("Worker          : running; try in another shell:")
+    print(f"Worker          : running, {_version_line(stack)}; try in another shell:")
     print("  lobstack agent create --account acme --name helper --require-approval --wait")
     print("Ctrl-C stops everything.", flush=True)
+
+
+def _version_line(stack: DevStack) -> str:
+    versioning = stack.versioning
+    if not versioning.enabled:
+        return "unversioned"
+    return f"Worker Deployment {versioning.deployment_name} build id {versioning.build_id} (current)"

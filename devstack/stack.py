@@ -49,7 +49,8 @@ from gateway import serving as serving_gateway
 from workers import codec_server
 from workers.main import build_services
 from workers.schedules import install_schedules
-from workers.settings import WorkerSettings
+from workers.settings import Versioning, WorkerSettings
+from workers.versioning import set_current_version
 from workers.worker import default_providers, running_workers
 
 __all__ = ["DevStack", "StackOptions", "WorkerMode", "dev_stack"]
@@ -95,6 +96,9 @@ class StackOptions:
     approvers: tuple[str, ...] = ("admin",)
     # Install KeyRotation, OrphanSweep and FleetHealth (as `lobstack dev` does).
     schedules: bool = False
+    # The worker's Worker Deployment Version; enabled, it is made the deployment's current version once the worker
+    # polls, so new workflows start on it (as `lobstack dev` does; docs/upgrades.md).
+    versioning: Versioning = field(default_factory=Versioning)
 
 
 @dataclass
@@ -115,6 +119,7 @@ class DevStack:
     gateway_url: str = ""
     # The worker's own process (StackOptions.worker == "process"); None when it runs in this one.
     worker: WorkerProcess | None = None
+    versioning: Versioning = field(default_factory=Versioning)
 
     def vms_of(self, agent_id: str) -> int:
         """VMs of the agent on every provider this stack serves."""
@@ -189,7 +194,7 @@ async def _started(
             seed=opts.sim_seed,
             rate_limits=opts.sim_rate_limits,
         )
-        settings = WorkerSettings(home=home, providers=opts.providers)
+        settings = WorkerSettings(home=home, providers=opts.providers, versioning=opts.versioning)
         clouds = tuple(p for p in opts.providers if p != "local")
         # Built here whichever way the worker runs: the stack reads the providers' VMs through them (vms_of).
         providers: dict[str, CloudProvider] = {"local": local} if "local" in opts.providers else {}
@@ -222,7 +227,8 @@ async def _started(
                     worker_settings=replace(settings, gateway_url=gateway_url),
                     providers=providers,
                 )
-                await running.enter_async_context(running_workers(client, services))
+                deployment = settings.versioning.deployment_config()
+                await running.enter_async_context(running_workers(client, services, deployment=deployment))
             else:
                 env = {
                     **os.environ,
@@ -234,6 +240,11 @@ async def _started(
                     "LOBSTACK_HOME": str(settings.home),
                     "LOBSTACK_PROVIDERS": ",".join(settings.providers),
                     "LOBSTACK_GATEWAY_URL": gateway_url,
+                    # Set whatever the caller's shell holds: the stack's version is the options'.
+                    "LOBSTACK_ENV": "development",
+                    "LOBSTACK_DEPLOYMENT_NAME": settings.versioning.deployment_name,
+                    "LOBSTACK_BUILD_ID": settings.versioning.build_id,
+                    "LOBSTACK_VERSIONING": "on" if settings.versioning.enabled else "off",
                 }
                 if key is not None:
                     keys_file = write_private(home / "codec-keys", encode_keyring_spec([key]))
@@ -241,6 +252,9 @@ async def _started(
                 worker = WorkerProcess(env, logs)
                 worker.start()
                 await worker.started()
+            version = settings.versioning.version
+            if settings.versioning.enabled and version is not None:
+                await set_current_version(client, version, identity="lobstack dev")
             if opts.schedules:
                 await install_schedules(client, task_queue=WORKFLOW_QUEUE)
             yield DevStack(
@@ -257,6 +271,7 @@ async def _started(
                 codec_key=key,
                 gateway_url=gateway_url,
                 worker=worker,
+                versioning=settings.versioning,
             )
     finally:
         if worker is not None:

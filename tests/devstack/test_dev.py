@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import httpx
+from temporalio.api.workflowservice.v1 import DescribeWorkerDeploymentRequest
 from temporalio.client import Client
 
 from activities.cloud.local import pid_alive
@@ -25,6 +26,14 @@ READY = "Ctrl-C stops everything."
 async def _schedule_ids(address: str) -> set[str]:
     client = await Client.connect(address)
     return {schedule.id async for schedule in await client.list_schedules()}
+
+
+async def _current_build_id(address: str, deployment_name: str) -> str:
+    client = await Client.connect(address)
+    described = await client.workflow_service.describe_worker_deployment(
+        DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name=deployment_name)
+    )
+    return described.worker_deployment_info.routing_config.current_deployment_version.build_id
 
 
 def _port_open(port: int) -> bool:
@@ -47,7 +56,9 @@ def _mode(path: Path) -> int:
 def test_dev_runs_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
     # Port 0: `lobstack dev` picks each port itself (and picks again if another process takes it first), then prints
     # them. Ports picked here and handed over could be taken by another process before the servers bind them.
-    env = {**os.environ, "LOBSTACK_DEV_HOME": str(tmp_path / "dev")}
+    env = {**os.environ, "LOBSTACK_DEV_HOME": str(tmp_path / "dev"), "LOBSTACK_BUILD_ID": "dev-check"}
+    env.pop("LOBSTACK_VERSIONING", None)
+    env.pop("LOBSTACK_DEPLOYMENT_NAME", None)
     lobstack = [sys.executable, "-m", "clients.cli"]
     dev = subprocess.Popen(
         [*lobstack, "dev", "--temporal-port", "0", "--ui-port", "0", "--vault-port", "0", "--gateway-port", "0"],
@@ -82,6 +93,9 @@ def test_dev_runs_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
         assert httpx.get(f"http://127.0.0.1:{ports['ui']}/", timeout=10).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{ports['gateway']}/healthz", timeout=10).json() == {"status": "ok"}
         assert asyncio.run(_schedule_ids(f"127.0.0.1:{ports['temporal']}")) == set(SCHEDULE_IDS)
+        # Worker Versioning as in production: the worker's version is current, so the agent below starts on it.
+        assert "Worker Deployment lobstack build id dev-check (current)" in printed
+        assert asyncio.run(_current_build_id(f"127.0.0.1:{ports['temporal']}", "lobstack")) == "dev-check"
 
         address = ["--address", f"127.0.0.1:{ports['temporal']}"]
         create = subprocess.run(
