@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.clients.cli_run import environment, run
+from tests.deploy.support import K8S, yaml_documents
 from workers.settings import SettingsError, Versioning, WorkerSettings
 
 
@@ -58,3 +59,12 @@ def test_lobstack_worker_in_production_refuses_to_start_without_a_build_id() -> 
     assert done.code == 2, done
     assert done.err.count("\n") == 1 and done.err.startswith("lobstack: error: LOBSTACK_BUILD_ID is required"), done
     assert "Traceback" not in done.err and done.out == "", done
+
+
+def test_the_kubernetes_worker_runs_in_production_mode_with_its_image_tag_as_build_id() -> None:
+    (deployment,) = [d for d in yaml_documents(K8S / "lobstack" / "worker.yaml") if d["kind"] == "Deployment"]
+    (container,) = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "worker"]
+    env = {item["name"]: item["value"] for item in container["env"] if "value" in item}
+    settings = WorkerSettings.from_env(env)
+    assert settings.environment == "production" and settings.versioning.enabled
+    assert settings.versioning.build_id == container["image"].rsplit(":", 1)[1]
