@@ -15,6 +15,7 @@ from temporalio.worker import WorkerDeploymentConfig
 
 from contracts.identifiers import workflow_id
 from contracts.models import AgentState
+from contracts.queues import cloud_queue
 from tests.stack import Stack
 from workers.versioning import set_current_version
 from workers.worker import running_workers
@@ -35,6 +36,22 @@ async def task_versions(client: Client, agent_id: str) -> list[tuple[str, int]]:
         (task.deployment_version.build_id or task.worker_version.build_id, task.versioning_behavior)
         for task in completed
     ]
+
+
+async def activity_builds(client: Client, agent_id: str) -> dict[str, set[str]]:
+    """The build ids of the workers that ran the lifecycle's activities, by activity queue."""
+    history = await client.get_workflow_handle(workflow_id(agent_id)).fetch_history()
+    queues = {
+        event.event_id: event.activity_task_scheduled_event_attributes.task_queue.name
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    }
+    builds: dict[str, set[str]] = {}
+    for event in history.events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
+            started = event.activity_task_started_event_attributes
+            builds.setdefault(queues[started.scheduled_event_id], set()).add(started.worker_version.build_id)
+    return builds
 
 
 async def pinned_to(client: Client, agent_id: str) -> str:
@@ -82,6 +99,11 @@ async def test_a_lifecycle_started_on_version_a_finishes_on_a_while_new_ones_sta
     pinned = VersioningBehavior.VERSIONING_BEHAVIOR_PINNED
     first_tasks = await task_versions(temporal, first)
     assert len(first_tasks) > 3 and set(first_tasks) == {("build-a", pinned)}, first_tasks
+    # Its activities too, on the workflow queue and on the provider's queue.
+    assert await activity_builds(temporal, first) == {
+        stack.task_queue: {"build-a"},
+        cloud_queue("local", stack.task_queue): {"build-a"},
+    }
     second_tasks = await task_versions(temporal, second)
     assert second_tasks and set(second_tasks) == {("build-b", pinned)}, second_tasks
     assert stack.vms_of(first) == 0 and stack.vms_of(second) == 0
