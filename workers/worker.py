@@ -48,6 +48,13 @@ from workflows.tool_approval import ToolApprovalWorkflow
 
 # --- maintenance: the scheduled workflows (workers/schedules.py), on the workflow queue ---
 MAINTENANCE_WORKFLOWS = [KeyRotationWorkflow, OrphanSweepWorkflow, FleetHealthWorkflow]
+# Every workflow the workflow queue runs; the replay tests replay recorded histories against these (workers/replay.py).
+WORKFLOWS: Sequence[type] = (AgentLifecycleWorkflow, ToolApprovalWorkflow, *MAINTENANCE_WORKFLOWS)
+
+
+def worker_interceptors() -> list[Interceptor]:
+    """The interceptors of every worker of the process, and of the replayer that checks recorded histories."""
+    return [ErrorTranslation()]
 
 
 @dataclass
@@ -97,7 +104,7 @@ def build_workers(
 ) -> list[Worker]:
     common = _CommonOptions(
         activity_executor=executor,
-        interceptors=[ErrorTranslation()],
+        interceptors=worker_interceptors(),
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=graceful_shutdown,
     )
@@ -119,7 +126,7 @@ def build_workers(
     workflow_worker = Worker(
         client,
         task_queue=task_queue,
-        workflows=[AgentLifecycleWorkflow, ToolApprovalWorkflow, *MAINTENANCE_WORKFLOWS],
+        workflows=list(WORKFLOWS),
         activities=[
             services.secrets.mint_secrets,
             services.secrets.destroy_secrets,
