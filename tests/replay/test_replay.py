@@ -10,6 +10,9 @@ the history, its workflow and the event that diverged; how to make the change co
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 from temporalio.worker import Replayer
 
@@ -33,10 +36,31 @@ async def test_recorded_history_replays_on_todays_code(run: Recorded, replayer: 
     if result.replay_failure is not None:
         pytest.fail(
             f"{run.label} ({run.workflow_type()}) no longer replays on today's workflow code: "
-            f"{result.replay_failure}. Keep the old commands behind workflow.patched(...) or deploy the change as "
-            "a new Worker Deployment Version (README, 'Changing a workflow').",
+            f"{_divergence(run, result.replay_failure)}. Keep the old commands behind workflow.patched(...) or deploy "
+            "the change as a new Worker Deployment Version (README, 'Changing a workflow').",
             pytrace=False,
         )
+
+
+def _divergence(run: Recorded, failure: Exception) -> str:
+    """The SDK's reason without its debug dump, and the recorded event it names, e.g. which activity was scheduled."""
+    text = str(failure)
+    reason = re.search(r'message: "((?:[^"\\]|\\.)*)"', text)
+    said = reason.group(1) if reason else text
+    event_id = re.search(r"HistoryEvent\(id: (\d+)", said)
+    if event_id is None:
+        return said
+    return f"{said}; recorded event {event_id.group(1)}: {_describe(run.document(), int(event_id.group(1)))}"
+
+
+def _describe(history: dict[str, Any], event_id: int) -> str:
+    event = next((e for e in history["events"] if int(e["eventId"]) == event_id), None)
+    if event is None:
+        return "not in the history"
+    kind = str(event["eventType"]).removeprefix("EVENT_TYPE_")
+    attributes: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventAttributes")), {})
+    named = attributes.get("activityType", {}).get("name") or attributes.get("signalName") or attributes.get("timerId")
+    return f"{kind} {named}" if named else kind
 
 
 def test_every_workflow_the_worker_runs_has_recorded_histories() -> None:
