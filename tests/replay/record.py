@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -130,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--replace", action="store_true", help="record again a history that exists already")
     args = parser.parse_args(argv)
+    # Scenarios fail activities on purpose (an agent never healthy, a cloud out of capacity): the SDK's warning with
+    # a traceback for each would read as a fault of the recording.
+    logging.getLogger("temporalio.activity").setLevel(logging.ERROR)
     unknown = sorted(set(args.names) - set(names))
     if unknown:
         parser.error(f"no such scenario: {', '.join(unknown)}; choose from {', '.join(names)}")
