@@ -32,7 +32,7 @@ from tests.stack import Stack, make_stack, reap
 from workers.converter import with_converter
 from workflows.tool_approval import APPROVAL_STATE
 
-__all__ = ["main", "record", "runs_of"]
+__all__ = ["main", "record", "runs_of", "save"]
 
 # As tests/workflows/test_continue_as_new.py: provisioning alone passes it, so a lifecycle continues as new at once.
 SUGGEST_CONTINUE_AS_NEW_AFTER = 40
@@ -51,17 +51,18 @@ async def runs_of(client: Client, workflow: str) -> list[WorkflowHistory]:
         run_id = started.continued_execution_run_id
 
 
-def _save(directory: Path, name: str, runs: Sequence[WorkflowHistory], *, replace: bool) -> list[Path]:
+def save(directory: Path, name: str, runs: Sequence[WorkflowHistory], *, replace: bool) -> list[Path]:
+    """Write each run as `<name>.json`, or `<name>_run<n>.json` when it continued as new; returns what was written."""
     names = [name] if len(runs) == 1 else [f"{name}_run{n}" for n in range(1, len(runs) + 1)]
     saved = []
     for file_name, history in zip(names, runs, strict=True):
         path = directory / f"{file_name}.json"
         if path.exists() and not replace:
-            print(f"kept {path.relative_to(HISTORIES)} (recorded before; --replace records it again)")
+            print(f"kept {path.relative_to(directory.parent)} (recorded before; --replace records it again)")
             continue
         path.write_text(history.to_json() + "\n")
         saved.append(path)
-        print(f"saved {path.relative_to(HISTORIES)} ({len(history.events)} events)")
+        print(f"saved {path.relative_to(directory.parent)} ({len(history.events)} events)")
     return saved
 
 
@@ -113,7 +114,7 @@ async def record(chosen: Sequence[Scenario], directory: Path, *, replace: bool) 
                         print(f"recording {chosen_scenario.name} ...", flush=True)
                         execution = await chosen_scenario.run(Stacks(stack, short_stack, sim))
                         runs = await runs_of(execution.stack.temporal, execution.workflow_id)
-                        saved += _save(directory, chosen_scenario.name, runs, replace=replace)
+                        saved += save(directory, chosen_scenario.name, runs, replace=replace)
         finally:
             sim.stop()
             openbao.stop()
