@@ -99,7 +99,7 @@ async def record(chosen: Sequence[Scenario], directory: Path, *, replace: bool) 
         sim = devstack.start_simulator(work / "cloudsim", boot_latency_s=0.2)
         try:
             async with AsyncExitStack() as servers:
-                main = await servers.enter_async_context(_dev_server())
+                usual = await servers.enter_async_context(_dev_server())
                 short = await servers.enter_async_context(
                     _dev_server(
                         "--dynamic-config-value",
@@ -108,7 +108,7 @@ async def record(chosen: Sequence[Scenario], directory: Path, *, replace: bool) 
                 )
                 for n, chosen_scenario in enumerate(chosen):
                     with (
-                        _stack(main, openbao, work / f"{n}-main") as stack,
+                        _stack(usual, openbao, work / f"{n}-main") as stack,
                         _stack(short, openbao, work / f"{n}-short") as short_stack,
                     ):
                         print(f"recording {chosen_scenario.name} ...", flush=True)
@@ -123,7 +123,7 @@ async def record(chosen: Sequence[Scenario], directory: Path, *, replace: bool) 
 
 def main(argv: Sequence[str] | None = None) -> int:
     names = [s.name for s in SCENARIOS]
-    parser = argparse.ArgumentParser(prog="python -m tests.replay.record", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.replay.record", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument(
         "names", nargs="*", metavar="NAME", help=f"scenarios to record (default: all): {', '.join(names)}"
     )
