@@ -10,7 +10,7 @@ PROVIDER ?= local
 # Lifecycles in `make chaos` (CI runs N=30).
 N ?= 200
 
-.PHONY: demo test lint fmt dev clean bench chaos
+.PHONY: demo test lint fmt dev clean bench chaos histories
 
 $(STAMP): pyproject.toml $(LOCKS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ bench: $(STAMP)
 
 chaos: $(STAMP)
 	$(BIN)/python -m chaos --n $(N)
+
+# Record the histories of every workflow that the replay suite (tests/replay/) replays; run when a version is cut.
+histories: $(STAMP)
+	$(BIN)/python -m tests.replay.record
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

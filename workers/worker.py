@@ -50,6 +50,13 @@ from workflows.tool_approval import ToolApprovalWorkflow
 
 # --- maintenance: the scheduled workflows (workers/schedules.py), on the workflow queue ---
 MAINTENANCE_WORKFLOWS = [KeyRotationWorkflow, OrphanSweepWorkflow, FleetHealthWorkflow]
+# Every workflow the workflow queue runs; the replay tests replay recorded histories against these (workers/replay.py).
+WORKFLOWS: Sequence[type] = (AgentLifecycleWorkflow, ToolApprovalWorkflow, *MAINTENANCE_WORKFLOWS)
+
+
+def worker_interceptors() -> list[Interceptor]:
+    """The interceptors of every worker of the process, and of the replayer that checks recorded histories."""
+    return [ErrorTranslation()]
 
 
 @dataclass
@@ -103,7 +110,7 @@ def build_workers(
 ) -> list[Worker]:
     common = _CommonOptions(
         activity_executor=executor,
-        interceptors=[ErrorTranslation()],
+        interceptors=worker_interceptors(),
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=graceful_shutdown,
         deployment_config=deployment,
@@ -127,7 +134,7 @@ def build_workers(
     workflow_worker = Worker(
         client,
         task_queue=task_queue,
-        workflows=[AgentLifecycleWorkflow, ToolApprovalWorkflow, *MAINTENANCE_WORKFLOWS],
+        workflows=list(WORKFLOWS),
         # The workflows declare their versioning behavior; a worker that is not versioned must not send it.
         workflow_runner=SandboxedWorkflowRunner() if versioned else UnversionedRunner(),
         activities=[

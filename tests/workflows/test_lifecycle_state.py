@@ -12,13 +12,16 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter
 
+from connection.codec import EncryptionCodec
 from contracts.messages import one_message
 from contracts.models import AgentState, DestroyRequest, LifecycleInput, LifecycleState, VMRef
 from contracts.spec import AgentSpec
+from tests.replay.codec_test_key import recording_converter
 
-HISTORIES = Path(__file__).parent / "histories"
+HISTORIES = Path(__file__).parents[1] / "replay" / "histories" / "0.1.0"
 
 
 def _through_the_converter(value: object) -> object:
@@ -58,10 +61,17 @@ def test_every_field_of_the_state_survives_continue_as_new() -> None:
 
 
 def test_a_continue_as_new_input_written_before_the_state_existed_still_starts_the_running_agent() -> None:
-    # The input of the last run of a lifecycle recorded by that version (tests/workflows/test_replay.py replays it).
-    history = json.loads((HISTORIES / "lifecycle_skills_updated_destroyed.json").read_text())
+    # The input of the last run of a lifecycle recorded by that version (tests/replay/test_replay.py replays it).
+    history = json.loads((HISTORIES / "lifecycle_before_state_run3_skills_updated_destroyed.json").read_text())
     started = history["events"][0]["workflowExecutionStartedEventAttributes"]
-    old = json.loads(base64.b64decode(started["input"]["payloads"][0]["data"]))
+    [raw] = started["input"]["payloads"]
+    sealed = Payload(
+        metadata={key: base64.b64decode(value) for key, value in raw["metadata"].items()},
+        data=base64.b64decode(raw["data"]),
+    )
+    codec = recording_converter().payload_codec
+    assert isinstance(codec, EncryptionCodec)
+    old = json.loads(codec.decode_one(sealed).data)
     assert "state" not in old and old["running_vm"] is not None
 
     input = one_message([old], LifecycleInput)
