@@ -1,4 +1,7 @@
-"""Engines for the registry database: an SQLite file by default, PostgreSQL in production."""
+"""Engines for the registry database: an SQLite file by default, PostgreSQL in production.
+
+The schema is not made here: store.schema upgrades it through the migrations (`lobstack db upgrade`).
+"""
 
 from __future__ import annotations
 
@@ -6,25 +9,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlmodel import SQLModel
 
-from store.audit import backfill_chain
-from store.tables import AGENT_DATA, AGENT_HEALTH, AGENTS, AUDIT_EVENTS
-from store.tenancy import SCHEMA_LOCK_ID, DbRoles, install_row_level_security
-
-__all__ = ["create_schema", "default_database_url", "make_engine"]
+__all__ = ["default_database_url", "make_engine"]
 
 # Several worker threads and processes write the same SQLite file: wait for the lock instead of failing at once.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-
-# SQLite has no statement-level triggers or TRUNCATE; row triggers refuse the rest (PostgreSQL's: store.tenancy).
-_SQLITE_APPEND_ONLY = [
-    f"CREATE TRIGGER IF NOT EXISTS audit_events_no_{op.lower()} BEFORE {op} ON audit_events "
-    "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"
-    for op in ("UPDATE", "DELETE")
-]
 
 _POSTGRES_DRIVERS = ("postgres", "postgresql", "postgresql+psycopg")
 
@@ -77,50 +68,3 @@ def _sqlite_engine(url: URL) -> Engine:
             cursor.close()
 
     return engine
-
-
-def create_schema(engine: Engine, roles: DbRoles | None = None) -> None:
-    """Create the registry tables if they are missing; safe to call from every worker at start-up.
-
-    Also upgrades a database made before the audit chain and `agent_health.account_id` (adds the columns, chains the
-    events already stored), makes `audit_events` append-only, and on PostgreSQL enables row-level security
-    (store.tenancy). Only additive changes; anything else will come with migrations (Alembic) later.
-    """
-    tables = [AGENTS, AUDIT_EVENTS, AGENT_DATA, AGENT_HEALTH]
-    with engine.begin() as conn:
-        # Two processes starting together would both see "no table" and one CREATE would fail; take a lock first.
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": SCHEMA_LOCK_ID})
-        elif conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        SQLModel.metadata.create_all(conn, tables=tables)
-        _upgrade(conn)
-        if conn.dialect.name == "postgresql":
-            install_row_level_security(conn, roles or DbRoles.from_env())
-        else:
-            for statement in _SQLITE_APPEND_ONLY:
-                conn.exec_driver_sql(statement)
-
-
-def _upgrade(conn: Connection) -> None:
-    """Add the columns newer code needs to tables an older version created (before any trigger or RLS exists)."""
-    inspector = inspect(conn)
-    audit_columns = {c["name"] for c in inspector.get_columns("audit_events")}
-    if "hash" not in audit_columns:
-        conn.exec_driver_sql("ALTER TABLE audit_events ADD COLUMN seq INTEGER NOT NULL DEFAULT 0")
-        conn.exec_driver_sql("ALTER TABLE audit_events ADD COLUMN prev_hash VARCHAR(64) NOT NULL DEFAULT ''")
-        conn.exec_driver_sql("ALTER TABLE audit_events ADD COLUMN hash VARCHAR(64) NOT NULL DEFAULT ''")
-        backfill_chain(conn)
-        conn.exec_driver_sql(
-            "CREATE UNIQUE INDEX IF NOT EXISTS uq_audit_events_account_seq ON audit_events (account_id, seq)"
-        )
-    if "unhealthy_threshold" not in {c["name"] for c in inspector.get_columns("agents")}:
-        # Agents registered before: the threshold every spec had by default (and the fleet monitor's old fixed one).
-        conn.exec_driver_sql("ALTER TABLE agents ADD COLUMN unhealthy_threshold INTEGER NOT NULL DEFAULT 3")
-    if "account_id" not in {c["name"] for c in inspector.get_columns("agent_health")}:
-        conn.exec_driver_sql("ALTER TABLE agent_health ADD COLUMN account_id VARCHAR(40) NOT NULL DEFAULT ''")
-        conn.exec_driver_sql(
-            "UPDATE agent_health SET account_id = "
-            "COALESCE((SELECT account_id FROM agents WHERE agents.agent_id = agent_health.agent_id), '')"
-        )
-        conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_agent_health_account_id ON agent_health (account_id)")

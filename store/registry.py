@@ -21,9 +21,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from contracts.models import AgentState, Transition
 from contracts.spec import SpecError
 from store.audit import VerifyReport, append_event, chain_query, export_row, iter_rows, verify_rows
-from store.engine import create_schema, make_engine
+from store.engine import make_engine
 from store.maintenance import MaintenanceStore
 from store.records import AgentRecord, AuditRecord
+from store.schema import require_current_schema
 from store.tables import AGENTS, AUDIT_EVENTS, LAST_ERROR_MAX, REASON_MAX
 from store.tenancy import SYSTEM, DbRoles, Scope, scoped_connection
 from store.validation import validate_transition
@@ -64,11 +65,15 @@ class Registry(MaintenanceStore):
 
     @classmethod
     def from_url(cls, url: str, *, roles: DbRoles | None = None) -> Self:
-        """A registry on its own engine, with the schema created if missing; `close()` disposes the engine."""
+        """A registry on its own engine; `close()` disposes the engine.
+
+        Raises store.schema.SchemaOutOfDate when the database is behind the code (`lobstack db upgrade` makes and
+        upgrades the schema; a registry never changes it).
+        """
         engine = make_engine(url)
         roles = roles or DbRoles.from_env()
         try:
-            create_schema(engine, roles)
+            require_current_schema(engine)
         except BaseException:
             engine.dispose()
             raise
