@@ -45,7 +45,7 @@ from bench._common import PLOTS, header, percentile, plot_note
 from bench._fleet_server import fleet_agent_id, fleet_ip, unhealthy_sets
 from contracts.maintenance_models import FLEET_HEALTH_SCHEDULE, FleetHealthInput, FleetHealthResult
 from contracts.models import AgentState
-from store import Registry
+from store import Registry, upgrade_database
 from store.tables import AGENTS
 from workers.schedules import build_schedules
 from workflows.fleet_health import FleetHealthWorkflow
@@ -158,6 +158,7 @@ def seed(database_url: str, agents: int, port: int) -> None:
         }
         for i in range(agents)
     ]
+    upgrade_database(database_url)
     with Registry.from_url(database_url) as registry, registry.engine.begin() as conn:
         conn.execute(sqlalchemy.insert(AGENTS), rows)
 

@@ -31,6 +31,7 @@ from clients.cli_common import (
     temporal_target,
     vault_settings,
 )
+from clients.db_cli import add_db_commands
 from clients.ops_cli import add_ops_commands
 from contracts.models import AgentState, AgentStatus
 from contracts.queues import WORKFLOW_QUEUE
@@ -443,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     destroy.set_defaults(func=cmd_agent_destroy)
     add_ops_commands(sub)
     add_audit_commands(sub)
+    add_db_commands(sub)
 
     approvals = sub.add_parser("approvals", help="list and decide tool approvals")
     approvals_sub = approvals.add_subparsers(dest="approvals_command", required=True)

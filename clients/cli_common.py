@@ -179,6 +179,12 @@ def _ours(err: BaseException, args: argparse.Namespace | None) -> tuple[int, str
         return err.status, str(err)
     if isinstance(err, SpecError):
         return EXIT_USAGE, str(err)
+    if "store.schema" in sys.modules:
+        from store.schema import SchemaOutOfDate
+
+        if isinstance(err, SchemaOutOfDate):
+            # A configuration problem the operator fixes with one command, which the message names.
+            return EXIT_USAGE, str(err)
     if "clients.client" not in sys.modules:
         return None
     from clients.client import (

@@ -46,6 +46,7 @@ from devstack.servers import (
 from devstack.worker import WorkerProcess
 from gateway import GatewaySettings
 from gateway import serving as serving_gateway
+from store.schema import upgrade_database
 from workers import codec_server
 from workers.main import build_services
 from workers.schedules import install_schedules
@@ -210,6 +211,8 @@ async def _started(
         vault = AgentVault(vault_settings)
         await asyncio.to_thread(vault.ensure_engines)
         database_url = opts.database_url or f"sqlite:///{home / 'lobstack.db'}"
+        # What an operator runs before starting workers: the worker refuses a database behind its code.
+        await asyncio.to_thread(upgrade_database, database_url)
         converter = data_converter(Keyring([key])) if key is not None else None
         client = await Client.connect(temporal.address, data_converter=converter or DataConverter.default)
         gateway_settings = GatewaySettings(

@@ -29,6 +29,7 @@ __all__ = [
     "BASELINE_REVISION",
     "SchemaOutOfDate",
     "head_revision",
+    "is_behind",
     "require_current_schema",
     "schema_revision",
     "upgrade_database",
@@ -86,15 +87,18 @@ def schema_revision(engine: Engine) -> str | None:
         return _revision(conn)
 
 
+def is_behind(found: str | None) -> bool:
+    """Whether a database at revision `found` needs `lobstack db upgrade` for this code (a newer one does not)."""
+    if found == head_revision():
+        return False
+    return found is None or found in {script.revision for script in _scripts().walk_revisions()}
+
+
 def require_current_schema(engine: Engine) -> None:
     """Raise SchemaOutOfDate unless the database is at the head revision, or at one newer than this code knows."""
     found = schema_revision(engine)
-    needed = head_revision()
-    if found == needed:
-        return
-    known = {script.revision for script in _scripts().walk_revisions()}
-    if found is None or found in known:
-        raise SchemaOutOfDate(found, needed)
+    if is_behind(found):
+        raise SchemaOutOfDate(found, head_revision())
 
 
 def upgrade_schema(engine: Engine, roles: DbRoles | None = None, revision: str = "head") -> tuple[str | None, str]:

@@ -23,7 +23,7 @@ from clients.client import LobstackClient
 from contracts.identifiers import approval_id as approval_workflow_id
 from contracts.models import ApprovalStatus, ToolApprovalInput
 from contracts.spec import AgentSpec
-from store import Registry
+from store import Registry, upgrade_database
 from workers.main import build_services
 from workers.settings import WorkerSettings
 from workers.worker import Services, running_workers
@@ -129,6 +129,7 @@ def make_stack(temporal: Client, openbao: devstack.OpenBaoDev, database_url: str
     vault = AgentVault(vault_settings)
     vault.ensure_engines()  # verifies only: mounting was the operator step
     local = LocalProvider(state_dir=tmp_path / "vms", stop_timeout_s=5)
+    upgrade_database(database_url)  # the operator's `lobstack db upgrade`, before any worker starts
     services = build_services(
         vault_settings=vault_settings,
         database_url=database_url,

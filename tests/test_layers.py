@@ -35,7 +35,11 @@ UNITS = (
     Unit(7, "client", ("clients",)),
     Unit(8, "cloudsim", ("cloudsim",)),
     Unit(9, "devstack", ("devstack",)),
-    Unit(10, "cli", ("clients.cli", "clients.cli_common", "clients.demo", "clients.ops_cli", "clients.audit_cli")),
+    Unit(
+        10,
+        "cli",
+        ("clients.cli", "clients.cli_common", "clients.demo", "clients.ops_cli", "clients.audit_cli", "clients.db_cli"),
+    ),
     Unit(11, "chaos", ("chaos",)),
     Unit(11, "bench", ("bench",)),
     Unit(11, "docs", ("docs",)),

@@ -9,12 +9,13 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.errors import RegistryRejected, RegistryUnavailable
 from activities.registry import RegistryActivities
-from store import Registry, make_engine
+from store import Registry, make_engine, upgrade_database
 from tests.store.helpers import transition
 
 
 @pytest.fixture
 def activities(database_url: str) -> Iterator[RegistryActivities]:
+    upgrade_database(database_url)
     with Registry.from_url(database_url) as registry:
         yield RegistryActivities(registry)
 

@@ -18,7 +18,7 @@ from chaos.faults import FaultPlan
 from chaos.report import count_leftovers, final_line
 from chaos.run import phase_of
 from contracts.models import AgentState, AgentStatus, Transition
-from store import Registry
+from store import Registry, upgrade_database
 
 
 def test_disruptions_are_spread_over_the_run() -> None:
@@ -74,6 +74,7 @@ def _vm_created(registry: Registry, agent_id: str, key: str) -> None:
 
 
 def test_count_leftovers_sees_each_kind(vault: AgentVault, tmp_path: Path) -> None:
+    upgrade_database(f"sqlite:///{tmp_path / 'r.db'}")
     registry = Registry.from_url(f"sqlite:///{tmp_path / 'r.db'}")
     clean = count_leftovers({"vms": [], "created": {}}, vault, registry, ["a1", "a2"])
     assert clean.total == 0

@@ -15,7 +15,7 @@ import pytest
 
 from connection.codec import CodecKey, encode_keyring_spec
 from devstack import free_port
-from store import Registry
+from store import Registry, upgrade_database
 from tests.clients.cli_run import Done, assert_failed, assert_ok, run
 from tests.maintenance.helpers import registered
 
@@ -213,6 +213,7 @@ def test_a_worker_without_vault_settings_is_refused_in_one_line() -> None:
 def registry_url(tmp_path: Path) -> str:
     """A SQLite registry holding one running agent `helper-1` of account acme with one stored item."""
     url = f"sqlite:///{tmp_path / 'registry.db'}"
+    upgrade_database(url)
     with Registry.from_url(url) as registry:
         registry.record(registered("helper-1"))
         registry.put_agent_data(

@@ -1,9 +1,9 @@
 """deploy/compose/postgres/init-lobstack.sh, run for real: with psql against the machine's PostgreSQL (as the compose
 image's entrypoint runs it, as the superuser), on a fresh database with fresh role names, then the registry's schema
-(roles, grants, row-level security: store/tenancy.py) created through the login it made, a registry write and an
+(roles, grants, row-level security: the baseline migration) created through the login it made, a registry write and an
 account-scoped read through it, and a real `lobstack worker` process starting with that login.
 
-The login is no superuser and cannot create roles: before, create_schema failed on a fresh cluster with `permission
+The login is no superuser and cannot create roles: before, the schema set-up failed on a fresh cluster with `permission
 denied to create role`, and where the roles existed with `must have admin option on role "lobstack_service"`."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 import devstack
 from contracts.models import AgentState, Transition
 from devstack import OpenBaoDev
-from store import Registry
+from store import Registry, upgrade_database
 from store.tenancy import DbRoles
 from tests.deploy.support import DEPLOY
 from tests.stack import orchestrator_token
@@ -107,8 +107,9 @@ def test_init_script_login_creates_the_schema_writes_and_runs_a_worker(
         engine.dispose()
     assert tuple(flags) == (False, False, False, True)
 
-    # The product's schema creation through that login (Registry.from_url runs create_schema), then a write as the
-    # system role and reads as one account's service role: row-level security in force.
+    # The product's schema creation through that login (`lobstack db upgrade`, the compose file's one-shot service),
+    # then a write as the system role and reads as one account's service role: row-level security in force.
+    upgrade_database(url, roles)
     registry = Registry.from_url(url, roles=roles)
     try:
         registry.record(
@@ -129,7 +130,7 @@ def test_init_script_login_creates_the_schema_writes_and_runs_a_worker(
     finally:
         registry.close()
 
-    # A real `lobstack worker` with that login: it runs create_schema again at start, then polls.
+    # A real `lobstack worker` with that login: it checks the schema is current at start, then polls.
     env = {
         **os.environ,
         "TEMPORAL_ADDRESS": temporal_dev.client.service_client.config.target_host,

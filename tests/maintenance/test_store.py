@@ -9,12 +9,13 @@ import pytest
 
 from contracts.models import AgentState
 from contracts.spec import SpecError
-from store import HealthRecord, Registry
+from store import HealthRecord, Registry, upgrade_database
 from tests.maintenance.helpers import registered
 
 
 @pytest.fixture
 def registry(database_url: str) -> Iterator[Registry]:
+    upgrade_database(database_url)
     with Registry.from_url(database_url) as reg:
         yield reg
 

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
 from contracts.models import AgentState
-from store import Registry, create_schema, verify_rows
+from store import Registry, upgrade_database, upgrade_schema, verify_rows
 from store.audit import GENESIS_HASH, event_hash
 from tests.store.helpers import run_together, transition
 
@@ -22,6 +22,7 @@ T0 = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
 
 @pytest.fixture
 def registry(database_url: str) -> Iterator[Registry]:
+    upgrade_database(database_url)
     with Registry.from_url(database_url) as reg:
         yield reg
 
@@ -204,8 +205,10 @@ def test_export_round_trip(registry: Registry) -> None:
 
 def test_an_older_database_is_upgraded_and_its_events_chained(registry: Registry) -> None:
     _fill(registry, per_account=3)
-    # Back to the schema before the chain: no seq/prev_hash/hash, no append-only trigger, no account on health.
+    # Back to the schema before the chain: no seq/prev_hash/hash, no append-only trigger, no account on health, and
+    # made before migrations (no alembic_version): `lobstack db upgrade` adopts it.
     with registry.engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
         conn.execute(text("DROP INDEX uq_audit_events_account_seq"))
         if conn.dialect.name == "postgresql":
             conn.execute(text("DROP TRIGGER audit_events_append_only ON audit_events"))
@@ -215,11 +218,11 @@ def test_an_older_database_is_upgraded_and_its_events_chained(registry: Registry
             conn.execute(text("DROP INDEX ix_agent_health_account_id"))
         for column in ("seq", "prev_hash", "hash"):
             conn.execute(text(f"ALTER TABLE audit_events DROP COLUMN {column}"))
-        # PostgreSQL: CASCADE drops the RLS policy on it too; create_schema must put it back.
+        # PostgreSQL: CASCADE drops the RLS policy on it too; the upgrade must put it back.
         cascade = " CASCADE" if conn.dialect.name == "postgresql" else ""
         conn.execute(text(f"ALTER TABLE agent_health DROP COLUMN account_id{cascade}"))
 
-    create_schema(registry.engine)
+    assert upgrade_schema(registry.engine) == (None, "0001")
     report = registry.verify_audit()
     assert report.ok and (report.accounts, report.events) == (2, 6)
     registry.record(transition(event_key="after/1"))

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from clients.audit_cli import add_audit_commands
-from store import Registry, verify_rows
+from store import Registry, upgrade_database, verify_rows
 from tests.store.helpers import transition
 
 
@@ -24,6 +24,7 @@ def audit(*argv: str) -> int:
 
 @pytest.fixture
 def registry(database_url: str) -> Iterator[Registry]:
+    upgrade_database(database_url)
     with Registry.from_url(database_url) as reg:
         for i in range(3):
             reg.record(transition(event_key=f"a/{i}", reason=f"step {i}"))

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
-from store import create_schema, default_database_url, make_engine
+from store import default_database_url, head_revision, make_engine, upgrade_schema
 from tests.store.helpers import run_together
 
 
@@ -53,13 +53,15 @@ def test_default_database_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     assert default_database_url() == f"sqlite:///{Path.home()}/.lobstack/lobstack.db"
 
 
-def test_create_schema_is_idempotent_and_safe_to_race(database_url: str) -> None:
+def test_the_schema_upgrade_is_idempotent_and_safe_to_race(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
-        run_together(4, lambda _i: create_schema(engine))
-        create_schema(engine)
+        results = run_together(4, lambda _i: upgrade_schema(engine))
+        # Exactly one of the racers made the schema; the others queued on the lock and found it done.
+        assert sorted(results, key=str) == [("0001", "0001")] * 3 + [(None, "0001")]
+        assert upgrade_schema(engine) == (head_revision(), head_revision())
         tables = set(inspect(engine).get_table_names())
-        assert {"agents", "audit_events"} <= tables
+        assert {"agents", "audit_events", "alembic_version"} <= tables
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM audit_events")).scalar() == 0
     finally:

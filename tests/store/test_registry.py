@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from contracts.models import AgentState
 from contracts.spec import SpecError
-from store import AgentRecord, AuditRecord, Registry
+from store import AgentRecord, AuditRecord, Registry, upgrade_database
 from store.engine import make_engine
 from store.tenancy import _sqlite_write_lock
 from tests.store.helpers import run_together, transition
@@ -18,6 +18,7 @@ from tests.store.helpers import run_together, transition
 
 @pytest.fixture
 def registry(database_url: str) -> Iterator[Registry]:
+    upgrade_database(database_url)
     with Registry.from_url(database_url) as reg:
         yield reg
 

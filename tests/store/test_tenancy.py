@@ -13,7 +13,7 @@ from sqlalchemy.exc import DatabaseError, ProgrammingError
 
 from contracts.models import AgentState
 from contracts.spec import SpecError
-from store import AccountRegistry, DbRoles, HealthRecord, Registry, enable_row_level_security
+from store import AccountRegistry, DbRoles, HealthRecord, Registry, enable_row_level_security, upgrade_database
 from store.tenancy import ACCOUNT_TABLES, SYSTEM, Scope, scoped_connection
 from tests.store.helpers import transition
 
@@ -22,6 +22,7 @@ NOW = datetime(2025, 6, 1, tzinfo=UTC)
 
 @pytest.fixture
 def registry(database_url: str) -> Iterator[Registry]:
+    upgrade_database(database_url)
     with Registry.from_url(database_url) as reg:
         for agent_id, account_id in (("a1", "acme"), ("a2", "acme"), ("b1", "globex")):
             reg.record(transition(event_key=f"{agent_id}/1", agent_id=agent_id, account_id=account_id, state="running"))
