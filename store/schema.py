@@ -17,7 +17,6 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 
@@ -38,6 +37,7 @@ __all__ = [
 
 BASELINE_REVISION = "0001"
 UPGRADE_COMMAND = "lobstack db upgrade"
+_VERSION_TABLE = "alembic_version"
 _SCRIPTS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -77,8 +77,11 @@ def head_revision() -> str:
 
 
 def _revision(conn: Connection) -> str | None:
-    heads = MigrationContext.configure(conn).get_current_heads()
-    return heads[0] if heads else None
+    # Read directly rather than through a MigrationContext, which logs its set-up at INFO in every worker start.
+    if not inspect(conn).has_table(_VERSION_TABLE):
+        return None
+    found: str | None = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return found
 
 
 def schema_revision(engine: Engine) -> str | None:
