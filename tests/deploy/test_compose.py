@@ -63,7 +63,19 @@ def test_the_issue_s_services_are_there() -> None:
         "gateway",
         "codec-server",
     } <= set(SERVICES)
-    assert sorted(LOBSTACK_SERVICES) == ["codec-server", "gateway", "worker"]
+    assert sorted(LOBSTACK_SERVICES) == ["codec-server", "db-upgrade", "gateway", "worker"]
+
+
+def test_the_schema_is_upgraded_once_before_the_worker_starts() -> None:
+    upgrade = SERVICES["db-upgrade"]
+    args = build_parser().parse_args(upgrade["command"])
+    assert (args.command, args.db_command) == ("db", "upgrade")
+    assert upgrade["depends_on"]["postgresql"]["condition"] == "service_healthy"
+    # A one-shot: restarted only on failure (the hardening anchor's unless-stopped would rerun it forever).
+    assert upgrade["restart"].startswith("on-failure")
+    assert upgrade["read_only"] is True and upgrade["cap_drop"] == ["ALL"]
+    assert SERVICES["worker"]["depends_on"]["db-upgrade"]["condition"] == "service_completed_successfully"
+    assert upgrade["environment"]["DATABASE_URL"] == SERVICES["worker"]["environment"]["DATABASE_URL"]
 
 
 def test_temporal_persists_in_postgresql() -> None:
