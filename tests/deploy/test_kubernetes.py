@@ -102,6 +102,8 @@ def test_workload_is_non_root_read_only_unprivileged_limited_and_probed(name: st
         assert ":" in image and not image.endswith(":latest"), f"{c['name']}: image {image} is not pinned"
         if c.get("restartPolicy") == "Always":  # a native sidecar: started once its startup probe passes
             assert "startupProbe" in c, c["name"]
+        elif c in spec.get("initContainers", []):  # a one-shot step: runs to completion (Kubernetes allows no probes)
+            assert not {"readinessProbe", "livenessProbe", "startupProbe"} & set(c), c["name"]
         else:
             assert "readinessProbe" in c and "livenessProbe" in c, c["name"]
 
@@ -113,6 +115,10 @@ def test_lobstack_deployments_run_the_cli_entry_points() -> None:
             if c["image"].startswith("lobstack-provisioner:"):
                 commands[name] = " ".join([*c.get("command", []), *c.get("args", [])])
     assert "lobstack worker" in commands["Deployment/lobstack-worker"]
+    # The schema is upgraded before the worker starts (it refuses a database behind its code).
+    (worker,) = [spec for name, spec in pod_specs() if name == "Deployment/lobstack-worker"]
+    upgrade = [c for c in worker["initContainers"] if c.get("args") == ["db", "upgrade"]]
+    assert len(upgrade) == 1 and upgrade[0]["envFrom"] == worker["containers"][0]["envFrom"]
     assert commands["Deployment/lobstack-gateway"].startswith("gateway")
     assert commands["Deployment/lobstack-codec-server"].startswith("codec-server")
 
