@@ -189,8 +189,8 @@ def verify_rows(rows: Iterable[EventRow]) -> VerifyReport:
 def backfill_chain(conn: Connection) -> int:
     """Chain events stored before the chain columns existed, per account in id order; returns how many.
 
-    Runs once, in create_schema's upgrade, before the append-only trigger exists. It attests those events as they are
-    at upgrade time, not how they were written.
+    Runs once, when `lobstack db upgrade` adopts a registry made before the chain (store.migrations.legacy), before
+    the append-only trigger exists. It attests those events as they are at upgrade time, not how they were written.
     """
     rows = conn.execute(select(_EVENTS).order_by(_EVENTS.c.account_id, _EVENTS.c.id)).mappings().all()
     updates: list[dict[str, Any]] = []

@@ -48,10 +48,11 @@ class AgentRow(SQLModel, table=True):
 
 
 class AuditEvent(SQLModel, table=True):
-    """Append-only: PostgreSQL and SQLite triggers refuse UPDATE and DELETE (see store.engine)."""
+    """Append-only: PostgreSQL and SQLite triggers refuse UPDATE and DELETE (store/migrations, the baseline)."""
 
     __tablename__ = "audit_events"
-    # An index rather than a constraint so create_schema's upgrade can add it by the same name on both databases.
+    # An index rather than a constraint so the adoption of pre-migration databases adds it by the same name on both
+    # databases (store.migrations.legacy).
     __table_args__ = (Index("uq_audit_events_account_seq", "account_id", "seq", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
@@ -97,7 +98,7 @@ class AgentDataRow(SQLModel, table=True):
 class AgentHealthRow(SQLModel, table=True):
     """What the fleet monitor last told a lifecycle about its agent, so only a change signals it again.
 
-    A table of its own rather than columns on `agents`: create_schema only creates what is missing (no ALTER yet).
+    A table of its own rather than columns on `agents`: it was added when the schema could only gain tables.
     """
 
     __tablename__ = "agent_health"

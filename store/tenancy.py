@@ -25,8 +25,9 @@ PostgreSQL (the database enforces it)
     stop is a service session setting another account's id itself: the account boundary is the registry setting
     `app.account_id` from the authenticated account, and the database makes every query honour it.
 
-    `enable_row_level_security` (called by create_schema) is idempotent and creates the roles when missing, which
-    needs CREATEROLE; a deployment may create them beforehand instead. Roles are never dropped by the service.
+    The baseline migration (store/migrations, `lobstack db upgrade`) creates the roles when missing, which needs
+    CREATEROLE; a deployment may create them beforehand instead. `enable_row_level_security` is the idempotent repair
+    of the same set-up, run when a registry made before migrations is adopted. Roles are never dropped by the service.
 
 SQLite (the registry enforces it, in one place)
     SQLite has no roles or row security. `AccountRegistry` adds `account_id = <its account>` to every query it runs
@@ -67,7 +68,7 @@ ACCOUNT_TABLES = ("agents", "audit_events", "agent_data", "agent_health")
 _MUTABLE_TABLES = ("agents", "agent_data", "agent_health")
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _SETTING = "nullif(current_setting('app.account_id', true), '')"
-# Any constant shared by every process; serialises schema set-up (create_schema, enable_row_level_security).
+# Any constant shared by every process; serialises schema set-up (store.schema's upgrade, enable_row_level_security).
 SCHEMA_LOCK_ID = 0x10B57AC4
 
 

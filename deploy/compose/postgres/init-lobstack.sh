@@ -1,9 +1,9 @@
 #!/bin/sh
 # First start only (docker-entrypoint-initdb.d runs it as the superuser POSTGRES_USER): the registry's own database
 # and login, separate from Temporal's, and the two NOLOGIN roles its row-level security switches to (store/tenancy.py).
-# The login is no superuser and cannot create roles, so everything create_schema would otherwise need CREATEROLE or
+# The login is no superuser and cannot create roles, so everything the baseline migration (`lobstack db upgrade`) would otherwise need CREATEROLE or
 # ADMIN OPTION for is done here: the roles exist, and the login is a member of both (the registry switches to them per
-# transaction). create_schema then owns the tables, grants on them and adds the policies, as the database's owner.
+# transaction). `lobstack db upgrade` then owns the tables, grants on them and adds the policies, as the database's owner.
 #
 # Names, defaults in brackets; the worker must be given the same role names (it reads the same variables):
 #   LOBSTACK_DB_NAME [lobstack]  LOBSTACK_DB_USER [lobstack]  LOBSTACK_DB_SERVICE_ROLE [lobstack_service]
