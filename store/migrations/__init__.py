@@ -4,3 +4,5 @@
 before migrations existed). A later revision never edits an earlier one; it adds a file, and extends the upgrade test
 (tests/store/test_migrations.py) with the data it must carry over.
 """
+
+__all__: list[str] = []
