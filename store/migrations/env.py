@@ -11,7 +11,12 @@ connection = context.config.attributes.get("connection")
 if connection is None:
     raise RuntimeError("run the registry's migrations with `lobstack db upgrade` (store.schema), not the alembic CLI")
 
-context.configure(connection=connection, target_metadata=SQLModel.metadata)
+# SQLite alters a table by copying it: autogenerate writes such changes as batch operations there.
+context.configure(
+    connection=connection,
+    target_metadata=SQLModel.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+)
 # The caller's transaction (which holds the schema lock) is the migrations' transaction: all of them or none.
 with context.begin_transaction():
     context.run_migrations()

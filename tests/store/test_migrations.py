@@ -19,10 +19,12 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import JSON, Connection, Engine, bindparam, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DatabaseError
 from sqlmodel import SQLModel
 
+from contracts.models import AgentState, Transition
 from store import Registry, make_engine, upgrade_schema
 from store.audit import GENESIS_HASH, event_hash
 from store.schema import BASELINE_REVISION, head_revision, schema_revision
@@ -94,9 +96,6 @@ def _fill(conn: Connection) -> dict[str, tuple[int, str]]:
 
 
 def _json(name: str, conn: Connection) -> Any:
-    from sqlalchemy import JSON, bindparam
-    from sqlalchemy.dialects.postgresql import JSONB
-
     return bindparam(name, type_=JSONB() if conn.dialect.name == "postgresql" else JSON())
 
 
@@ -158,9 +157,7 @@ def test_an_upgrade_to_head_keeps_every_row_the_audit_chain_and_row_level_securi
             _check_row_level_security(registry)
 
 
-def _transition(agent_id: str, account_id: str, event_key: str) -> Any:
-    from contracts.models import AgentState, Transition
-
+def _transition(agent_id: str, account_id: str, event_key: str) -> Transition:
     return Transition(
         event_key=event_key, agent_id=agent_id, account_id=account_id, state=AgentState.RUNNING, action="agent.health"
     )
