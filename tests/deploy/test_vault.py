@@ -107,7 +107,7 @@ def test_worker_agent_logs_in_as_the_orchestrator_role_and_shares_the_token() ->
     sink_path = Path(sink["file"]["config"]["path"])
     (deployment,) = [d for d in yaml_documents(K8S / "lobstack" / "worker.yaml") if d["kind"] == "Deployment"]
     spec = deployment["spec"]["template"]["spec"]
-    (sidecar,) = spec["initContainers"]
+    (sidecar,) = [c for c in spec["initContainers"] if c["name"] == "bao-agent"]
     (worker,) = spec["containers"]
     sidecar_mounts = {m["mountPath"]: m["name"] for m in sidecar["volumeMounts"]}
     worker_mounts = {m["mountPath"]: m["name"] for m in worker["volumeMounts"]}
