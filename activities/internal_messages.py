@@ -16,7 +16,7 @@ from temporalio import activity
 
 from contracts.internal_messages import SealCheck, seal_matches
 
-__all__ = ["INTERNAL_KEY_ENV", "InternalMessageActivities", "internal_key"]
+__all__ = ["INTERNAL_KEY_ENV", "InternalKeyError", "InternalMessageActivities", "internal_key"]
 
 INTERNAL_KEY_ENV = "LOBSTACK_INTERNAL_KEY"
 _MIN_KEY_CHARS = 32
@@ -31,10 +31,13 @@ def _process_key() -> bytes:
     return secrets.token_bytes(32)
 
 
-def internal_key(env: Mapping[str, str] | None = None) -> bytes:
-    """The configured key, or this process's random one when none is configured."""
+def internal_key(env: Mapping[str, str] | None = None, *, required: bool = False) -> bytes:
+    """The configured key, or this process's random one when none is configured and none is `required`
+    (production: several workers each with a key of their own would refuse one another's health signals)."""
     env = os.environ if env is None else env
     configured = env.get(INTERNAL_KEY_ENV, "")
+    if not configured and required:
+        raise InternalKeyError(f"{INTERNAL_KEY_ENV} is required when LOBSTACK_ENV=production (32+ random characters)")
     if not configured:
         return _process_key()
     if len(configured) < _MIN_KEY_CHARS:

@@ -47,7 +47,8 @@ async def run_worker_from_env(
     )
     AgentVault(vault_settings).ensure_engines()
     log = logging.getLogger("lobstack.worker")
-    internal_key()  # a short LOBSTACK_INTERNAL_KEY stops the worker here, not at the first health signal
+    # Missing in production or too short: stops the worker here (`lobstack worker` says so in one line first).
+    internal_key(required=settings.environment == "production")
     if not os.environ.get(INTERNAL_KEY_ENV):
         log.warning(
             "%s is not set: health signals are sealed with a key of this process only; set the same key on "
