@@ -14,6 +14,7 @@ from contracts.internal_messages import sealed_body
 from contracts.models import AgentState, AgentStatus, HealthChange
 from contracts.workflow_names import HEALTH_CHANGED_SIGNAL
 from tests.stack import Stack, eventually
+from workers.replay import workflow_replayer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -67,6 +68,9 @@ async def test_health_changed_from_outside_is_refused_audited_and_changes_nothin
 
         await stack.client.destroy(agent_id)
         await stack.client.result(agent_id)
+    # The new path (patch marker, seal checks as local activities) replays as it ran.
+    history = await handle.fetch_history()
+    await workflow_replayer(stack.temporal.data_converter).replay_workflow(history)
     refusals = [e for e in stack.registry.events(agent_id=agent_id) if e.action == "message.refused"]
     assert [e.details["handler"] for e in refusals] == ["health_changed"] * 4
     assert refusals[0].actor == "fleet-monitor"  # the claim is recorded as claimed, and counted for nothing
