@@ -244,13 +244,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
         check()  # before anything starts: a dependency outside its pinned series is refused in one line
     except LibraryHooksMissing as err:
         raise CommandFailed(str(err), EXIT_USAGE) from None
+    from activities.internal_messages import InternalKeyError, internal_key
     from workers.main import run_worker_from_env
     from workers.settings import SettingsError, WorkerSettings
 
     try:
         # LOBSTACK_ENV=production without LOBSTACK_BUILD_ID, among others: refused before anything is contacted.
         settings = WorkerSettings.from_env()
-    except SettingsError as err:
+        internal_key(required=settings.environment == "production")
+    except (SettingsError, InternalKeyError) as err:
         raise CommandFailed(str(err), EXIT_USAGE) from None
     vault_settings()  # refused here, one line and status 2, rather than as the worker's first traceback
     return _run(run_worker_from_env(*temporal_target(args), settings, task_queue=args.task_queue))

@@ -121,6 +121,8 @@ class LifecycleState:
     # What the workflow waits for, as the Web UI shows it, ending with `refused_note` while there is one.
     waiting_for: str = ""
     refused_note: str = ""
+    # `sent_at` of the last sealed system message accepted: an older one is a replay (contracts/internal_messages.py).
+    last_system_message_at: str = ""
     created_at: datetime | None = None
     updated_at: datetime | None = None
     running_at: datetime | None = None
@@ -417,6 +419,10 @@ class HealthChange:
     reason: str = ""
     consecutive_failures: int = 0
     checked_at: datetime | None = None
+    # Set by the system only: when it was sent and its seal (contracts/internal_messages.py); a body without them
+    # is refused.
+    sent_at: str = ""
+    seal: str = ""
 
 
 class ApprovalState(StrEnum):

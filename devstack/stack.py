@@ -248,6 +248,9 @@ async def _started(
                     "LOBSTACK_DEPLOYMENT_NAME": settings.versioning.deployment_name,
                     "LOBSTACK_BUILD_ID": settings.versioning.build_id,
                     "LOBSTACK_VERSIONING": "on" if settings.versioning.enabled else "off",
+                    # One seal key for the stack's life: a restarted worker still accepts the health signals the
+                    # one it replaced sealed (activities/internal_messages.py).
+                    "LOBSTACK_INTERNAL_KEY": secrets.token_urlsafe(32),
                 }
                 if key is not None:
                     keys_file = write_private(home / "codec-keys", encode_keyring_spec([key]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,11 +19,15 @@ from temporalio.client import Client, WorkflowHandle
 import devstack
 from activities.cloud.base import CloudProvider
 from activities.cloud.local import LocalProvider
+from activities.internal_messages import internal_key
 from activities.secrets import AgentVault, VaultSettings
 from clients.client import LobstackClient
 from contracts.identifiers import approval_id as approval_workflow_id
-from contracts.models import ApprovalStatus, ToolApprovalInput
+from contracts.identifiers import workflow_id
+from contracts.internal_messages import sealed_body
+from contracts.models import ApprovalStatus, HealthChange, ToolApprovalInput
 from contracts.spec import AgentSpec
+from contracts.workflow_names import HEALTH_CHANGED_SIGNAL
 from store import Registry, upgrade_database
 from workers.main import build_services
 from workers.settings import WorkerSettings
@@ -69,6 +74,12 @@ class Stack:
             chosen["local"] = local
         services = Services(services.registry, services.secrets, services.bootstrap, chosen)
         return running_workers(self.temporal, services, task_queue=self.task_queue)
+
+    async def health_changed(self, agent_id: str, change: HealthChange) -> None:
+        """What the fleet monitor sends: the change sealed with this process's workers' key."""
+        target = workflow_id(agent_id)
+        body = sealed_body(internal_key(), target, HEALTH_CHANGED_SIGNAL, dataclasses.asdict(change))
+        await self.temporal.get_workflow_handle(target).signal(HEALTH_CHANGED_SIGNAL, body)
 
     def spec(self, **overrides: object) -> AgentSpec:
         fields: dict[str, Any] = {

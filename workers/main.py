@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 
 from activities.cloud.base import CloudProvider
+from activities.internal_messages import INTERNAL_KEY_ENV, internal_key
 from activities.secrets import AgentVault, SecretsActivities, VaultSettings
 from connection.codec import Keyring, data_converter
 from contracts.queues import WORKFLOW_QUEUE
@@ -45,6 +47,14 @@ async def run_worker_from_env(
     )
     AgentVault(vault_settings).ensure_engines()
     log = logging.getLogger("lobstack.worker")
+    # Missing in production or too short: stops the worker here (`lobstack worker` says so in one line first).
+    internal_key(required=settings.environment == "production")
+    if not os.environ.get(INTERNAL_KEY_ENV):
+        log.warning(
+            "%s is not set: health signals are sealed with a key of this process only; set the same key on "
+            "every worker when more than one runs",
+            INTERNAL_KEY_ENV,
+        )
     keyring = Keyring.from_env()  # LOBSTACK_CODEC_KEYS / _KEYS_FILE / _WRAPPED_KEYS
     if keyring is None:
         log.warning("payloads are NOT encrypted: set LOBSTACK_CODEC_KEYS (or _KEYS_FILE, _WRAPPED_KEYS)")

@@ -32,6 +32,7 @@ from activities.cloud.budget import ApiBudget, Budgeted
 from activities.cloud.local import LocalProvider
 from activities.cloud.providers import build_providers
 from activities.health import HealthActivities
+from activities.internal_messages import InternalMessageActivities, internal_key
 from activities.maintenance import maintenance_activities
 from activities.registry import RegistryActivities
 from activities.secrets import SecretsActivities
@@ -121,6 +122,8 @@ def build_workers(
     registry_acts = RegistryActivities(services.registry)
     approval_acts = ApprovalActivities(services.temporal or client)
     health_acts = HealthActivities()
+    # The seal check of system messages; the fleet monitor seals with the same key (activities/internal_messages.py).
+    seal_acts = InternalMessageActivities(internal_key())
     cloud_acts = CloudActivities(
         providers=services.providers, bootstrap=services.bootstrap, gateway_url=services.gateway_url
     )
@@ -145,6 +148,7 @@ def build_workers(
             registry_acts.record_transition,
             approval_acts.close_approvals,
             health_acts.wait_healthy,
+            seal_acts.check_seal,
             *maintenance,
         ],
         **common,

@@ -28,9 +28,11 @@ with workflow.unsafe.imports_passed_through():
     from activities.cloud.activities import CloudActivities
     from activities.errors import error_class
     from activities.health import HealthActivities
+    from activities.internal_messages import InternalMessageActivities
     from activities.maintenance import AgentDataActivities
     from activities.registry import RegistryActivities
     from activities.secrets import SecretsActivities
+    from contracts.internal_messages import SEAL_FIELD, SealCheck, canonical
     from contracts.messages import MessageRefused, one_message
     from contracts.models import (
         AgentPolicy,
@@ -74,6 +76,7 @@ T = TypeVar("T")
 PATCH_RETIRE_ABANDONED = "retire-abandoned-create"
 PATCH_AUDIT_EVERY_REFUSAL = "audit-every-refusal"
 PATCH_CLOSE_APPROVALS = "cleanup-closes-approvals"
+PATCH_SEALED_SYSTEM_MESSAGES = "sealed-system-messages"
 
 # The Web UI renders current details as Markdown: example values, never <placeholders> it would swallow as HTML.
 DESTROY_BODY = json.dumps({"requested_by": "your-name", "reason": "why"})
@@ -442,7 +445,10 @@ class AgentLifecycleWorkflow:
 
     # --- policy and health ----------------------------------------------------------------------------------------
 
-    @workflow.signal(description=f"Change the agent's skills. Body: {SKILLS_BODY}")
+    @workflow.signal(
+        description=f"For operators (what `LobstackClient.update_skills` sends): change the agent's skills. "
+        f"Body: {SKILLS_BODY}"
+    )
     async def update_skills(self, *body: Any) -> None:
         """Body `{"skills": [...], "approval_required": [...] | null, "requested_by": "..."}`, checked as sent."""
         update = await self._receive("update_skills", body, SkillUpdate, SKILLS_BODY)
@@ -466,12 +472,20 @@ class AgentLifecycleWorkflow:
             details={"policy_version": str(self._agent.policy_version)},
         )
 
-    @workflow.signal(description="Internal: sent by the fleet monitor when the agent's health changes.")
+    @workflow.signal(
+        description="Internal, for the system only: the fleet monitor's health report. Do not send it: a message "
+        "without the workers' seal is refused and audited. To replace an unhealthy agent, destroy and create it."
+    )
     async def health_changed(self, *body: Any) -> None:
         """From the fleet monitor, only when health changes: degrade past the threshold, recover when healthy."""
+        # Older histories took any well-formed body: they replay as recorded.
+        if workflow.patched(PATCH_SEALED_SYSTEM_MESSAGES) and not await self._from_system("health_changed", body):
+            return
         change = await self._receive("health_changed", body, HealthChange, "")
         if change is None or self._agent.state not in (AgentState.RUNNING, AgentState.DEGRADED):
             return
+        if change.sent_at:
+            self._agent.last_system_message_at = change.sent_at
         agent = self._agent
         agent.health = "healthy" if change.healthy else (change.status or "unhealthy")
         agent.consecutive_failures = (
@@ -676,6 +690,28 @@ class AgentLifecycleWorkflow:
         except MessageRefused as err:
             await self._refuse(handler, str(err), actor=_claimed_sender(body))
             return None
+
+    async def _from_system(self, handler: str, body: tuple[Any, ...]) -> bool:
+        """Whether the message carries a valid seal of the workers' key (contracts/internal_messages.py), later
+        than the last one accepted; else refused and audited like any refused message."""
+        raw = body[0] if len(body) == 1 and isinstance(body[0], dict) else {}
+        sealed, sent_at = raw.get(SEAL_FIELD), raw.get("sent_at")
+        why = ""
+        if not (isinstance(sealed, str) and sealed and isinstance(sent_at, str) and sent_at):
+            why = "internal message: only the system sends it, and this one has no seal"
+        elif sent_at <= self._agent.last_system_message_at:
+            why = "internal message: a replay of an earlier one"
+        else:
+            check = SealCheck(workflow.info().workflow_id, handler, canonical(raw), sealed)
+            valid = await workflow.execute_local_activity_method(
+                InternalMessageActivities.check_seal, check, start_to_close_timeout=timedelta(seconds=10)
+            )
+            if not valid:
+                why = "internal message: only the system sends it, and this seal is not the system's"
+        if why:
+            await self._refuse(handler, why, actor=_claimed_sender(body))
+            return False
+        return True
 
     async def _refuse(
         self, handler: str, why: str, *, actor: str, action: str = "message.refused", audited_before: bool = False

@@ -18,6 +18,7 @@ next run, never lost; a crash between signal and save repeats a signal, which li
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -29,8 +30,10 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.health import probe
+from activities.internal_messages import internal_key
 from activities.registry import _translate_errors as registry_errors
 from contracts.identifiers import workflow_id
+from contracts.internal_messages import sealed_body
 from contracts.maintenance_models import FleetHealthInput, FleetHealthResult
 from contracts.models import HealthChange, HealthReport
 from contracts.workflow_names import HEALTH_CHANGED_SIGNAL
@@ -93,9 +96,11 @@ def _differs(old: HealthRecord | None, new: HealthRecord) -> bool:
 
 
 class FleetActivities:
-    def __init__(self, *, registry: Registry, temporal: Client) -> None:
+    def __init__(self, *, registry: Registry, temporal: Client, key: bytes | None = None) -> None:
         self.registry = registry
         self.temporal = temporal
+        # Seals every health_changed: the lifecycle refuses one without (contracts/internal_messages.py).
+        self._key = internal_key() if key is None else key
         # Built once: httpx would load the CA bundle again for every client (one per probe lane per run).
         self._tls = httpx.create_ssl_context()
 
@@ -196,7 +201,9 @@ class FleetActivities:
         async def one(agent_id: str, change: HealthChange) -> str:
             async with limit:
                 try:
-                    await self.temporal.get_workflow_handle(workflow_id(agent_id)).signal(HEALTH_CHANGED_SIGNAL, change)
+                    target = workflow_id(agent_id)
+                    body = sealed_body(self._key, target, HEALTH_CHANGED_SIGNAL, dataclasses.asdict(change))
+                    await self.temporal.get_workflow_handle(target).signal(HEALTH_CHANGED_SIGNAL, body)
                 except RPCError as err:
                     if err.status == RPCStatusCode.NOT_FOUND:  # the lifecycle closed since the registry said running
                         return "closed"

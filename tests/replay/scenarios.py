@@ -25,7 +25,6 @@ from contracts.regions import CLOUD_PROVIDERS
 from tests.stack import AGENTS, Stack, eventually
 from workers.settings import WorkerSettings
 from workers.worker import default_providers
-from workflows.agent_lifecycle import AgentLifecycleWorkflow
 from workflows.fleet_health import FleetHealthWorkflow
 from workflows.key_rotation import KeyRotationWorkflow
 from workflows.orphan_sweep import OrphanSweepWorkflow
@@ -80,9 +79,7 @@ def scenario(name: str) -> Callable[[Run], Run]:
 
 
 async def _health(stack: Stack, agent_id: str, change: HealthChange) -> None:
-    await stack.temporal.get_workflow_handle(workflow_id(agent_id)).signal(
-        AgentLifecycleWorkflow.health_changed, change
-    )
+    await stack.health_changed(agent_id, change)
 
 
 async def _destroyed(stack: Stack, agent_id: str) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHandle
@@ -18,7 +17,6 @@ import devstack
 from contracts.identifiers import workflow_id
 from contracts.models import AgentState, HealthChange
 from tests.stack import Stack, eventually, make_stack, reap
-from workflows.agent_lifecycle import AgentLifecycleWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -65,10 +63,6 @@ async def _continued(stack: Stack, agent_id: str, handle: WorkflowHandle[object,
     return await eventually(new_run, timeout_s=60, what="a continue-as-new")
 
 
-async def _health(handle: WorkflowHandle[Any, Any], change: HealthChange) -> None:
-    await handle.signal(AgentLifecycleWorkflow.health_changed, change)
-
-
 async def test_a_degraded_agent_that_continues_as_new_is_still_degraded(short_history_stack: Stack) -> None:
     stack = short_history_stack
     async with stack.workers():
@@ -78,8 +72,8 @@ async def test_a_degraded_agent_that_continues_as_new_is_still_degraded(short_hi
         handle = stack.temporal.get_workflow_handle(workflow_id(agent_id))
         # A refused message is the agent's last error; the health changes below leave it as it is.
         await handle.signal("health_changed", {"healthy": "no", "status": "unreachable"})
-        await _health(handle, HealthChange(False, "unreachable", "timeout", consecutive_failures=1))
-        await _health(handle, HealthChange(False, "unreachable", "timeout", consecutive_failures=2))
+        await stack.health_changed(agent_id, HealthChange(False, "unreachable", "timeout", consecutive_failures=1))
+        await stack.health_changed(agent_id, HealthChange(False, "unreachable", "timeout", consecutive_failures=2))
         before = await stack.client.wait_for(agent_id, {AgentState.DEGRADED}, timeout_s=30)
         assert before.consecutive_failures == 2 and "health_changed" in before.last_error
 
@@ -100,14 +94,14 @@ async def test_a_degraded_agent_that_continues_as_new_is_still_degraded(short_hi
         )
 
         # The next run counts on from the carried failures, and recovers as the first would have.
-        await _health(handle, HealthChange(False, "unreachable", "timeout"))
+        await stack.health_changed(agent_id, HealthChange(False, "unreachable", "timeout"))
 
         async def counted_on() -> int | None:
             status = await stack.client.status(agent_id)
             return status.consecutive_failures if status.consecutive_failures != 2 else None
 
         assert await eventually(counted_on, what="the third failure") == 3
-        await _health(handle, HealthChange(True, "healthy"))
+        await stack.health_changed(agent_id, HealthChange(True, "healthy"))
         recovered = await stack.client.wait_for(agent_id, {AgentState.RUNNING}, timeout_s=30)
         assert (recovered.health, recovered.consecutive_failures) == ("healthy", 0)
         await stack.client.destroy(agent_id)

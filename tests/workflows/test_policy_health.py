@@ -5,11 +5,9 @@ from __future__ import annotations
 import pytest
 
 from activities.cloud.local import pid_alive
-from contracts.identifiers import workflow_id
 from contracts.models import AgentPolicy, AgentState, AgentStatus, HealthChange, Residue
 from contracts.spec import SpecError
 from tests.stack import Stack, eventually
-from workflows.agent_lifecycle import AgentLifecycleWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -40,8 +38,7 @@ async def test_update_skills_changes_the_policy_and_is_audited(stack: Stack) -> 
 
 
 async def _health(stack: Stack, agent_id: str, change: HealthChange) -> None:
-    handle = stack.temporal.get_workflow_handle(workflow_id(agent_id))
-    await handle.signal(AgentLifecycleWorkflow.health_changed, change)
+    await stack.health_changed(agent_id, change)
 
 
 async def test_degrades_after_the_threshold_and_recovers(stack: Stack) -> None:
