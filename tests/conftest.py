@@ -22,7 +22,7 @@ from cloudsim.testing import RunningSim
 from connection.codec import Keyring, data_converter
 from tests.stack import AGENTS, ENCRYPTED_STACK_KEY_ID, Stack, make_stack, reap
 from workers.converter import with_converter
-from workflows.tool_approval import APPROVAL_STATE
+from workflows.search_attributes import APPROVAL_KEYS
 
 PG_ADMIN_URL = os.environ.get("LOBSTACK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -101,7 +101,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 @pytest.fixture(scope="session")
 async def temporal_dev() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=devstack.temporal_binary(), search_attributes=[APPROVAL_STATE]
+        dev_server_existing_path=devstack.temporal_binary(), search_attributes=APPROVAL_KEYS
     )
     yield env
     await env.shutdown()

@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
+from temporalio.common import SearchAttributeUpdate, VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType
 
@@ -69,6 +69,7 @@ with workflow.unsafe.imports_passed_through():
         REGISTRY_RETRY,
         VERIFY_RETRY,
     )
+    from workflows.search_attributes import ACCOUNT, AGENT_ID, APPROVAL_DEADLINE, APPROVAL_KIND, APPROVAL_STATE
 
 T = TypeVar("T")
 
@@ -77,6 +78,8 @@ PATCH_RETIRE_ABANDONED = "retire-abandoned-create"
 PATCH_AUDIT_EVERY_REFUSAL = "audit-every-refusal"
 PATCH_CLOSE_APPROVALS = "cleanup-closes-approvals"
 PATCH_SEALED_SYSTEM_MESSAGES = "sealed-system-messages"
+# ... and before the approval gate published its search attributes (workflows/search_attributes.py).
+PATCH_APPROVAL_ATTRIBUTES = "approval-search-attributes"
 
 # The Web UI renders current details as Markdown: example values, never <placeholders> it would swallow as HTML.
 DESTROY_BODY = json.dumps({"requested_by": "your-name", "reason": "why"})
@@ -113,6 +116,7 @@ class AgentLifecycleWorkflow:
         self._decision: tuple[bool, Decision] | None = None
         self._step: asyncio.Task[object] | None = None
         self._events = 0
+        self._publishing = False
 
     # --- run ------------------------------------------------------------------------------------------------------
 
@@ -163,6 +167,9 @@ class AgentLifecycleWorkflow:
         spec = self._spec
         self._agent.state = AgentState.PENDING_APPROVAL
         expires = workflow.now() + timedelta(seconds=spec.approval_timeout_s)
+        # The Web UI's list finds the waiting agent by these (`LobstackApprovalState = "pending"`).
+        self._publishing = workflow.patched(PATCH_APPROVAL_ATTRIBUTES)
+        self._publish_approval("pending", expires)
         self._set_waiting(
             f"Waiting for a human to approve agent {spec.agent_id} ({spec.name}, account {spec.account_id}, "
             f"{spec.provider}/{spec.region}/{spec.size}, skills: {', '.join(spec.skills) or 'none'}). "
@@ -178,12 +185,13 @@ class AgentLifecycleWorkflow:
         except TimeoutError:
             # Caught on purpose: an uncaught TimeoutError would fail the workflow task, not decide anything.
             self._agent.last_error = "approval expired: no decision before the deadline"
-            return await self._end_rejected("agent.approval_expired", actor="lobstack")
+            return await self._end_rejected("agent.approval_expired", actor="lobstack", approval="expired")
         except (asyncio.CancelledError, ActivityError) as err:
             if not is_cancelled_exception(err):
                 raise
             self._agent.last_error = "cancelled before approval"
-            await asyncio.shield(asyncio.ensure_future(self._end_rejected("agent.cancelled", actor="lobstack")))
+            ending = self._end_rejected("agent.cancelled", actor="lobstack", approval="cancelled")
+            await asyncio.shield(asyncio.ensure_future(ending))
             raise asyncio.CancelledError from None
         if self._decision is None:
             self._agent.last_error = "destroyed before approval"
@@ -195,17 +203,34 @@ class AgentLifecycleWorkflow:
             return await self._end_rejected("agent.rejected", actor=decision.approver, reason=decision.reason)
         self._agent.approved_by = decision.approver
         self._agent.state = AgentState.PROVISIONING
+        self._publish_approval("approved")
         await self._record("agent.approved", actor=decision.approver, reason=decision.reason)
         return True
 
-    async def _end_rejected(self, action: str, *, actor: str, reason: str = "") -> bool:
+    async def _end_rejected(self, action: str, *, actor: str, reason: str = "", approval: str = "rejected") -> bool:
         self._agent.state = AgentState.REJECTED
+        self._publish_approval(approval)
         self._agent.finished_at = workflow.now()
         self._set_waiting(
             f"Finished: agent {self._spec.agent_id} was not approved ({self._agent.last_error}). Nothing was created."
         )
         await self._record(action, actor=actor, reason=reason or self._agent.last_error)
         return False
+
+    def _publish_approval(self, state: str, deadline: datetime | None = None) -> None:
+        """Set the approval's search attributes: all of them when it starts waiting, then only its outcome."""
+        if not self._publishing:
+            return
+        spec = self._spec
+        found: list[SearchAttributeUpdate[Any]] = [APPROVAL_STATE.value_set(state)]
+        if deadline is not None:
+            found += [
+                APPROVAL_KIND.value_set("agent"),
+                ACCOUNT.value_set(spec.account_id),
+                AGENT_ID.value_set(spec.agent_id),
+                APPROVAL_DEADLINE.value_set(deadline),
+            ]
+        workflow.upsert_search_attributes(found)
 
     async def _provision(self) -> None:
         spec = self._spec

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey, VersioningBehavior
+from temporalio.common import SearchAttributeUpdate, VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from contracts.workflow_names import TOOL_APPROVAL
@@ -34,10 +34,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.decisions import ACTOR_MAX, REASON_MAX, audit_text, refusal
     from workflows.retries import REGISTRY_RETRY
+    from workflows.search_attributes import ACCOUNT, AGENT_ID, APPROVAL_DEADLINE, APPROVAL_KIND, APPROVAL_STATE
 
-# Registered on the server (`lobstack dev`, test fixtures): lets the Web UI list pending approvals with a query like
-# `LobstackApprovalState = "pending"`.
-APPROVAL_STATE = SearchAttributeKey.for_keyword("LobstackApprovalState")
 T = TypeVar("T")
 
 
@@ -46,6 +44,8 @@ DECISION_BODY = json.dumps({"approver": "your-name", "reason": "why"})
 PATCH_AUDIT_EVERY_REFUSAL = "audit-every-refusal"
 # ... and before a cancellation closed an approval as `cancelled` (it ended the workflow as cancelled then).
 PATCH_CANCEL_CLOSES = "cancel-closes-approval"
+# ... and before it said its kind, agent, account and deadline beside its state (workflows/search_attributes.py).
+PATCH_APPROVAL_ATTRIBUTES = "approval-search-attributes"
 
 
 # Pinned: a run that waits days for a person or lives for months never meets another release's code; old
@@ -73,6 +73,7 @@ class ToolApprovalWorkflow:
         self._refused_note = ""
         self._details = ""
         self._cancel_reason = ""
+        self._deadline = self._requested_at + timedelta(seconds=input.timeout_s)
 
     @workflow.run
     async def run(self, *args: Any) -> ApprovalStatus:
@@ -104,6 +105,7 @@ class ToolApprovalWorkflow:
             self._escalated = True
             self._approvers = list(dict.fromkeys([*self._approvers, *input.escalation_approvers]))
             await self._audit("approval.escalated", reason=f"no decision in {input.timeout_s}s")
+            self._deadline = workflow.now() + timedelta(seconds=input.escalation_timeout_s)
             decided = await self._wait(timedelta(seconds=input.escalation_timeout_s))
         return decided
 
@@ -154,7 +156,15 @@ class ToolApprovalWorkflow:
         """Say what is awaited, in the UI's current details and in the search attribute approvers filter on."""
         i = self._input
         if i.publish_search_attribute:
-            workflow.upsert_search_attributes([APPROVAL_STATE.value_set(self._state.value)])
+            found: list[SearchAttributeUpdate[Any]] = [APPROVAL_STATE.value_set(self._state.value)]
+            if workflow.patched(PATCH_APPROVAL_ATTRIBUTES):
+                found += [
+                    APPROVAL_KIND.value_set("tool"),
+                    ACCOUNT.value_set(i.account_id),
+                    AGENT_ID.value_set(i.agent_id),
+                    APPROVAL_DEADLINE.value_set(self._deadline),
+                ]
+            workflow.upsert_search_attributes(found)
         if self._state != ApprovalState.PENDING:
             who = f" by {self._decision[1].approver}: {self._decision[1].reason}" if self._decision else ""
             if self._state == ApprovalState.CANCELLED:

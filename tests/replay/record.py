@@ -30,7 +30,7 @@ from tests.replay.recorded import HISTORIES, project_version
 from tests.replay.scenarios import SCENARIOS, Scenario, Stacks
 from tests.stack import Stack, make_stack, reap
 from workers.converter import with_converter
-from workflows.tool_approval import APPROVAL_STATE
+from workflows.search_attributes import APPROVAL_KEYS
 
 __all__ = ["main", "record", "runs_of", "save"]
 
@@ -70,7 +70,7 @@ def save(directory: Path, name: str, runs: Sequence[WorkflowHistory], *, replace
 async def _dev_server(*extra_args: str) -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=devstack.temporal_binary(),
-        search_attributes=[APPROVAL_STATE],
+        search_attributes=APPROVAL_KEYS,
         dev_server_extra_args=list(extra_args),
     )
     try:

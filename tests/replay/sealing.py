@@ -14,12 +14,14 @@ from temporalio.api.common.v1 import Payload
 
 from connection.codec import ENCODING, KEY_ID_METADATA
 from tests.replay.codec_test_key import TEST_ONLY_KEY_ID
+from workflows.search_attributes import APPROVAL_KEYS
 
 __all__ = ["PATCH_MARKER", "PLAIN_SEARCH_ATTRIBUTES", "payloads", "unsealed"]
 
 PATCH_MARKER = "core_patch"
-# The approval's state (the Web UI's list of pending approvals) and the patch ids a run went through.
-PLAIN_SEARCH_ATTRIBUTES = {"LobstackApprovalState", "TemporalChangeVersion"}
+# What finds an approval in the Web UI's list (ids, states and a deadline, never secrets) and the patch ids a run
+# went through.
+PLAIN_SEARCH_ATTRIBUTES = {key.name for key in APPROVAL_KEYS} | {"TemporalChangeVersion"}
 
 
 def payloads(document: Any, path: str = "") -> Iterator[tuple[str, Payload]]:
