@@ -33,6 +33,7 @@ from clients.cli_common import (
 )
 from clients.db_cli import add_db_commands
 from clients.ops_cli import add_ops_commands
+from contracts.approval_search import PENDING_APPROVALS_QUERY as PENDING
 from contracts.models import AgentState, AgentStatus
 from contracts.queues import WORKFLOW_QUEUE
 from contracts.spec import (
@@ -202,10 +203,16 @@ def cmd_agent_skills(args: argparse.Namespace) -> int:
 def cmd_approvals_list(args: argparse.Namespace) -> int:
     async def go() -> int:
         client = await connect(args)
-        approvals = await client.list_approvals(pending_only=not args.all)
+        # The documented query (contracts/approval_search.py): agent and tool approvals alike, as the Web UI finds them.
+        approvals = await client.pending_approvals(all_states=args.all)
         for a in approvals:
-            escalated = " (escalated)" if a.escalated else ""
-            print(f"{a.approval_id:<60} {a.state.value:<9} {a.tool:<20} approvers: {', '.join(a.approvers)}{escalated}")
+            deadline = f"{a.deadline:%Y-%m-%d %H:%M} UTC" if a.deadline else "-"
+            noun = "agent" if a.kind == "agent" else "approvals"
+            target = a.agent_id if a.kind == "agent" else a.workflow_id
+            print(
+                f"{a.kind:<5} {a.state:<9} {a.account_id or '-':<16} {a.agent_id:<40} until {deadline:<20} "
+                f"lobstack {noun} approve {target} --approver NAME"
+            )
         if not approvals:
             print("no pending approvals", file=sys.stderr)
         return 0
@@ -448,9 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_commands(sub)
     add_db_commands(sub)
 
-    approvals = sub.add_parser("approvals", help="list and decide tool approvals")
+    approvals = sub.add_parser("approvals", help="list agent and tool approvals; decide tool approvals")
     approvals_sub = approvals.add_subparsers(dest="approvals_command", required=True)
-    listing = approvals_sub.add_parser("list", help="approvals waiting for a decision")
+    listing = approvals_sub.add_parser("list", help=f"agent and tool approvals waiting for a decision ({PENDING})")
     listing.add_argument("--all", action="store_true", help="include decided ones")
     listing.set_defaults(func=cmd_approvals_list)
     for verb, approved in (("approve", True), ("reject", False)):

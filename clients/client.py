@@ -23,11 +23,12 @@ from temporalio.client import (
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import SearchAttributeKey, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.converter import DataConverter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from contracts import approval_search
 from contracts.errors import (
     AgentEnded,
     AgentExists,
@@ -79,6 +80,25 @@ class AgentSummary:
     agent_id: str
     workflow_status: str
     started_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PendingApproval:
+    """One run that waits (or waited) for a person, read from its search attributes alone: no worker needs to answer."""
+
+    kind: str  # agent or tool
+    workflow_id: str
+    agent_id: str
+    account_id: str
+    state: str
+    deadline: datetime | None
+
+
+_KIND = SearchAttributeKey.for_keyword(approval_search.APPROVAL_KIND)
+_STATE = SearchAttributeKey.for_keyword(approval_search.APPROVAL_STATE)
+_ACCOUNT = SearchAttributeKey.for_keyword(approval_search.ACCOUNT)
+_AGENT = SearchAttributeKey.for_keyword(approval_search.AGENT_ID)
+_DEADLINE = SearchAttributeKey.for_datetime(approval_search.APPROVAL_DEADLINE)
 
 
 def new_agent_id(name: str) -> str:
@@ -164,8 +184,10 @@ class LobstackClient:
 
     # --- agents ----------------------------------------------------------------------------------------------------
 
-    async def create_agent(self, spec: AgentSpec) -> str:
-        """Validate, assign an id if none was given, and start the lifecycle. Returns the agent id."""
+    async def create_agent(self, spec: AgentSpec, *, requested_by: str = "") -> str:
+        """Validate, assign an id if none was given, and start the lifecycle. Returns the agent id.
+
+        `requested_by` names the requester in the Web UI's list (default: this client's Temporal identity)."""
         validate_spec(spec)
         if not spec.agent_id:
             spec = replace(spec, agent_id=new_agent_id(spec.name))
@@ -178,7 +200,7 @@ class LobstackClient:
                 # An agent id names one agent for ever: never reuse it, even after its lifecycle closed.
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                static_summary=f"agent {spec.name} ({spec.account_id}, {spec.provider}/{spec.region})",
+                static_summary=_agent_summary(spec, requested_by or self.temporal.identity),
             )
         except WorkflowAlreadyStartedError:
             raise AgentExists(spec.agent_id) from None
@@ -283,6 +305,25 @@ class LobstackClient:
                 continue  # one unanswerable approval must not hide the others
         return found
 
+    async def pending_approvals(self, *, all_states: bool = False) -> list[PendingApproval]:
+        """Agent and tool approvals found by the documented query (contracts/approval_search.py), the one the Web UI's
+        list uses; with `all_states`, decided ones too. Older runs that published only their state show kind `tool`."""
+        query = approval_search.ALL_APPROVALS_QUERY if all_states else approval_search.PENDING_APPROVALS_QUERY
+        found = []
+        async for wf in self.temporal.list_workflows(query):
+            attrs = wf.typed_search_attributes
+            found.append(
+                PendingApproval(
+                    kind=attrs.get(_KIND) or ("agent" if wf.workflow_type == AGENT_LIFECYCLE else "tool"),
+                    workflow_id=wf.id,
+                    agent_id=attrs.get(_AGENT) or agent_of(wf.id) or "",
+                    account_id=attrs.get(_ACCOUNT) or "",
+                    state=attrs.get(_STATE) or "",
+                    deadline=attrs.get(_DEADLINE),
+                )
+            )
+        return found
+
     async def approval(self, approval_id: str) -> ApprovalStatus:
         validate_approval_id(approval_id)
         handle = self._approval_handle(approval_id)
@@ -356,3 +397,12 @@ __all__ = [
     "new_agent_id",
     "validate_approval_id",
 ]
+
+
+def _agent_summary(spec: AgentSpec, requester: str) -> str:
+    """The Web UI list's one line: what the run waits for first, then agent, account, placement and requester."""
+    what = "Needs approval" if spec.require_approval else "Agent"
+    return (
+        f"{what}: agent {spec.name} ({spec.agent_id}), account {spec.account_id}, "
+        f"{spec.provider}/{spec.region}/{spec.size}, requested by {requester or 'unknown'}"
+    )

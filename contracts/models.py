@@ -183,6 +183,7 @@ class LifecycleState:
             approvers=list(spec.approvers),
             escalation_approvers=list(spec.escalation_approvers),
             version=self.policy_version,
+            placement=f"{self.vm.provider if self.vm else spec.provider}/{spec.region}/{spec.size}",
         )
 
 
@@ -408,6 +409,8 @@ class AgentPolicy:
     approvers: list[str]
     escalation_approvers: list[str]
     version: int = 0
+    # Where the agent runs (`provider/region/size`, the VM's provider once it has one): named in approval summaries.
+    placement: str = ""
 
 
 @dataclass

@@ -178,7 +178,12 @@ class Gateway:
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 memo={"fingerprint": fingerprint},
-                static_summary=f"{request.tool} for agent {agent_id} ({request.risk} risk)",
+                # Read in the Web UI's list: what it waits for first, then agent, account, placement and requester.
+                static_summary=(
+                    f"Needs approval: tool {request.tool} ({request.risk} risk) for agent {agent_id}, "
+                    f"account {policy.account_id}, {policy.placement or 'placement unknown'}, "
+                    f"requested by {identity.principal}"
+                ),
                 rpc_timeout=_RPC_TIMEOUT,
             )
         except WorkflowAlreadyStartedError:
