@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 import devstack
@@ -111,6 +113,13 @@ async def temporal_dev() -> AsyncIterator[WorkflowEnvironment]:
 async def temporal_time_skipping() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=devstack.temporal_test_server_binary()
+    )
+    # It has no option to register them at start; the lifecycle's approval gate publishes them.
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={k.name: IndexedValueType.ValueType(k.indexed_value_type) for k in APPROVAL_KEYS},
+        )
     )
     yield env
     await env.shutdown()
