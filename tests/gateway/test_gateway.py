@@ -172,6 +172,12 @@ async def test_gated_tool_one_approval_long_poll_returns_the_decision(stack: Sta
             return (await stack.temporal.count_workflows(query)).count or None
 
         assert await eventually(started, within=10, what="the approval in visibility") == 1
+        # The Web UI list's line: what it waits for first, then agent, account, placement and requester.
+        summary = await (await stack.temporal.get_workflow_handle(status["approval_id"]).describe()).static_summary()
+        assert summary is not None and summary.startswith(
+            f"Needs approval: tool email.send (high risk) for agent {agent_id}"
+        )
+        assert ", account acme, local/" in summary and ", requested by " in summary
 
         short = await http.get("/v1/approvals/mail1?wait=0.5", headers=bearer(token))
         assert short.json()["state"] == "pending"
