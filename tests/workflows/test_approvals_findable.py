@@ -37,8 +37,9 @@ async def _listed(
 
 
 async def test_agent_and_tool_approvals_are_found_by_the_documented_query(
-    temporal_dev: WorkflowEnvironment, stack: Stack
+    temporal_dev: WorkflowEnvironment, stack_any_db: Stack
 ) -> None:
+    stack = stack_any_db
     spec = stack.spec(require_approval=True, approvers=["alice"], approval_timeout_s=3600)
     tool_agent = f"t-{uuid.uuid4().hex[:12]}"
     tool_id = approval_workflow_id(tool_agent, "r1")
