@@ -32,7 +32,6 @@ def request(stack: Stack, **overrides: Any) -> ToolApprovalInput:
         "requested_by": "agent-x",
         "approvers": ["alice", "bob"],
         "timeout_s": 3600,
-        "publish_search_attribute": False,  # the time-skipping server has no custom search attributes
     }
     fields.update(overrides)
     return ToolApprovalInput(**fields)
