@@ -291,9 +291,10 @@ class AgentLifecycleWorkflow:
             )
         )
         self._agent.health = "healthy" if report.healthy else report.status
-        self._agent.state = AgentState.RUNNING
         self._agent.running_at = workflow.now()
-        await self._record("agent.running", reason=f"healthy after {report.checks} checks")
+        # Shown as running only once the registry holds it, so `lobstack wait` and then `lobstack list` agree.
+        await self._record("agent.running", state=AgentState.RUNNING, reason=f"healthy after {report.checks} checks")
+        self._agent.state = AgentState.RUNNING
 
     async def _create_vm(self, abort: str) -> VMRef:
         """Create the VM at the first placement that works; capacity or outage at one moves on to the next."""
@@ -666,7 +667,9 @@ class AgentLifecycleWorkflow:
         reason: str = "",
         details: dict[str, str] | None = None,
         audit_only: bool = False,
+        state: AgentState | None = None,
     ) -> None:
+        """Write the transition to the registry and the audit trail; `state` when it is not yet the workflow's own."""
         spec = self._spec
         info = workflow.info()
         self._events += 1
@@ -678,7 +681,7 @@ class AgentLifecycleWorkflow:
                 event_key=f"{info.workflow_id}/{info.run_id}/{self._events}",
                 agent_id=spec.agent_id,
                 account_id=spec.account_id,
-                state=self._agent.state,
+                state=state or self._agent.state,
                 action=action,
                 actor=audit_text(actor, ACTOR_MAX),
                 reason=audit_text(reason, REASON_MAX),
