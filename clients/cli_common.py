@@ -185,6 +185,11 @@ def _ours(err: BaseException, args: argparse.Namespace | None) -> tuple[int, str
         if isinstance(err, SchemaOutOfDate):
             # A configuration problem the operator fixes with one command, which the message names.
             return EXIT_USAGE, str(err)
+    if "workers.search_attributes" in sys.modules:
+        from workers.search_attributes import SearchAttributesMissing
+
+        if isinstance(err, SearchAttributesMissing):
+            return EXIT_USAGE, str(err)  # names the commands an operator runs
     if "clients.client" not in sys.modules:
         return None
     from clients.client import (

@@ -15,6 +15,7 @@ from connection.codec import Keyring, data_converter
 from contracts.queues import WORKFLOW_QUEUE
 from store import Registry, default_database_url
 from workers.redaction import configure_logging
+from workers.search_attributes import ensure_search_attributes
 from workers.settings import WorkerSettings
 from workers.worker import Services, default_providers, run_until_signalled
 
@@ -63,5 +64,6 @@ async def run_worker_from_env(
         log.info("payloads encrypted (active key %s, %d key(s))", keyring.active_id, len(keyring.key_ids))
         converter = data_converter(keyring)
     client = await Client.connect(address, namespace=namespace, data_converter=converter)
+    await ensure_search_attributes(client)  # before any approval gate can upsert one the namespace lacks
     await run_until_signalled(client, services, settings, task_queue=task_queue)
     return 0
