@@ -179,3 +179,11 @@ class ApproverPage:
     async def retry(self, dialog: Locator, body: dict[str, object]) -> Decided:
         """After a refusal the dialog stays open with the name chosen: only the body changes."""
         return await self.submit(dialog, body)
+
+    async def see_state(self, state: str) -> None:
+        """After the decision (not a step: the approver may check it): the run's Search Attributes tab, reloaded,
+        shows its new LobstackApprovalState."""
+        await self.page.reload()
+        await self.page.get_by_text("Search Attributes", exact=True).click()
+        line = self.page.locator(".cm-line").filter(has_text=re.compile(rf'"LobstackApprovalState":\s*"{state}"'))
+        await line.first.wait_for()

@@ -21,7 +21,7 @@ SHOTS = ROOT / "docs" / "approvals"
 def main() -> int:
     os.environ["LOBSTACK_UI_SCREENSHOTS"] = str(SHOTS)
     test = Path(__file__).with_name("test_web_ui_approvals.py")
-    return int(pytest.main([str(test), "-q", "-p", "no:cacheprovider", "-k", "sqlite and approv"]))
+    return int(pytest.main([str(test), "-q", "-p", "no:cacheprovider", "-k", "sqlite"]))
 
 
 if __name__ == "__main__":

@@ -138,9 +138,10 @@ async def test_agent_approval_refused_in_the_dialog_then_approved(ui_stack: Stac
 
         decided = await approver.retry(dialog, {"approver": "alice", "reason": "ticket OPS-7", "approved": True})
         assert decided.refusal is None
-        await approver.shot("5-approved")
         running = await stack.client.wait_for(agent_id, {AgentState.RUNNING}, timeout_s=60)
         assert running.approved_by == "alice"
+        await approver.see_state("approved")
+        await approver.shot("5-approved")
         _assert_counted(approver, listed)
 
         await stack.client.destroy(agent_id)
@@ -209,5 +210,6 @@ async def test_tool_approval_from_the_dialog(ui_stack: Stack, approver: Approver
         assert decided.refusal is None
         result = await handle.result()
         assert result.state == (ApprovalState.APPROVED if approved else ApprovalState.REJECTED)
+        await approver.see_state(result.state.value)
         assert result.decided_by == "alice" and result.refused >= 1
         _assert_counted(approver, listed)
