@@ -15,6 +15,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 import pytest
 from playwright.async_api import Browser
@@ -105,6 +106,8 @@ async def _find_and_open(approver: ApproverPage, stack: Stack, wf_id: str) -> in
     await approver.open_list()
     await approver.find(PENDING_APPROVALS_QUERY, wf_id)
     assert approver.steps.steps_since() == ["enter the query"]
+    # The filtered list is bookmarkable (docs/approvals.md): the query is in the page's address.
+    assert PENDING_APPROVALS_QUERY in unquote_plus(approver.page.url)
     listed = approver.steps.mark()
     await approver.shot("1-pending-list")
     await approver.open(wf_id, summary)
