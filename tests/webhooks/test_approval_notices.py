@@ -89,6 +89,10 @@ async def test_a_tool_approval_announces_pending_and_decided_signed_with_link_an
 
     pending, decided = [r for r in receiver.at("/generic") if r.status == 200]
     assert not pending.refused and not decided.refused  # signature and timestamp verified by the receiver
+    # What the README's "Webhooks" shows, as received (`pytest -s` prints it).
+    shown = {k: v for k, v in pending.headers.items() if k.startswith("X-Lobstack") or k == "Content-Type"}
+    print("\n".join(f"{k}: {v}" for k, v in shown.items()), json.dumps(pending.body, indent=2), sep="\n")
+    print(json.dumps(receiver.at("/slack")[0].body, indent=2))
     body = pending.body
     run_id = handle.result_run_id
     assert body["kind"] == "tool" and body["account"] == "acme" and body["workflow_id"] == handle.id
