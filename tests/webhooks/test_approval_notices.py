@@ -6,10 +6,15 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
 
+import devstack
 from activities.webhooks import DEFAULT_UI_URL, WebhookSecrets
 from clients.webhooks import Webhooks
 from contracts.identifiers import approval_id as approval_workflow_id
@@ -17,7 +22,7 @@ from contracts.identifiers import workflow_id
 from contracts.models import AgentState, ApprovalState, ApprovalStatus, ToolApprovalInput
 from contracts.workflow_names import TOOL_APPROVAL
 from store.webhooks import WebhookStore
-from tests.stack import Stack, eventually
+from tests.stack import Stack, eventually, make_stack
 from tests.webhooks.receiver import Receiver, running_receiver
 from tests.workflows.test_lifecycle import _payload_texts
 
@@ -41,11 +46,17 @@ def add_generic(stack: Stack, receiver: Receiver, path: str, *, account: str = "
 
 
 async def accepted(receiver: Receiver, path: str, types: list[str], timeout_s: float = 30) -> list[str]:
+    """Wait until each of `types` was accepted at `path` (deliveries run concurrently: in any order)."""
+
     async def check() -> list[str] | None:
         got = receiver.types(path)
-        return got if got[: len(types)] == types else None
+        return got if sorted(got) == sorted(types) else None
 
     return await eventually(check, timeout_s=timeout_s, what=f"{types} at {path}: got {receiver.types(path)}")
+
+
+def by_type(receiver: Receiver, path: str) -> dict[str, dict[str, Any]]:
+    return {r.body["type"]: r.body for r in receiver.at(path, accepted_only=True)}
 
 
 async def start_tool_approval(stack: Stack, **fields: object) -> WorkflowHandle[object, ApprovalStatus]:
@@ -82,9 +93,11 @@ async def test_a_tool_approval_announces_pending_and_decided_signed_with_link_an
     async with stack.workers():
         handle = await start_tool_approval(stack)
         await accepted(receiver, "/generic", ["approval.pending"])
+        await accepted(receiver, "/slack", ["Approval needed"])
         await handle.signal("approve", {"approver": "alice", "reason": "expected mail"})
         status = await handle.result()
         await accepted(receiver, "/generic", ["approval.pending", "approval.decided"])
+        await accepted(receiver, "/slack", ["Approval needed", "Approval decided"])
     assert status.state == ApprovalState.APPROVED
 
     pending, decided = [r for r in receiver.at("/generic") if r.status == 200]
@@ -147,7 +160,8 @@ async def test_a_reminder_at_half_the_deadline_then_the_expiry(stack: Stack, rec
         status = await handle.result()
         await accepted(receiver, "/hook", ["approval.pending", "approval.reminder", "approval.expired"])
     assert status.state == ApprovalState.EXPIRED
-    pending, reminder, expired = receiver.at("/hook", accepted_only=True)
+    got = {r.body["type"]: r for r in receiver.at("/hook", accepted_only=True)}
+    pending, reminder, expired = (got[f"approval.{t}"] for t in ("pending", "reminder", "expired"))
     # Half of the 6 s deadline, by the timestamps the receiver verified.
     sent = [int(r.headers["X-Lobstack-Timestamp"]) for r in (pending, reminder, expired)]
     assert 2 <= sent[1] - sent[0] <= 4 and 5 <= sent[2] - sent[0] <= 8
@@ -208,3 +222,47 @@ async def test_a_receiver_that_is_down_never_holds_up_the_decision(stack: Stack,
     assert status.state == ApprovalState.APPROVED
     failed = [e for e in stack.registry.events(agent_id=status.agent_id) if e.action == "approval.notice_failed"]
     assert failed and all("workflow closed first" in e.reason for e in failed), [e.reason for e in failed]
+
+
+async def test_a_tool_approval_that_escalates_tells_the_escalation_group(stack: Stack, receiver: Receiver) -> None:
+    add_generic(stack, receiver, "/hook")
+    async with stack.workers():
+        handle = await start_tool_approval(stack, timeout_s=2, escalation_approvers=["bob"], escalation_timeout_s=60)
+        await accepted(receiver, "/hook", ["approval.pending", "approval.reminder", "approval.escalated"])
+        await handle.signal("approve", {"approver": "bob", "reason": "covering for alice"})
+        status = await handle.result()
+        await accepted(
+            receiver, "/hook", ["approval.pending", "approval.reminder", "approval.escalated", "approval.decided"]
+        )
+    assert status.state == ApprovalState.APPROVED
+    got = by_type(receiver, "/hook")
+    escalated = got["approval.escalated"]
+    assert escalated["approvers"] == ["alice", "bob"] and escalated["deadline"] > got["approval.pending"]["deadline"]
+    assert got["approval.decided"]["decision"]["by"] == "bob"
+
+
+async def test_an_agent_approval_reminds_and_escalates_at_half_its_deadline(
+    temporal_time_skipping: WorkflowEnvironment, openbao: devstack.OpenBaoDev, tmp_path: Path, receiver: Receiver
+) -> None:
+    stack = make_stack(temporal_time_skipping.client, openbao, f"sqlite:///{tmp_path / 'r.db'}", tmp_path)
+    try:
+        add_generic(stack, receiver, "/hook")
+        spec = stack.spec(
+            require_approval=True, approvers=["alice"], escalation_approvers=["bob"], approval_timeout_s=3600
+        )
+        async with stack.workers():
+            agent_id = await stack.client.create_agent(spec)
+            await accepted(receiver, "/hook", ["approval.pending"])
+            await temporal_time_skipping.sleep(timedelta(minutes=29))
+            assert receiver.types("/hook") == ["approval.pending"]  # not before half the deadline
+            await temporal_time_skipping.sleep(timedelta(minutes=2))
+            await accepted(receiver, "/hook", ["approval.pending", "approval.reminder", "approval.escalated"])
+            await stack.client.reject(agent_id, approver="alice", reason="no")
+            await stack.client.result(agent_id)
+            await accepted(
+                receiver, "/hook", ["approval.pending", "approval.reminder", "approval.escalated", "approval.decided"]
+            )
+        got = by_type(receiver, "/hook")
+        assert got["approval.reminder"]["approvers"] == ["alice"] and got["approval.escalated"]["approvers"] == ["bob"]
+    finally:
+        stack.registry.close()
