@@ -81,15 +81,13 @@ class WebhookSecrets:
 
     def read(self, account_id: str, endpoint_id: str) -> str | None:
         path = self.path(account_id, endpoint_id)
-        try:
-            with vault_errors("read", f"{self.settings.kv_mount}/data/{path}"):
+        with vault_errors("read", f"{self.settings.kv_mount}/data/{path}"):
+            try:
                 data = self._client.secrets.kv.v2.read_secret_version(
                     path, mount_point=self.settings.kv_mount, raise_on_deleted_version=True
                 )
-        except Exception as exc:
-            if isinstance(exc.__cause__, hv.InvalidPath):
-                return None
-            raise
+            except hv.InvalidPath:
+                return None  # removed with its endpoint, or never written
         value = data["data"]["data"].get(_SECRET_FIELD)
         return value if isinstance(value, str) else None
 
