@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHandle
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 import devstack
@@ -25,6 +26,7 @@ from store.webhooks import WebhookStore
 from tests.stack import Stack, eventually, make_stack
 from tests.webhooks.receiver import Receiver, running_receiver
 from tests.workflows.test_lifecycle import _payload_texts
+from workers.replay import workflow_replayer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -81,6 +83,11 @@ async def start_tool_approval(stack: Stack, **fields: object) -> WorkflowHandle[
     )
 
 
+async def assert_replays(handle: WorkflowHandle[Any, Any]) -> None:
+    """The run's history, notices and all, replays on the workflow code as the worker runs it (deterministic)."""
+    await workflow_replayer(DataConverter.default).replay_workflow(await handle.fetch_history())
+
+
 def actions(stack: Stack, agent_id: str) -> list[str]:
     return [e.action for e in stack.registry.events(agent_id=agent_id)]
 
@@ -128,6 +135,7 @@ async def test_a_tool_approval_announces_pending_and_decided_signed_with_link_an
     assert handle.id in decoded
     assert secret not in raw and secret not in decoded
     assert "approval.notice_failed" not in actions(stack, body["agent_id"])
+    await assert_replays(handle)
 
 
 async def test_an_agent_approval_announces_pending_and_the_rejection(stack_any_db: Stack, receiver: Receiver) -> None:
@@ -167,6 +175,7 @@ async def test_a_reminder_at_half_the_deadline_then_the_expiry(stack: Stack, rec
     sent = [int(r.headers["X-Lobstack-Timestamp"]) for r in (pending, reminder, expired)]
     assert sent[0] <= sent[1] <= sent[2] and sent[1] >= int(started + 3) and sent[2] >= int(started + 6)
     assert expired.body["decision"]["outcome"] == "expired"
+    await assert_replays(handle)  # the reminder's timer included
 
 
 async def test_a_receiver_failing_once_gets_the_same_notice_again_and_counts_it_once(
@@ -204,6 +213,7 @@ async def test_a_receiver_answering_404_never_stops_the_lifecycle_and_is_audited
     assert [r.status for r in receiver.at("/gone")] == [404, 404]
     failed = [e for e in stack.registry.events(agent_id=agent_id) if e.action == "approval.notice_failed"]
     assert len(failed) == 2 and all("HTTP 404" in e.reason for e in failed), [e.reason for e in failed]
+    await assert_replays(stack.temporal.get_workflow_handle(workflow_id(agent_id)))
 
 
 async def test_a_receiver_that_is_down_never_holds_up_the_decision(stack: Stack, receiver: Receiver) -> None:
@@ -223,6 +233,7 @@ async def test_a_receiver_that_is_down_never_holds_up_the_decision(stack: Stack,
     assert status.state == ApprovalState.APPROVED
     failed = [e for e in stack.registry.events(agent_id=status.agent_id) if e.action == "approval.notice_failed"]
     assert failed and all("workflow closed first" in e.reason for e in failed), [e.reason for e in failed]
+    await assert_replays(handle)
 
 
 async def test_a_tool_approval_that_escalates_tells_the_escalation_group(stack: Stack, receiver: Receiver) -> None:
@@ -240,6 +251,7 @@ async def test_a_tool_approval_that_escalates_tells_the_escalation_group(stack: 
     escalated = got["approval.escalated"]
     assert escalated["approvers"] == ["alice", "bob"] and escalated["deadline"] > got["approval.pending"]["deadline"]
     assert got["approval.decided"]["decision"]["by"] == "bob"
+    await assert_replays(handle)
 
 
 async def test_an_agent_approval_reminds_and_escalates_at_half_its_deadline(
