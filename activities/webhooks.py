@@ -1,8 +1,9 @@
 """Approval notices delivered to an account's webhooks, and the Vault home of their signing secrets.
 
-`WebhookSecrets` keeps one secret per generic endpoint in the KV mount at `lobstack-webhooks/<account>/<endpoint>`
-(deploy/vault/policies/orchestrator.hcl): made by `lobstack webhooks add`, read by the delivery activity only, deleted
-with the endpoint. It never reaches the database, workflow history or a log line.
+`WebhookSecrets` keeps one secret per endpoint in the KV mount at `lobstack-webhooks/<account>/<endpoint>`
+(deploy/vault/policies/orchestrator.hcl): the generic format's signing secret, or a Slack endpoint's URL (Slack's
+URL is its credential). Made by `lobstack webhooks add`, read by the delivery activity only, deleted with the
+endpoint. It never reaches the database, workflow history or a log line.
 
 `WebhookActivities` are plain `def` activities (httpx's sync client and hvac are synchronous; they run in the worker's
 thread pool). `notice_targets` lists the account's endpoints; `deliver_webhook` sends one notice to one endpoint, so a
@@ -42,13 +43,22 @@ from contracts.webhooks import (
 )
 from store.webhooks import WebhookStore
 
-__all__ = ["DEFAULT_UI_URL", "WebhookActivities", "WebhookSecrets", "new_signing_secret"]
+__all__ = [
+    "DEFAULT_UI_URL",
+    "SIGNING_SECRET",
+    "SLACK_URL",
+    "WebhookActivities",
+    "WebhookSecrets",
+    "new_signing_secret",
+]
 
 KV_WEBHOOKS_PREFIX = "lobstack-webhooks/"
 # `temporal server start-dev`'s Web UI (what `lobstack dev` runs) when LOBSTACK_UI_URL does not say otherwise.
 DEFAULT_UI_URL = "http://localhost:8233"
 _RETRIED_STATUSES = {408, 429}
-_SECRET_FIELD = "signing_secret"  # noqa: S105 - the KV field name, not a secret
+# The fields of an endpoint's Vault secret: the generic format's signing secret, or the Slack URL itself.
+SIGNING_SECRET = "signing_secret"  # noqa: S105 - the KV field name, not a secret
+SLACK_URL = "url"
 
 
 def new_signing_secret() -> str:
@@ -72,14 +82,13 @@ class WebhookSecrets:
             raise WebhookRejected(f"webhook endpoint id {endpoint_id[:40]!r} is not one of ours")
         return f"{KV_WEBHOOKS_PREFIX}{account_id}/{endpoint_id}"
 
-    def store(self, account_id: str, endpoint_id: str, secret: str) -> None:
+    def store(self, account_id: str, endpoint_id: str, fields: dict[str, str]) -> None:
         path = self.path(account_id, endpoint_id)
         with vault_errors("write", f"{self.settings.kv_mount}/data/{path}"):
-            self._client.secrets.kv.v2.create_or_update_secret(
-                path, {_SECRET_FIELD: secret}, mount_point=self.settings.kv_mount
-            )
+            self._client.secrets.kv.v2.create_or_update_secret(path, fields, mount_point=self.settings.kv_mount)
 
-    def read(self, account_id: str, endpoint_id: str) -> str | None:
+    def read(self, account_id: str, endpoint_id: str, field: str = SIGNING_SECRET) -> str | None:
+        """One field of the endpoint's secret: SIGNING_SECRET (generic) or SLACK_URL; None when there is none."""
         path = self.path(account_id, endpoint_id)
         with vault_errors("read", f"{self.settings.kv_mount}/data/{path}"):
             try:
@@ -88,7 +97,7 @@ class WebhookSecrets:
                 )
             except hv.InvalidPath:
                 return None  # removed with its endpoint, or never written
-        value = data["data"]["data"].get(_SECRET_FIELD)
+        value = data["data"]["data"].get(field)
         return value if isinstance(value, str) else None
 
     def delete(self, account_id: str, endpoint_id: str) -> None:
@@ -138,8 +147,12 @@ class WebhookActivities:
             return 0
         link = ui_link(self.ui_url, self.namespace, notice.workflow_id, notice.run_id)
         headers = {"Content-Type": "application/json", DELIVERY_HEADER: notice.notice_id}
+        url = endpoint.url
         if endpoint.format == "slack":
             body = encode(slack_body(notice, ui_url=link))
+            url = self.secrets.read(endpoint.account_id, endpoint.endpoint_id, SLACK_URL) or ""
+            if not url:
+                raise WebhookRejected(f"webhook {endpoint.endpoint_id}: no Slack URL in Vault (add it again)")
         else:
             body = encode(generic_body(notice, ui_url=link))
             secret = self.secrets.read(endpoint.account_id, endpoint.endpoint_id)
@@ -148,7 +161,7 @@ class WebhookActivities:
             stamp = int(time.time())
             headers[TIMESTAMP_HEADER] = str(stamp)
             headers[SIGNATURE_HEADER] = sign(secret, stamp, body)
-        return self._post(endpoint.endpoint_id, endpoint.url, body, headers)
+        return self._post(endpoint.endpoint_id, url, body, headers)
 
     def _post(self, endpoint_id: str, url: str, body: bytes, headers: dict[str, Any]) -> int:
         what = f"webhook {endpoint_id}"

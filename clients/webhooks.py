@@ -1,7 +1,7 @@
 """Webhook endpoints of an account, for backend services and the CLI: add, remove and list where approval notices go.
 
 `LobstackClient` stays light (contracts and the Temporal SDK only), so endpoint management, which needs the registry
-and Vault, lives here beside it:
+and Vault, lives here beside it. A Slack URL is a credential: it goes to Vault, the registry keeps its host only.
 
     webhooks = Webhooks.from_env()        # DATABASE_URL (or the SQLite default), VAULT_ADDR, VAULT_TOKEN
     added = webhooks.add("acme", "https://hooks.example.com/lobstack", "generic")
@@ -18,9 +18,15 @@ from dataclasses import dataclass, field
 from typing import Self
 
 from activities.secrets.settings import VaultSettings
-from activities.webhooks import WebhookSecrets, new_signing_secret
+from activities.webhooks import SIGNING_SECRET, SLACK_URL, WebhookSecrets, new_signing_secret
 from contracts.spec import SpecError
-from contracts.webhooks import WebhookEndpoint, validate_account, validate_webhook_format, validate_webhook_url
+from contracts.webhooks import (
+    WebhookEndpoint,
+    url_in_registry,
+    validate_account,
+    validate_webhook_format,
+    validate_webhook_url,
+)
 from store.registry import Registry
 from store.webhooks import WebhookStore
 
@@ -61,20 +67,28 @@ class Webhooks:
             raise SpecError("secret", "Slack webhooks are not signed; the secret is the URL Slack gave you")
         if secret is not None and fmt == "generic" and len(secret.strip()) < SECRET_MIN:
             raise SpecError("secret", f"must be at least {SECRET_MIN} characters (leave it out to have one made)")
-        if self.store.find(account_id, url=url):
+        if self._find(account_id, url=url):
             raise SpecError("url", "is already a webhook of this account")
         endpoint_id = WebhookStore.new_id()
         made = ""
         if fmt == "generic":
             made = secret.strip() if secret else new_signing_secret()
-            self.secrets.store(account_id, endpoint_id, made)
+            self.secrets.store(account_id, endpoint_id, {SIGNING_SECRET: made})
+        else:
+            self.secrets.store(account_id, endpoint_id, {SLACK_URL: url})
         try:
-            endpoint = self.store.add(account_id, url, fmt, endpoint_id=endpoint_id)
+            endpoint = self.store.add(account_id, url_in_registry(url, fmt), fmt, endpoint_id=endpoint_id)
         except BaseException:
-            if made:
-                self.secrets.delete(account_id, endpoint_id)
+            self.secrets.delete(account_id, endpoint_id)
             raise
         return AddedWebhook(endpoint, made)
+
+    def _find(self, account_id: str, *, endpoint_id: str = "", url: str = "") -> list[WebhookEndpoint]:
+        """By id, or by URL as given (a Slack URL is matched by its fingerprint: the registry holds no more)."""
+        if not url:
+            return self.store.find(account_id, endpoint_id=endpoint_id)
+        urls = {url, url_in_registry(url, "slack")}
+        return [e for e in self.store.endpoints(account_id) if e.url in urls or e.endpoint_id == endpoint_id]
 
     def endpoints(self, account_id: str) -> list[WebhookEndpoint]:
         validate_account(account_id)
@@ -85,9 +99,8 @@ class Webhooks:
         validate_account(account_id)
         if not endpoint_id and not url:
             raise SpecError("url", "name the webhook to remove by its URL or its id")
-        found = self.store.find(account_id, endpoint_id=endpoint_id, url=url)
+        found = self._find(account_id, endpoint_id=endpoint_id, url=url)
         for endpoint in found:
             self.store.remove(account_id, endpoint.endpoint_id)
-            if endpoint.format == "generic":
-                self.secrets.delete(account_id, endpoint.endpoint_id)
+            self.secrets.delete(account_id, endpoint.endpoint_id)
         return found

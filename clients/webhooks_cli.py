@@ -1,7 +1,8 @@
 """Webhook commands of `lobstack`: where an account's approval notices go (contracts/webhooks.py has the formats).
 
 They use the registry at `--database-url`, else DATABASE_URL, else the default SQLite file, and Vault at VAULT_ADDR
-with VAULT_TOKEN (the generic format's signing secret lives there, never in the database). `add` prints the secret
+with VAULT_TOKEN (the generic format's signing secret and a Slack URL, itself a credential, live there; the
+database keeps a Slack URL's host only). `add` prints the secret
 once; `--secret-stdin` reads one instead (argv is visible to every user of the machine).
 
     lobstack webhooks add --account A --url URL [--format generic|slack] [--secret-stdin]
@@ -27,15 +28,6 @@ def _webhooks(args: argparse.Namespace) -> Any:
     return Webhooks.open(args.database_url or default_database_url(), vault_settings())
 
 
-def _shown_url(url: str, fmt: str) -> str:
-    # A Slack incoming-webhook URL is its own credential: only its host is shown.
-    if fmt == "slack":
-        from urllib.parse import urlsplit
-
-        return f"{urlsplit(url).scheme}://{urlsplit(url).hostname}/..."
-    return url
-
-
 def cmd_webhooks_add(args: argparse.Namespace) -> int:
     from contracts.webhooks import validate_account, validate_webhook_format, validate_webhook_url
 
@@ -49,7 +41,7 @@ def cmd_webhooks_add(args: argparse.Namespace) -> int:
     finally:
         webhooks.close()
     e = added.endpoint
-    print(f"added webhook {e.endpoint_id} ({e.format}) for account {e.account_id}: {_shown_url(e.url, e.format)}")
+    print(f"added webhook {e.endpoint_id} ({e.format}) for account {e.account_id}: {e.url}")
     if added.secret and not args.secret_stdin:
         print(f"signing secret (shown once; verify X-Lobstack-Signature with it): {added.secret}")
     return 0
@@ -86,7 +78,7 @@ def cmd_webhooks_list(args: argparse.Namespace) -> int:
             {
                 "id": e.endpoint_id,
                 "format": e.format,
-                "url": _shown_url(e.url, e.format),
+                "url": e.url,
                 "created_at": str(e.created_at),
             }
             for e in found
@@ -94,7 +86,7 @@ def cmd_webhooks_list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     for e in found:
-        print(f"{e.endpoint_id}  {e.format:<7}  {_shown_url(e.url, e.format)}")
+        print(f"{e.endpoint_id}  {e.format:<7}  {e.url}")
     if not found:
         print(f"account {args.account} has no webhooks", file=sys.stderr)
     return 0

@@ -42,6 +42,7 @@ __all__ = [
     "sign",
     "slack_body",
     "ui_link",
+    "url_in_registry",
     "validate_account",
     "validate_webhook_format",
     "validate_webhook_url",
@@ -94,6 +95,16 @@ def validate_webhook_url(url: str) -> str:
     return url
 
 
+def url_in_registry(url: str, fmt: str) -> str:
+    """What the registry keeps of an endpoint's URL. A Slack incoming-webhook URL is itself the credential, so it is
+    kept in Vault and the registry holds only its host and a fingerprint (to find it again by URL)."""
+    if fmt != "slack":
+        return url
+    parts = urlsplit(url)
+    digest = hashlib.sha256(url.encode()).hexdigest()[:24]
+    return f"{parts.scheme}://{parts.hostname}/...#sha256={digest}"
+
+
 def validate_webhook_format(fmt: str) -> WebhookFormat:
     if fmt == "generic":
         return "generic"
@@ -104,7 +115,8 @@ def validate_webhook_format(fmt: str) -> WebhookFormat:
 
 @dataclass(frozen=True)
 class WebhookEndpoint:
-    """One configured receiver of an account's approval notices (the registry's `webhook_endpoints` row)."""
+    """One configured receiver of an account's approval notices (the registry's `webhook_endpoints` row); for Slack,
+    `url` is `url_in_registry`'s form and the URL itself is in Vault."""
 
     endpoint_id: str
     account_id: str

@@ -7,13 +7,15 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from activities.webhooks import WebhookSecrets
+from activities.webhooks import SLACK_URL, WebhookSecrets
 from clients.webhooks import Webhooks
 from contracts.spec import SpecError
 from store.tenancy import Scope, scoped_connection
 from store.webhooks import WebhookStore
 from tests.clients.cli_run import arun, assert_failed, assert_ok
 from tests.stack import Stack
+
+SLACK = "https://hooks.slack.com/services/T0/B0/x"
 
 
 def admin(stack: Stack) -> Webhooks:
@@ -23,16 +25,21 @@ def admin(stack: Stack) -> Webhooks:
 def test_an_endpoint_is_kept_per_account_and_its_secret_only_in_vault(stack_any_db: Stack) -> None:
     hooks = admin(stack_any_db)
     added = hooks.add("acme", "https://hooks.example.com/lobstack", "generic")
-    slack = hooks.add("acme", "https://hooks.slack.com/services/T0/B0/x", "slack")
+    slack = hooks.add("acme", SLACK, "slack")
     other = hooks.add("globex", "https://globex.example.com/hook", "generic")
     assert added.secret.startswith("whsec_") and len(added.secret) > 40 and not slack.secret
 
     assert [e.endpoint_id for e in hooks.endpoints("acme")] == [added.endpoint.endpoint_id, slack.endpoint.endpoint_id]
     assert [e.url for e in hooks.endpoints("globex")] == ["https://globex.example.com/hook"]
     assert hooks.secrets.read("acme", added.endpoint.endpoint_id) == added.secret
+    # A Slack URL is its own credential: Vault holds it, the registry its host and a fingerprint only.
+    assert hooks.secrets.read("acme", slack.endpoint.endpoint_id, SLACK_URL) == SLACK
+    assert slack.endpoint.url.startswith("https://hooks.slack.com/...#sha256=")
     with stack_any_db.registry.engine.connect() as conn:
         dumped = repr(conn.execute(text("SELECT * FROM webhook_endpoints")).all())
-    assert added.secret not in dumped and other.secret not in dumped
+    assert added.secret not in dumped and other.secret not in dumped and "T0/B0" not in dumped
+    with pytest.raises(SpecError, match="url: is already a webhook of this account"):
+        hooks.add("acme", SLACK, "slack")
 
     registry = stack_any_db.registry
     if registry.engine.dialect.name == "postgresql":
@@ -44,6 +51,8 @@ def test_an_endpoint_is_kept_per_account_and_its_secret_only_in_vault(stack_any_
     assert hooks.remove("acme", url="https://hooks.example.com/lobstack") == [added.endpoint]
     assert hooks.secrets.read("acme", added.endpoint.endpoint_id) is None
     assert [e.format for e in hooks.endpoints("acme")] == ["slack"]
+    assert hooks.remove("acme", url=SLACK) == [slack.endpoint]  # found by its fingerprint
+    assert hooks.secrets.read("acme", slack.endpoint.endpoint_id, SLACK_URL) is None
 
 
 @pytest.mark.parametrize(
