@@ -3,7 +3,7 @@
 `LobstackClient` stays light (contracts and the Temporal SDK only), so endpoint management, which needs the registry
 and Vault, lives here beside it. A Slack URL is a credential: it goes to Vault, the registry keeps its host only.
 
-    webhooks = Webhooks.from_env()        # DATABASE_URL (or the SQLite default), VAULT_ADDR, VAULT_TOKEN
+    webhooks = Webhooks.open(database_url, VaultSettings.from_env())   # VAULT_ADDR, VAULT_TOKEN
     added = webhooks.add("acme", "https://hooks.example.com/lobstack", "generic")
     added.secret                          # the signing secret, shown once; kept in Vault, never in the database
     webhooks.endpoints("acme"); webhooks.remove("acme", added.endpoint.endpoint_id)
