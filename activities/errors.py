@@ -15,9 +15,12 @@
     ├── RegistryError            registry database (SQLite / PostgreSQL)
     │   ├── RegistryUnavailable      connection refused/lost, locked, timeout   yes
     │   └── RegistryRejected         invalid transition, integrity, data error  -
-    └── AgentError               the agent itself
-        ├── AgentUnhealthy           health deadline passed                     -
-        └── AgentCompromised         bootstrap credential already used          -
+    ├── AgentError               the agent itself
+    │   ├── AgentUnhealthy           health deadline passed                     -
+    │   └── AgentCompromised         bootstrap credential already used          -
+    └── WebhookError             an approval notice's receiver
+        ├── WebhookUnavailable       5xx, 408, 429, timeout, connection refused yes
+        └── WebhookRejected          other 4xx, no signing secret in Vault      -
 
 Each class decides, once, what its failure means to a caller:
 - `retryable`: Temporal retries the activity (every attempt visible in history);
@@ -139,6 +142,18 @@ class AgentCompromised(AgentError):
     pass
 
 
+class WebhookError(LobstackError):
+    pass
+
+
+class WebhookUnavailable(WebhookError):
+    retryable = True
+
+
+class WebhookRejected(WebhookError):
+    pass
+
+
 def error_class(type_name: str) -> type[LobstackError] | None:
     """Our exception class named by a failure's `ApplicationError.type`, or None for any other failure."""
     pending: list[type[LobstackError]] = [LobstackError]
@@ -169,5 +184,8 @@ __all__ = [
     "SecretsUnavailable",
     "VMLeftBehind",
     "VMNameTaken",
+    "WebhookError",
+    "WebhookRejected",
+    "WebhookUnavailable",
     "error_class",
 ]

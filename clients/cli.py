@@ -33,6 +33,7 @@ from clients.cli_common import (
 )
 from clients.db_cli import add_db_commands
 from clients.ops_cli import add_ops_commands
+from clients.webhooks_cli import add_webhook_commands
 from contracts.approval_search import PENDING_APPROVALS_QUERY as PENDING
 from contracts.models import AgentState, AgentStatus
 from contracts.queues import WORKFLOW_QUEUE
@@ -454,6 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_ops_commands(sub)
     add_audit_commands(sub)
     add_db_commands(sub)
+    add_webhook_commands(sub)
 
     approvals = sub.add_parser("approvals", help="list agent and tool approvals; decide tool approvals")
     approvals_sub = approvals.add_subparsers(dest="approvals_command", required=True)

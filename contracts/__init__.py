@@ -8,7 +8,8 @@ them downward. Modules:
 - `identifiers`: agent, approval, workflow, VM and Vault names; `regions`: regions, locations and plans;
 - `bootstrap`: what a VM receives; `health`: the bridge's status values; `errors`: what callers catch;
 - `queues`, `workflow_names`: task queues and the names workflows and handlers are reached by;
-- `messages`: decoding a message of any shape without failing a workflow task.
+- `messages`: decoding a message of any shape without failing a workflow task;
+- `webhooks`: approval notices, their wire formats and their signature.
 
 This `__init__` imports none of them, so `import contracts.identifiers` costs only that module.
 """
@@ -24,5 +25,6 @@ __all__ = [
     "queues",
     "regions",
     "spec",
+    "webhooks",
     "workflow_names",
 ]

@@ -230,6 +230,8 @@ async def _started(
                     worker_settings=replace(settings, gateway_url=gateway_url),
                     providers=providers,
                 )
+                # Approval notices link to this stack's Web UI unless LOBSTACK_UI_URL names another.
+                services.ui_url = os.environ.get("LOBSTACK_UI_URL") or temporal.ui_url
                 deployment = settings.versioning.deployment_config()
                 await running.enter_async_context(running_workers(client, services, deployment=deployment))
             else:
@@ -243,6 +245,7 @@ async def _started(
                     "LOBSTACK_HOME": str(settings.home),
                     "LOBSTACK_PROVIDERS": ",".join(settings.providers),
                     "LOBSTACK_GATEWAY_URL": gateway_url,
+                    "LOBSTACK_UI_URL": os.environ.get("LOBSTACK_UI_URL") or temporal.ui_url,
                     # Set whatever the caller's shell holds: the stack's version is the options'.
                     "LOBSTACK_ENV": "development",
                     "LOBSTACK_DEPLOYMENT_NAME": settings.versioning.deployment_name,

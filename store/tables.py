@@ -16,10 +16,12 @@ __all__ = [
     "AUDIT_EVENTS",
     "LAST_ERROR_MAX",
     "REASON_MAX",
+    "WEBHOOK_ENDPOINTS",
     "AgentDataRow",
     "AgentHealthRow",
     "AgentRow",
     "AuditEvent",
+    "WebhookEndpointRow",
 ]
 
 # Free text is cut to these lengths rather than refused: an audit write must not fail because an error was wordy.
@@ -115,9 +117,26 @@ class AgentHealthRow(SQLModel, table=True):
     checked_at: datetime = Field(sa_type=UTCDateTime)
 
 
+# --- approval notices (contracts/webhooks.py) ------------------------------------------------------------------------
+
+
+class WebhookEndpointRow(SQLModel, table=True):
+    """Where an account's approval notices go. The generic format's signing secret is in Vault, never here
+    (activities/webhooks.py names its path from `account_id` and `endpoint_id`)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    endpoint_id: str = Field(primary_key=True, max_length=32)
+    account_id: str = Field(index=True, max_length=40)
+    url: str = Field(max_length=2000)
+    format: str = Field(max_length=16)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
 # The Core tables, for the statements the registry builds itself. sqlmodel sets `__table__` on each class but does not
 # declare it, so they are taken from the metadata, typed.
 AGENTS: Table = SQLModel.metadata.tables[AgentRow.__tablename__]
 AUDIT_EVENTS: Table = SQLModel.metadata.tables[AuditEvent.__tablename__]
 AGENT_DATA: Table = SQLModel.metadata.tables[AgentDataRow.__tablename__]
 AGENT_HEALTH: Table = SQLModel.metadata.tables[AgentHealthRow.__tablename__]
+WEBHOOK_ENDPOINTS: Table = SQLModel.metadata.tables[WebhookEndpointRow.__tablename__]

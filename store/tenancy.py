@@ -1,7 +1,8 @@
 """Tenant isolation: every registry transaction runs for one account, or deliberately for the whole system.
 
 PostgreSQL (the database enforces it)
-    `agents`, `audit_events`, `agent_data` and `agent_health` have row-level security ENABLEd and FORCEd (so the
+    `agents`, `audit_events`, `agent_data` and `agent_health` (and `webhook_endpoints`, which its own migration 0003
+    sets up the same way) have row-level security ENABLEd and FORCEd (so the
     tables' owner is subject to it too) with two permissive policies:
 
     - `lobstack_account`, TO PUBLIC: `account_id = nullif(current_setting('app.account_id', true), '')`, as USING

@@ -36,8 +36,10 @@ from activities.internal_messages import InternalMessageActivities, internal_key
 from activities.maintenance import maintenance_activities
 from activities.registry import RegistryActivities
 from activities.secrets import SecretsActivities
+from activities.webhooks import DEFAULT_UI_URL, WebhookActivities, WebhookSecrets
 from contracts.queues import WORKFLOW_QUEUE, cloud_queue
 from store import Registry
+from store.webhooks import WebhookStore
 from workers.converter import worker_client
 from workers.interceptors import ErrorTranslation
 from workers.library_hooks import apply_activation_jobs_as_one_batch
@@ -73,6 +75,8 @@ class Services:
     # --- maintenance (KeyRotation, OrphanSweep, FleetHealth) ---
     # The client the sweep lists lifecycles with and the fleet monitor signals through; None: the worker's own.
     temporal: Client | None = None
+    # The Web UI's address in approval notices' links; empty: LOBSTACK_UI_URL, else the dev server's UI.
+    ui_url: str = ""
 
 
 def default_providers(settings: WorkerSettings, env: Mapping[str, str] | None = None) -> dict[str, CloudProvider]:
@@ -124,6 +128,13 @@ def build_workers(
     health_acts = HealthActivities()
     # The seal check of system messages; the fleet monitor seals with the same key (activities/internal_messages.py).
     seal_acts = InternalMessageActivities(internal_key())
+    # Approval notices to the accounts' webhooks (workflows/notices.py); signing secrets read from Vault.
+    notice_acts = WebhookActivities(
+        WebhookStore(services.registry.engine, services.registry.roles),
+        WebhookSecrets(services.secrets.vault.settings),
+        ui_url=services.ui_url or os.environ.get("LOBSTACK_UI_URL", "") or DEFAULT_UI_URL,
+        namespace=client.namespace,
+    )
     cloud_acts = CloudActivities(
         providers=services.providers, bootstrap=services.bootstrap, gateway_url=services.gateway_url
     )
@@ -149,6 +160,8 @@ def build_workers(
             approval_acts.close_approvals,
             health_acts.wait_healthy,
             seal_acts.check_seal,
+            notice_acts.notice_targets,
+            notice_acts.deliver_webhook,
             *maintenance,
         ],
         **common,

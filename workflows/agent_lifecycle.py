@@ -58,7 +58,9 @@ with workflow.unsafe.imports_passed_through():
     from contracts.queues import cloud_queue
     from contracts.regions import Location, ProviderName, placements
     from contracts.spec import AgentSpec, SpecError, validate_skills, validate_spec, validate_tool_patterns
+    from contracts.webhooks import ApprovalNotice
     from workflows.decisions import ACTOR_MAX, REASON_MAX, audit_text, refusal
+    from workflows.notices import PATCH_APPROVAL_NOTICES, ApprovalNotices, agent_notice
     from workflows.retries import (
         ABANDONED_RETRY,
         BOOT_WAIT_RETRY,
@@ -117,6 +119,8 @@ class AgentLifecycleWorkflow:
         self._step: asyncio.Task[object] | None = None
         self._events = 0
         self._publishing = False
+        # Webhook notices of the approval gate (workflows/notices.py); enabled there for runs with the patch.
+        self._notices = ApprovalNotices(enabled=False, audit=self._notice_failed)
 
     # --- run ------------------------------------------------------------------------------------------------------
 
@@ -136,6 +140,7 @@ class AgentLifecycleWorkflow:
         self._agent.created_at = self._agent.created_at or workflow.now()
 
         if not input.continued and spec.require_approval and not await self._approval_gate():
+            await self._notices.drain()
             return LifecycleResult(spec.agent_id, AgentState.REJECTED, self._agent.last_error)
         try:
             if not input.continued:
@@ -149,9 +154,11 @@ class AgentLifecycleWorkflow:
                 # The cancel may surface as the running activity's cancellation rather than in this coroutine.
                 self._agent.last_error = f"cancelled while {self._agent.state.value}"
                 await self._cleanup_shielded(AgentState.DESTROYED, "agent.cancelled")
+                await asyncio.shield(asyncio.ensure_future(self._notices.drain()))
                 raise asyncio.CancelledError from None
             self._agent.last_error = _failure_message(err)
             await self._cleanup_shielded(AgentState.FAILED, "agent.failed")
+            await asyncio.shield(asyncio.ensure_future(self._notices.drain()))
             raise ApplicationError(
                 f"agent {spec.agent_id} failed and was cleaned up: {self._agent.last_error}",
                 type="AgentFailed",
@@ -159,6 +166,7 @@ class AgentLifecycleWorkflow:
             ) from None
 
         await self._cleanup_shielded(AgentState.DESTROYED, "agent.destroyed")
+        await self._notices.drain()
         await workflow.wait_condition(workflow.all_handlers_finished)
         reason = self._agent.destroy.reason if self._agent.destroy else ""
         return LifecycleResult(spec.agent_id, AgentState.DESTROYED, reason, api_calls=self._agent.api_calls)
@@ -169,6 +177,7 @@ class AgentLifecycleWorkflow:
         expires = workflow.now() + timedelta(seconds=spec.approval_timeout_s)
         # The Web UI's list finds the waiting agent by these (`LobstackApprovalState = "pending"`).
         self._publishing = workflow.patched(PATCH_APPROVAL_ATTRIBUTES)
+        self._notices = ApprovalNotices(enabled=workflow.patched(PATCH_APPROVAL_NOTICES), audit=self._notice_failed)
         self._publish_approval("pending", expires)
         self._set_waiting(
             f"Waiting for a human to approve agent {spec.agent_id} ({spec.name}, account {spec.account_id}, "
@@ -178,6 +187,8 @@ class AgentLifecycleWorkflow:
         )
         try:
             await self._record("agent.requested", reason="approval required")
+            self._notices.send(agent_notice(spec, "approval.pending", deadline=expires))
+            self._notices.remind_at(timedelta(seconds=spec.approval_timeout_s / 2), lambda: self._reminders(expires))
             await workflow.wait_condition(
                 lambda: self._decision is not None or self._agent.destroy is not None,
                 timeout=timedelta(seconds=spec.approval_timeout_s),
@@ -185,19 +196,36 @@ class AgentLifecycleWorkflow:
         except TimeoutError:
             # Caught on purpose: an uncaught TimeoutError would fail the workflow task, not decide anything.
             self._agent.last_error = "approval expired: no decision before the deadline"
+            self._notices.send(agent_notice(spec, "approval.expired", decision="expired", reason="no decision"))
             return await self._end_rejected("agent.approval_expired", actor="lobstack", approval="expired")
         except (asyncio.CancelledError, ActivityError) as err:
             if not is_cancelled_exception(err):
                 raise
             self._agent.last_error = "cancelled before approval"
+            self._notices.send(agent_notice(spec, "approval.decided", decision="cancelled", reason="cancelled"))
             ending = self._end_rejected("agent.cancelled", actor="lobstack", approval="cancelled")
             await asyncio.shield(asyncio.ensure_future(ending))
+            await asyncio.shield(asyncio.ensure_future(self._notices.drain()))
             raise asyncio.CancelledError from None
+        finally:
+            self._notices.cancel_reminders()  # the gate is over: no reminder timer stays open while the agent runs
         if self._decision is None:
             self._agent.last_error = "destroyed before approval"
             actor = self._agent.destroy.requested_by if self._agent.destroy else ""
+            self._notices.send(
+                agent_notice(spec, "approval.decided", decision="rejected", decided_by=actor, reason="destroyed")
+            )
             return await self._end_rejected("agent.rejected", actor=actor or "unknown")
         approved, decision = self._decision
+        self._notices.send(
+            agent_notice(
+                spec,
+                "approval.decided",
+                decision="approved" if approved else "rejected",
+                decided_by=decision.approver,
+                reason=decision.reason,
+            )
+        )
         if not approved:
             self._agent.last_error = f"rejected by {decision.approver}: {decision.reason}".rstrip(": ")
             return await self._end_rejected("agent.rejected", actor=decision.approver, reason=decision.reason)
@@ -206,6 +234,21 @@ class AgentLifecycleWorkflow:
         self._publish_approval("approved")
         await self._record("agent.approved", actor=decision.approver, reason=decision.reason)
         return True
+
+    def _reminders(self, deadline: datetime) -> list[ApprovalNotice]:
+        """At half the deadline, still waiting: remind the approvers, and tell the escalation group if there is one."""
+        spec = self._spec
+        if self._decision is not None or self._agent.state != AgentState.PENDING_APPROVAL:
+            return []
+        found = [agent_notice(spec, "approval.reminder", deadline=deadline)]
+        if spec.escalation_approvers:
+            found.append(
+                agent_notice(spec, "approval.escalated", deadline=deadline, approvers=spec.escalation_approvers)
+            )
+        return found
+
+    async def _notice_failed(self, action: str, reason: str) -> None:
+        await self._record(action, reason=reason, audit_only=True)
 
     async def _end_rejected(self, action: str, *, actor: str, reason: str = "", approval: str = "rejected") -> bool:
         self._agent.state = AgentState.REJECTED

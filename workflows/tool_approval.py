@@ -32,7 +32,9 @@ with workflow.unsafe.imports_passed_through():
         ToolApprovalInput,
         Transition,
     )
+    from contracts.webhooks import ApprovalNotice
     from workflows.decisions import ACTOR_MAX, REASON_MAX, audit_text, refusal
+    from workflows.notices import PATCH_APPROVAL_NOTICES, ApprovalNotices, tool_notice
     from workflows.retries import REGISTRY_RETRY
     from workflows.search_attributes import ACCOUNT, AGENT_ID, APPROVAL_DEADLINE, APPROVAL_KIND, APPROVAL_STATE
 
@@ -74,6 +76,8 @@ class ToolApprovalWorkflow:
         self._details = ""
         self._cancel_reason = ""
         self._deadline = self._requested_at + timedelta(seconds=input.timeout_s)
+        # Webhook notices (workflows/notices.py): enabled in `_until_decided` for runs that have the patch.
+        self._notices = ApprovalNotices(enabled=False, audit=self._notice_failed)
 
     @workflow.run
     async def run(self, *args: Any) -> ApprovalStatus:
@@ -96,16 +100,21 @@ class ToolApprovalWorkflow:
         await self._shielded(self._conclude(decided))
         # Refusals are audited from handlers: let them finish before the workflow closes.
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._shielded(self._notices.drain())
         return self.status()
 
     async def _until_decided(self, input: ToolApprovalInput) -> bool:
+        self._notices = ApprovalNotices(enabled=workflow.patched(PATCH_APPROVAL_NOTICES), audit=self._notice_failed)
         await self._audit("approval.requested", actor=input.requested_by, reason=f"{input.tool} ({input.risk} risk)")
+        self._notices.send(self._notice("approval.pending"))
+        self._notices.remind_at(timedelta(seconds=input.timeout_s / 2), lambda: self._pending("approval.reminder"))
         decided = await self._wait(timedelta(seconds=input.timeout_s))
         if not decided and input.escalation_approvers and input.escalation_timeout_s > 0:
             self._escalated = True
             self._approvers = list(dict.fromkeys([*self._approvers, *input.escalation_approvers]))
             await self._audit("approval.escalated", reason=f"no decision in {input.timeout_s}s")
             self._deadline = workflow.now() + timedelta(seconds=input.escalation_timeout_s)
+            self._notices.send(self._notice("approval.escalated"))
             decided = await self._wait(timedelta(seconds=input.escalation_timeout_s))
         return decided
 
@@ -117,11 +126,13 @@ class ToolApprovalWorkflow:
             self._decided_at = workflow.now()
             self._publish()
             await self._audit(action, actor=decision.approver, reason=decision.reason)
+            self._notices.send(self._notice("approval.decided"))
         else:
             self._state = ApprovalState.EXPIRED
             self._decided_at = workflow.now()
             self._publish()
             await self._audit("approval.expired", reason="no decision before the deadline")
+            self._notices.send(self._notice("approval.expired"))
 
     async def _close_cancelled(self) -> ApprovalStatus:
         self._state = ApprovalState.CANCELLED
@@ -129,7 +140,9 @@ class ToolApprovalWorkflow:
         self._cancel_reason = workflow.cancellation_reason() or "cancelled"
         self._publish()
         await self._shielded(self._audit("approval.cancelled", reason=self._cancel_reason))
+        self._notices.send(self._notice("approval.decided"))
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._shielded(self._notices.drain())
         return self.status()
 
     async def _shielded(self, step: Awaitable[None]) -> None:
@@ -208,6 +221,23 @@ class ToolApprovalWorkflow:
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=REGISTRY_RETRY,
         )
+
+    # --- notices (workflows/notices.py) -------------------------------------------------------------------------------
+
+    def _notice(self, type: str) -> ApprovalNotice:
+        status = self.status()
+        decision = "" if self._state == ApprovalState.PENDING else self._state.value
+        return tool_notice(
+            self._input, type, approvers=list(self._approvers), deadline=self._deadline, decision=decision,
+            decided_by=status.decided_by, reason=status.reason,
+        )  # fmt: skip
+
+    def _pending(self, type: str) -> list[ApprovalNotice]:
+        waiting = self._state == ApprovalState.PENDING and self._decision is None
+        return [self._notice(type)] if waiting else []
+
+    async def _notice_failed(self, action: str, reason: str) -> None:
+        await self._audit(action, reason=reason)
 
     # --- decisions --------------------------------------------------------------------------------------------------
 

@@ -139,6 +139,7 @@ def test_ports_are_the_code_defaults() -> None:
     assert SERVICES["codec-server"]["environment"]["LOBSTACK_CODEC_CORS_ORIGINS"] == f"http://localhost:{ui_port}"
     assert SERVICES["temporal-ui"]["environment"]["TEMPORAL_CODEC_ENDPOINT"] == f"http://localhost:{codec.port}"
     assert SERVICES["worker"]["environment"]["LOBSTACK_GATEWAY_URL"] == f"http://gateway:{GATEWAY_PORT}"
+    assert SERVICES["worker"]["environment"]["LOBSTACK_UI_URL"] == f"http://localhost:{ui_port}"
 
 
 @pytest.mark.parametrize("service", ["worker", "gateway", "codec-server"])

@@ -28,6 +28,8 @@ NEEDED = {
     f"secret/data/agents/{A}/identity": {"create", "update"},
     "secret/metadata/agents/": {"read", "list", "update", "delete"},
     f"secret/metadata/agents/{A}/identity": {"read", "list", "update", "delete"},
+    "secret/data/lobstack-webhooks/acme/wh-0123456789ab": {"create", "read", "update"},
+    "secret/metadata/lobstack-webhooks/acme/wh-0123456789ab": {"delete"},
     "transit/keys": {"list"},
     f"transit/keys/agent-{A}": CRUD,
     f"transit/keys/agent-{A}/config": CRUD,

@@ -220,3 +220,22 @@ def test_a_worker_refuses_a_database_behind_its_code(tmp_path: Any) -> None:
         [sys.executable, "-m", "clients.cli", "db", "current"], env=env, capture_output=True, text=True
     )
     assert current.returncode == 0 and f"database: {head_revision()}" in current.stdout
+
+
+def test_the_webhook_revision_adds_an_account_table_under_row_level_security(
+    old_database: tuple[Engine, dict[str, Any]],
+) -> None:
+    from store.webhooks import WebhookStore
+
+    engine, _before = old_database
+    upgrade_schema(engine)
+    roles = DbRoles.from_env()
+    store = WebhookStore(engine, roles)
+    store.add("acme", "https://a.example.com/hook", "generic")
+    store.add("globex", "https://g.example.com/hook", "slack")
+    assert [e.account_id for e in store.endpoints("globex")] == ["globex"]
+    if engine.dialect.name == "postgresql":
+        with scoped_connection(engine, Scope.of("globex"), roles) as conn:
+            assert conn.execute(text("SELECT current_user")).scalar() == roles.service
+            assert set(conn.execute(text("SELECT account_id FROM webhook_endpoints")).scalars()) == {"globex"}
+            assert conn.execute(text("DELETE FROM webhook_endpoints WHERE account_id = 'acme'")).rowcount == 0

@@ -1,8 +1,9 @@
 # lobstack-orchestrator: the workers' Vault token (activities/secrets). Least privilege for what the code calls, on
 # the default mounts secret/ (kv v2), transit/ and auth/approle/. Mounting engines is an operator step
 # (deploy/vault/bootstrap.sh, once, with an admin token); this policy can only read the mount tables to verify them.
-# Every name it may touch starts with "agent-" (or lives under secret/agents/): it can never write its own policy,
-# an operator's policy, a non-agent role or the codec key. tests/deploy/test_vault_policies.py pins each path.
+# Every name it may touch starts with "agent-" (or lives under secret/agents/, or secret/lobstack-webhooks/ for the
+# webhook signing secrets): it can never write its own policy, an operator's policy, a non-agent role or the codec
+# key. tests/deploy/test_vault_policies.py pins each path.
 
 # ensure_engines at worker start: verify kv v2, transit and approle are mounted.
 path "sys/mounts" {
@@ -30,6 +31,16 @@ path "secret/data/agents/*" {
 
 path "secret/metadata/agents/*" {
   capabilities = ["read", "list", "update", "delete"]
+}
+
+# Approval notices: each account's webhook signing secrets (activities/webhooks.py). Written by `lobstack webhooks
+# add`, read by the delivery activity only, destroyed with the endpoint.
+path "secret/data/lobstack-webhooks/*" {
+  capabilities = ["create", "read", "update"]
+}
+
+path "secret/metadata/lobstack-webhooks/*" {
+  capabilities = ["delete"]
 }
 
 # Transit: one key per agent (create, config, rotate, delete), agent data encrypt/decrypt, rewrap on rotation.
