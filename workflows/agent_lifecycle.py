@@ -58,7 +58,15 @@ with workflow.unsafe.imports_passed_through():
     from contracts.queues import cloud_queue
     from contracts.regions import Location, ProviderName, placements
     from contracts.spec import AgentSpec, SpecError, validate_skills, validate_spec, validate_tool_patterns
-    from workflows.decisions import ACTOR_MAX, REASON_MAX, audit_text, refusal
+    from workflows.decisions import (
+        ACTOR_MAX,
+        DECISION_BODY,
+        REASON_MAX,
+        UPDATE_BODY,
+        audit_text,
+        refusal,
+        update_refusal,
+    )
     from workflows.retries import (
         ABANDONED_RETRY,
         BOOT_WAIT_RETRY,
@@ -83,7 +91,6 @@ PATCH_APPROVAL_ATTRIBUTES = "approval-search-attributes"
 
 # The Web UI renders current details as Markdown: example values, never <placeholders> it would swallow as HTML.
 DESTROY_BODY = json.dumps({"requested_by": "your-name", "reason": "why"})
-DECISION_BODY = json.dumps({"approver": "your-name", "reason": "why"})
 SKILLS_BODY = json.dumps({"skills": ["web.search"], "requested_by": "your-name"})
 INPUT_EXAMPLE = '{"spec": {"account_id": "acme", "name": "helper"}}'
 
@@ -808,12 +815,11 @@ class AgentLifecycleWorkflow:
         self._decision = (approved, decision)
 
     @workflow.update(
-        description="Approve or refuse the agent; a refusal comes back to the caller. Body: "
-        '{"approver": "your-name", "reason": "why", "approved": true}'
+        description=f"Approve or refuse the agent; a refusal comes back to the caller. Body: {UPDATE_BODY}"
     )
     async def decide(self, *body: Any) -> AgentStatus:
-        """The CLI's way to approve or reject: a refusal comes back to the caller, and is audited."""
-        decision = await self._receive("decide", body, ApprovalDecision, DECISION_BODY)
+        """The CLI's and the Web UI's way to decide: a refusal comes back to the caller."""
+        decision = await self._receive("decide", body, ApprovalDecision, UPDATE_BODY)
         if decision is None:
             raise ApplicationError(self._agent.last_error, type="MessageRefused", non_retryable=True)
         plain = Decision(approver=decision.approver, reason=decision.reason)
@@ -827,6 +833,16 @@ class AgentLifecycleWorkflow:
         self._decision = (decision.approved, plain)
         await workflow.wait_condition(lambda: self._agent.state != AgentState.PENDING_APPROVAL)
         return self.status()
+
+    @decide.validator
+    def _validate_decide(self, *body: Any) -> None:
+        """Refuses, before anything enters history, what can never count: the Web UI's update dialog shows why."""
+        waiting = self._agent.state == AgentState.PENDING_APPROVAL and self._decision is None
+        kind, why = update_refusal(
+            body, waiting=waiting, state=self._agent.state.value, allowed=self._spec.approvers or None
+        )
+        if why:
+            raise ApplicationError(why, type=kind, non_retryable=True)
 
     @workflow.signal(description=f"Destroy the agent (or abort its provisioning). Body: {DESTROY_BODY}")
     async def destroy(self, *body: Any) -> None:

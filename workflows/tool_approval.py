@@ -9,7 +9,6 @@ deadline escalates to the escalation group when there is one, and otherwise reje
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -32,14 +31,21 @@ with workflow.unsafe.imports_passed_through():
         ToolApprovalInput,
         Transition,
     )
-    from workflows.decisions import ACTOR_MAX, REASON_MAX, audit_text, refusal
+    from workflows.decisions import (
+        ACTOR_MAX,
+        DECISION_BODY,
+        REASON_MAX,
+        UPDATE_BODY,
+        audit_text,
+        refusal,
+        update_refusal,
+    )
     from workflows.retries import REGISTRY_RETRY
     from workflows.search_attributes import ACCOUNT, AGENT_ID, APPROVAL_DEADLINE, APPROVAL_KIND, APPROVAL_STATE
 
 T = TypeVar("T")
 
 
-DECISION_BODY = json.dumps({"approver": "your-name", "reason": "why"})
 # Histories recorded before every refusal was audited replay without those audits (workflow.patched).
 PATCH_AUDIT_EVERY_REFUSAL = "audit-every-refusal"
 # ... and before a cancellation closed an approval as `cancelled` (it ended the workflow as cancelled then).
@@ -173,8 +179,8 @@ class ToolApprovalWorkflow:
             self._details = f"Decided: {self._state.value}{who} (tool `{i.tool}`, agent {i.agent_id})."
             workflow.set_current_details(self._details)
             return
-        # The UI renders current details as Markdown: example values, never <placeholders> it would eat as HTML.
-        body = json.dumps({"approver": self._approvers[0] if self._approvers else "your-name", "reason": "why"})
+        # The body in backticks (Markdown code, so its <placeholder> shows as text) cannot be sent unchanged.
+        body = DECISION_BODY
         args = ", ".join(f"{k}={v}" for k, v in i.arguments.items()) or "none"
         escalated = " (escalated)" if self._escalated else ""
         self._details = (
@@ -215,9 +221,11 @@ class ToolApprovalWorkflow:
         waiting = self._state == ApprovalState.PENDING and self._decision is None
         return refusal(decision, waiting=waiting, state=self._state.value, allowed=self._approvers)
 
-    async def _receive(self, handler: str, body: tuple[Any, ...], cls: type[T]) -> T | None:
+    async def _receive(
+        self, handler: str, body: tuple[Any, ...], cls: type[T], example: str = DECISION_BODY
+    ) -> T | None:
         try:
-            return one_message(body, cls, example=DECISION_BODY)
+            return one_message(body, cls, example=example)
         except MessageRefused as err:
             await self._refuse(handler, str(err), actor=_claimed_approver(body))
             return None
@@ -272,13 +280,10 @@ class ToolApprovalWorkflow:
             return
         self._accept(approved, decision)
 
-    @workflow.update(
-        description='Decide; a refusal comes back to the caller. Body: {"approver": "your-name", "reason": "why", '
-        '"approved": true}'
-    )
+    @workflow.update(description=f"Decide; a refusal comes back to the caller. Body: {UPDATE_BODY}")
     async def decide(self, *body: Any) -> ApprovalStatus:
         """The CLI's way to decide: a refusal comes back to the caller (and is audited) instead of vanishing."""
-        decision = await self._receive("decide", body, ApprovalDecision)
+        decision = await self._receive("decide", body, ApprovalDecision, UPDATE_BODY)
         if decision is None:
             raise ApplicationError(self._refused_note.strip(), type="MessageRefused", non_retryable=True)
         plain = Decision(approver=decision.approver, reason=decision.reason)
@@ -289,6 +294,14 @@ class ToolApprovalWorkflow:
         self._accept(decision.approved, plain)
         await workflow.wait_condition(lambda: self._state != ApprovalState.PENDING)
         return self.status()
+
+    @decide.validator
+    def _validate_decide(self, *body: Any) -> None:
+        """Refuses, before anything enters history, what can never count: the Web UI's update dialog shows why."""
+        waiting = self._state == ApprovalState.PENDING and self._decision is None
+        kind, why = update_refusal(body, waiting=waiting, state=self._state.value, allowed=self._approvers)
+        if why:
+            raise ApplicationError(why, type=kind, non_retryable=True)
 
     @workflow.query(description="The request, its approvers and its decision.")
     def status(self, *args: Any) -> ApprovalStatus:
