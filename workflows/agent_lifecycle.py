@@ -25,6 +25,7 @@ from contracts.workflow_names import AGENT_LIFECYCLE
 
 with workflow.unsafe.imports_passed_through():
     from activities.approvals import ApprovalActivities
+    from activities.approver_policy import ApproverPolicyActivities
     from activities.cloud.activities import CloudActivities
     from activities.errors import error_class
     from activities.health import HealthActivities
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.maintenance import AgentDataActivities
     from activities.registry import RegistryActivities
     from activities.secrets import SecretsActivities
+    from contracts.approver_policy import AccountApprovalPolicy
     from contracts.internal_messages import SEAL_FIELD, SealCheck, canonical
     from contracts.messages import MessageRefused, one_message
     from contracts.models import (
@@ -64,6 +66,7 @@ with workflow.unsafe.imports_passed_through():
         REASON_MAX,
         UPDATE_BODY,
         audit_text,
+        policy_refusal,
         refusal,
         update_refusal,
     )
@@ -88,6 +91,8 @@ PATCH_CLOSE_APPROVALS = "cleanup-closes-approvals"
 PATCH_SEALED_SYSTEM_MESSAGES = "sealed-system-messages"
 # ... and before the approval gate published its search attributes (workflows/search_attributes.py).
 PATCH_APPROVAL_ATTRIBUTES = "approval-search-attributes"
+# ... and before a decision was checked against the account's approval policy, read when it arrives.
+PATCH_ACCOUNT_APPROVERS = "account-approvers"
 
 # The Web UI renders current details as Markdown: example values, never <placeholders> it would swallow as HTML.
 DESTROY_BODY = json.dumps({"requested_by": "your-name", "reason": "why"})
@@ -124,6 +129,9 @@ class AgentLifecycleWorkflow:
         self._step: asyncio.Task[object] | None = None
         self._events = 0
         self._publishing = False
+        # With two approvals needed: the first valid approval, until a different approver gives the second.
+        self._approvals: list[Decision] = []
+        self._gate_text = ""
 
     # --- run ------------------------------------------------------------------------------------------------------
 
@@ -177,12 +185,13 @@ class AgentLifecycleWorkflow:
         # The Web UI's list finds the waiting agent by these (`LobstackApprovalState = "pending"`).
         self._publishing = workflow.patched(PATCH_APPROVAL_ATTRIBUTES)
         self._publish_approval("pending", expires)
-        self._set_waiting(
+        self._gate_text = (
             f"Waiting for a human to approve agent {spec.agent_id} ({spec.name}, account {spec.account_id}, "
             f"{spec.provider}/{spec.region}/{spec.size}, skills: {', '.join(spec.skills) or 'none'}). "
             f"To approve, send signal `approve` with body `{DECISION_BODY}`; to refuse, send signal `reject` with the "
             f"same body. Without a decision by {expires:%Y-%m-%d %H:%M} UTC the request is rejected."
         )
+        self._set_waiting(self._gate_text)
         try:
             await self._record("agent.requested", reason="approval required")
             await workflow.wait_condition(
@@ -211,7 +220,8 @@ class AgentLifecycleWorkflow:
         self._agent.approved_by = decision.approver
         self._agent.state = AgentState.PROVISIONING
         self._publish_approval("approved")
-        await self._record("agent.approved", actor=decision.approver, reason=decision.reason)
+        both = {"approvals": ", ".join(d.approver for d in [*self._approvals, decision])} if self._approvals else {}
+        await self._record("agent.approved", actor=decision.approver, reason=decision.reason, details=both)
         return True
 
     async def _end_rejected(self, action: str, *, actor: str, reason: str = "", approval: str = "rejected") -> bool:
@@ -811,7 +821,48 @@ class AgentLifecycleWorkflow:
                 handler, why, actor=decision.approver, action="agent.approval_refused", audited_before=named
             )
             return
+        why = await self._against_policy(approved, decision)
+        if why:
+            await self._refuse(handler, why, actor=decision.approver, action="agent.approval_refused")
+            return
+        await self._count(approved, decision)
+
+    async def _against_policy(self, approved: bool, decision: Decision) -> str:
+        """Why the account's approval policy, read now, refuses the decision ("" when it may count)."""
+        if not workflow.patched(PATCH_ACCOUNT_APPROVERS):
+            return ""
+        policy: AccountApprovalPolicy = await workflow.execute_activity_method(
+            ApproverPolicyActivities.account_policy,
+            self._spec.account_id,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=REGISTRY_RETRY,
+        )
+        # Checked again after the read: another decision may have arrived meanwhile.
+        why = self._refusal(decision) or policy_refusal(
+            decision, policy, approved=approved, requested_by=self._input.requested_by, earlier=self._approvals
+        )
+        if (
+            not why
+            and approved
+            and not self._approvals
+            and policy.approvals_needed(self._spec.skills, self._spec.size) > 1
+        ):
+            self._approvals.append(decision)  # before any await: a second approval racing it sees this one
+        return why
+
+    async def _count(self, approved: bool, decision: Decision) -> None:
+        """Accept a decision that may count: the first of two approvals is recorded, any other decides."""
         self._accepted()
+        if approved and self._approvals and self._approvals[-1] is decision:
+            first = decision.approver
+            self._set_waiting(f"1 of 2 approvals: {first}; waiting for one more approver. " + self._gate_text)
+            await self._record(
+                "agent.approval_recorded",
+                actor=first,
+                reason=decision.reason or "first of two approvals",
+                audit_only=True,
+            )
+            return
         self._decision = (approved, decision)
 
     @workflow.update(
@@ -829,8 +880,13 @@ class AgentLifecycleWorkflow:
                 "decide", why, actor=decision.approver, action="agent.approval_refused", audited_before=True
             )
             raise ApplicationError(why, type="ApproverNotAllowed", non_retryable=True)
-        self._accepted()
-        self._decision = (decision.approved, plain)
+        why = await self._against_policy(decision.approved, plain)
+        if why:
+            await self._refuse("decide", why, actor=decision.approver, action="agent.approval_refused")
+            raise ApplicationError(why, type="ApproverNotAllowed", non_retryable=True)
+        await self._count(decision.approved, plain)
+        if self._decision is None:
+            return self.status()  # the first of two approvals: recorded, still waiting
         await workflow.wait_condition(lambda: self._agent.state != AgentState.PENDING_APPROVAL)
         return self.status()
 

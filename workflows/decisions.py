@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from contracts.approver_policy import AccountApprovalPolicy
 from contracts.messages import MessageRefused, one_message
 from contracts.models import ApprovalDecision, Decision
 from contracts.spec import APPROVER_RULE, PLACEHOLDER_RULE, approver_name_ok, is_placeholder_approver
@@ -71,3 +72,24 @@ def update_refusal(
         return "MessageRefused", str(err)
     why = refusal(Decision(decision.approver, decision.reason), waiting=waiting, state=state, allowed=allowed)
     return ("ApproverNotAllowed", why) if why else ("", "")
+
+
+def policy_refusal(
+    decision: Decision,
+    policy: AccountApprovalPolicy,
+    *,
+    approved: bool,
+    requested_by: str = "",
+    earlier: Sequence[Decision] = (),
+) -> str:
+    """Why the account's approval policy refuses a decision that passed `refusal`, or "" when it may count."""
+    account = policy.account_id
+    if not policy.approvers:
+        return f"account {account} has no approvers: add one with `lobstack approvers add --account {account} NAME`"
+    if decision.approver not in policy.approvers:
+        return f"approver: not an approver of account {account} (approvers: {', '.join(policy.approvers)})"
+    if approved and policy.four_eyes and requested_by and decision.approver == requested_by:
+        return f"four eyes: {account} requires an approver other than the requester"
+    if approved and decision.approver in [d.approver for d in earlier]:
+        return "two approvals: this approver has approved already; a different approver must give the second"
+    return ""

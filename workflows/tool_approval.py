@@ -20,6 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 from contracts.workflow_names import TOOL_APPROVAL
 
 with workflow.unsafe.imports_passed_through():
+    from activities.approver_policy import ApproverPolicyActivities
     from activities.registry import RegistryActivities
     from contracts.messages import MessageRefused, one_message
     from contracts.models import (
@@ -37,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         REASON_MAX,
         UPDATE_BODY,
         audit_text,
+        policy_refusal,
         refusal,
         update_refusal,
     )
@@ -52,6 +54,9 @@ PATCH_AUDIT_EVERY_REFUSAL = "audit-every-refusal"
 PATCH_CANCEL_CLOSES = "cancel-closes-approval"
 # ... and before it said its kind, agent, account and deadline beside its state (workflows/search_attributes.py).
 PATCH_APPROVAL_ATTRIBUTES = "approval-search-attributes"
+# ... and before a decision was checked against the account's approvers, read when it arrives (the input's list,
+# from the agent's spec or the gateway's default, then only narrows them).
+PATCH_ACCOUNT_APPROVERS = "account-approvers"
 
 
 # Pinned: a run that waits days for a person or lives for months never meets another release's code; old
@@ -183,9 +188,10 @@ class ToolApprovalWorkflow:
         body = DECISION_BODY
         args = ", ".join(f"{k}={v}" for k, v in i.arguments.items()) or "none"
         escalated = " (escalated)" if self._escalated else ""
+        allowed = ", ".join(self._approvers) or "the account's approvers"
         self._details = (
             f"Agent {i.agent_id} asks to run `{i.tool}` ({i.risk} risk) with arguments: {args}. "
-            f"Allowed approvers{escalated}: {', '.join(self._approvers)}. To allow it, send signal `approve` with body "
+            f"Allowed approvers{escalated}: {allowed}. To allow it, send signal `approve` with body "
             f"`{body}`; to refuse, send signal `reject` with the same body."
         )
         workflow.set_current_details(self._details + self._refused_note)
@@ -217,9 +223,21 @@ class ToolApprovalWorkflow:
 
     # --- decisions --------------------------------------------------------------------------------------------------
 
-    def _refusal(self, decision: Decision) -> str:
+    def _refusal(self, decision: Decision, *, by_account: bool = False) -> str:
+        """`by_account`: the account's approvers decide, the input's list (when not empty) only narrows them."""
         waiting = self._state == ApprovalState.PENDING and self._decision is None
-        return refusal(decision, waiting=waiting, state=self._state.value, allowed=self._approvers)
+        allowed = self._approvers or (None if by_account else [])
+        return refusal(decision, waiting=waiting, state=self._state.value, allowed=allowed)
+
+    async def _against_account(self, decision: Decision) -> str:
+        """Why the account's approvers, read now, refuse the decision ("" when it may count)."""
+        policy = await workflow.execute_activity_method(
+            ApproverPolicyActivities.account_policy,
+            self._input.account_id,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=REGISTRY_RETRY,
+        )
+        return self._refusal(decision, by_account=True) or policy_refusal(decision, policy, approved=False)
 
     async def _receive(
         self, handler: str, body: tuple[Any, ...], cls: type[T], example: str = DECISION_BODY
@@ -274,10 +292,16 @@ class ToolApprovalWorkflow:
             await self._signalled("reject", False, decision)
 
     async def _signalled(self, handler: str, approved: bool, decision: Decision) -> None:
-        why = self._refusal(decision)
+        by_account = workflow.patched(PATCH_ACCOUNT_APPROVERS)
+        why = self._refusal(decision, by_account=by_account)
         if why:
             await self._refuse(handler, why, actor=decision.approver, audited_before=bool(decision.approver.strip()))
             return
+        if by_account:
+            why = await self._against_account(decision)
+            if why:
+                await self._refuse(handler, why, actor=decision.approver)
+                return
         self._accept(approved, decision)
 
     @workflow.update(description=f"Decide; a refusal comes back to the caller. Body: {UPDATE_BODY}")
@@ -287,7 +311,10 @@ class ToolApprovalWorkflow:
         if decision is None:
             raise ApplicationError(self._refused_note.strip(), type="MessageRefused", non_retryable=True)
         plain = Decision(approver=decision.approver, reason=decision.reason)
-        why = self._refusal(plain)
+        by_account = workflow.patched(PATCH_ACCOUNT_APPROVERS)
+        why = self._refusal(plain, by_account=by_account)
+        if not why and by_account:
+            why = await self._against_account(plain)
         if why:
             await self._refuse("decide", why, actor=decision.approver, audited_before=True)
             raise ApplicationError(why, type="ApproverNotAllowed", non_retryable=True)
@@ -299,7 +326,8 @@ class ToolApprovalWorkflow:
     def _validate_decide(self, *body: Any) -> None:
         """Refuses, before anything enters history, what can never count: the Web UI's update dialog shows why."""
         waiting = self._state == ApprovalState.PENDING and self._decision is None
-        kind, why = update_refusal(body, waiting=waiting, state=self._state.value, allowed=self._approvers)
+        # The account's approvers are read by the handler; an empty input list narrows nothing.
+        kind, why = update_refusal(body, waiting=waiting, state=self._state.value, allowed=self._approvers or None)
         if why:
             raise ApplicationError(why, type=kind, non_retryable=True)
 

@@ -18,6 +18,7 @@ from temporalio.client import WorkflowFailureError
 from activities.cloud.base import CloudProvider
 from activities.secrets.agent_data import AgentDataStore
 from cloudsim.testing import RunningSim
+from contracts.approver_policy import ApproverChange
 from contracts.identifiers import approval_id, workflow_id
 from contracts.maintenance_models import FleetHealthInput, RotationInput, SweepInput
 from contracts.models import AgentState, AgentStatus, Decision, HealthChange, ToolApprovalInput
@@ -25,6 +26,7 @@ from contracts.regions import CLOUD_PROVIDERS
 from tests.stack import AGENTS, Stack, eventually
 from workers.settings import WorkerSettings
 from workers.worker import default_providers
+from workflows.approver_settings import ApproverSettingsWorkflow
 from workflows.fleet_health import FleetHealthWorkflow
 from workflows.key_rotation import KeyRotationWorkflow
 from workflows.orphan_sweep import OrphanSweepWorkflow
@@ -324,3 +326,11 @@ async def _fleet_health(s: Stacks) -> Execution:
         for agent_id in (healthy, failing):
             await _destroyed(stack, agent_id)
     return fleet
+
+
+@scenario("approver_settings")
+async def _approver_settings(s: Stacks) -> Execution:
+    stack = s.stack
+    async with stack.workers():
+        change = ApproverChange(account_id="acme", action="add", name="dana", four_eyes=True)
+        return await _run_now(stack, ApproverSettingsWorkflow.run, change, "approvers")

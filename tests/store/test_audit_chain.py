@@ -222,7 +222,7 @@ def test_an_older_database_is_upgraded_and_its_events_chained(registry: Registry
         cascade = " CASCADE" if conn.dialect.name == "postgresql" else ""
         conn.execute(text(f"ALTER TABLE agent_health DROP COLUMN account_id{cascade}"))
 
-    assert upgrade_schema(registry.engine) == (None, "0001")
+    assert upgrade_schema(registry.engine) == (None, "0002")
     report = registry.verify_audit()
     assert report.ok and (report.accounts, report.events) == (2, 6)
     registry.record(transition(event_key="after/1"))
