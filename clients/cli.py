@@ -18,6 +18,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from clients.approvers_cli import add_approvers_commands
 from clients.audit_cli import add_audit_commands
 from clients.cli_common import (
     EXIT_INTERRUPTED,
@@ -92,13 +93,14 @@ def cmd_agent_create(args: argparse.Namespace) -> int:
         agent_id=args.agent_id if args.agent_id is not None else "",
         approval_timeout_s=args.approval_timeout,
         health_timeout_s=args.health_timeout,
+        approvers=list(args.approver or []),
     )
     validate_spec(spec)
     wait_s = args.wait_timeout if args.wait_timeout is not None else args.health_timeout + 120
 
     async def go() -> int:
         client = await connect(args)
-        agent_id = await client.create_agent(spec)
+        agent_id = await client.create_agent(spec, requested_by=args.requested_by)
         print(agent_id, flush=True)
         if args.wait:
             wanted = {AgentState.RUNNING, AgentState.PENDING_APPROVAL}
@@ -397,6 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--agent-id", help="choose the agent id (default: <name>-<random>)")
     create.add_argument(
+        "--approver", action="append", help="who may approve it, narrowing the account's approvers (repeatable)"
+    )
+    create.add_argument("--requested-by", default="", help="who asks for it (default: the Temporal identity)")
+    create.add_argument(
         "--approval-timeout",
         type=_seconds("approval_timeout_s"),
         default=DEFAULT_APPROVAL_TIMEOUT_S,
@@ -453,6 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     destroy.set_defaults(func=cmd_agent_destroy)
     add_ops_commands(sub)
     add_audit_commands(sub)
+    add_approvers_commands(sub)
     add_db_commands(sub)
 
     approvals = sub.add_parser("approvals", help="list agent and tool approvals; decide tool approvals")

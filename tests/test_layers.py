@@ -38,7 +38,15 @@ UNITS = (
     Unit(
         10,
         "cli",
-        ("clients.cli", "clients.cli_common", "clients.demo", "clients.ops_cli", "clients.audit_cli", "clients.db_cli"),
+        (
+            "clients.cli",
+            "clients.cli_common",
+            "clients.demo",
+            "clients.ops_cli",
+            "clients.audit_cli",
+            "clients.db_cli",
+            "clients.approvers_cli",
+        ),
     ),
     Unit(11, "chaos", ("chaos",)),
     Unit(11, "bench", ("bench",)),

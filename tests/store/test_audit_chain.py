@@ -209,6 +209,7 @@ def test_an_older_database_is_upgraded_and_its_events_chained(registry: Registry
     # made before migrations (no alembic_version): `lobstack db upgrade` adopts it.
     with registry.engine.begin() as conn:
         conn.execute(text("DROP TABLE alembic_version"))
+        conn.execute(text("DROP TABLE approval_policies"))  # revision 0002: after migrations began
         conn.execute(text("DROP INDEX uq_audit_events_account_seq"))
         if conn.dialect.name == "postgresql":
             conn.execute(text("DROP TRIGGER audit_events_append_only ON audit_events"))
