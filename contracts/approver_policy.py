@@ -28,6 +28,7 @@ __all__ = [
     "AccountApprovalPolicy",
     "ApproverAction",
     "ApproverChange",
+    "CallerLookup",
     "apply_change",
     "validate_change",
 ]
@@ -65,6 +66,18 @@ class ApproverChange:
     two_approvals_skills: list[str] | None = None
     two_approvals_sizes: list[str] | None = None
     require_identity_match: bool | None = None
+
+
+@dataclass
+class CallerLookup:
+    """Which history event carried a decision: the `seq`-th signal named `handler` of the run, or the update
+    `update_id`. Its caller identity is what Temporal recorded, not what the body claims."""
+
+    workflow_id: str
+    run_id: str
+    handler: str
+    signal_seq: int = 0
+    update_id: str = ""
 
 
 def validate_change(change: ApproverChange) -> None:

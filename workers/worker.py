@@ -27,6 +27,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.approvals import ApprovalActivities
 from activities.approver_policy import ApproverPolicyActivities
+from activities.caller_identity import CallerIdentityActivities
 from activities.cloud.activities import BootstrapIssuer, CloudActivities
 from activities.cloud.base import CloudProvider
 from activities.cloud.budget import ApiBudget, Budgeted
@@ -129,6 +130,7 @@ def build_workers(
     client = worker_client(client)
     registry_acts = RegistryActivities(services.registry)
     approval_acts = ApprovalActivities(services.temporal or client)
+    caller_acts = CallerIdentityActivities(services.temporal or client)
     policy_acts = ApproverPolicyActivities(
         ApprovalPolicies(engine=services.registry.engine, roles=services.registry.roles)
     )
@@ -160,6 +162,7 @@ def build_workers(
             approval_acts.close_approvals,
             policy_acts.account_policy,
             policy_acts.change_approvers,
+            caller_acts.caller_identity,
             health_acts.wait_healthy,
             seal_acts.check_seal,
             *maintenance,

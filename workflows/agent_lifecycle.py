@@ -60,6 +60,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.queues import cloud_queue
     from contracts.regions import Location, ProviderName, placements
     from contracts.spec import AgentSpec, SpecError, validate_skills, validate_spec, validate_tool_patterns
+    from workflows.caller import caller_identity, identity_refusal
     from workflows.decisions import (
         ACTOR_MAX,
         DECISION_BODY,
@@ -132,6 +133,10 @@ class AgentLifecycleWorkflow:
         # With two approvals needed: the first valid approval, until a different approver gives the second.
         self._approvals: list[Decision] = []
         self._gate_text = ""
+        # Who Temporal recorded as the sender of each decision that reached the account's policy; and how many
+        # `approve` / `reject` signals have arrived, to find each one's event in the history.
+        self._identities: list[tuple[Decision, str]] = []
+        self._signals_seen: dict[str, int] = {}
 
     # --- run ------------------------------------------------------------------------------------------------------
 
@@ -216,22 +221,40 @@ class AgentLifecycleWorkflow:
         approved, decision = self._decision
         if not approved:
             self._agent.last_error = f"rejected by {decision.approver}: {decision.reason}".rstrip(": ")
-            return await self._end_rejected("agent.rejected", actor=decision.approver, reason=decision.reason)
+            return await self._end_rejected(
+                "agent.rejected",
+                actor=decision.approver,
+                reason=decision.reason,
+                details=self._identity_details(decision),
+            )
         self._agent.approved_by = decision.approver
         self._agent.state = AgentState.PROVISIONING
         self._publish_approval("approved")
         both = {"approvals": ", ".join(d.approver for d in [*self._approvals, decision])} if self._approvals else {}
-        await self._record("agent.approved", actor=decision.approver, reason=decision.reason, details=both)
+        await self._record(
+            "agent.approved",
+            actor=decision.approver,
+            reason=decision.reason,
+            details={**both, **self._identity_details(decision)},
+        )
         return True
 
-    async def _end_rejected(self, action: str, *, actor: str, reason: str = "", approval: str = "rejected") -> bool:
+    async def _end_rejected(
+        self,
+        action: str,
+        *,
+        actor: str,
+        reason: str = "",
+        approval: str = "rejected",
+        details: dict[str, str] | None = None,
+    ) -> bool:
         self._agent.state = AgentState.REJECTED
         self._publish_approval(approval)
         self._agent.finished_at = workflow.now()
         self._set_waiting(
             f"Finished: agent {self._spec.agent_id} was not approved ({self._agent.last_error}). Nothing was created."
         )
-        await self._record(action, actor=actor, reason=reason or self._agent.last_error)
+        await self._record(action, actor=actor, reason=reason or self._agent.last_error, details=details)
         return False
 
     def _publish_approval(self, state: str, deadline: datetime | None = None) -> None:
@@ -759,7 +782,14 @@ class AgentLifecycleWorkflow:
         return True
 
     async def _refuse(
-        self, handler: str, why: str, *, actor: str, action: str = "message.refused", audited_before: bool = False
+        self,
+        handler: str,
+        why: str,
+        *,
+        actor: str,
+        action: str = "message.refused",
+        audited_before: bool = False,
+        identity: str = "",
     ) -> None:
         """A message that cannot count: said in the status and the current details, and audited (who, which
         handler, why; never what the body held). Never raises: a refusal must not fail the workflow.
@@ -781,7 +811,7 @@ class AgentLifecycleWorkflow:
                 action,
                 actor=actor if actor.strip() else "unknown",
                 reason=f"{handler}: {why}",
-                details={"handler": handler},
+                details={"handler": handler, **({"identity": identity} if identity else {})},
                 audit_only=True,
             )
         except ActivityError as err:
@@ -797,22 +827,29 @@ class AgentLifecycleWorkflow:
     # Bodies may be anything a person pastes into the UI: JSON null or no body counts as an empty body.
     @workflow.signal(description=f"Approve the agent while it waits for approval. Body: {DECISION_BODY}")
     async def approve(self, *body: Any) -> None:
+        seq = self._signal_arrived("approve")
         decision = await self._receive("approve", body, Decision, DECISION_BODY)
         if decision is not None:
-            await self._signalled("approve", True, decision)
+            await self._signalled("approve", True, decision, seq)
 
     @workflow.signal(description=f"Refuse the agent while it waits for approval. Body: {DECISION_BODY}")
     async def reject(self, *body: Any) -> None:
+        seq = self._signal_arrived("reject")
         decision = await self._receive("reject", body, Decision, DECISION_BODY)
         if decision is not None:
-            await self._signalled("reject", False, decision)
+            await self._signalled("reject", False, decision, seq)
+
+    def _signal_arrived(self, handler: str) -> int:
+        """Which signal of this name this is, counted before any await: handlers start in history order."""
+        self._signals_seen[handler] = self._signals_seen.get(handler, 0) + 1
+        return self._signals_seen[handler]
 
     def _refusal(self, decision: Decision) -> str:
         waiting = self._agent.state == AgentState.PENDING_APPROVAL and self._decision is None
         # An agent whose spec names no approvers may be approved by anyone who names themselves.
         return refusal(decision, waiting=waiting, state=self._agent.state.value, allowed=self._spec.approvers or None)
 
-    async def _signalled(self, handler: str, approved: bool, decision: Decision) -> None:
+    async def _signalled(self, handler: str, approved: bool, decision: Decision, seq: int) -> None:
         why = self._refusal(decision)
         if why:
             # Signals cannot answer: the refusal is kept in the status and the current details, and audited.
@@ -821,16 +858,25 @@ class AgentLifecycleWorkflow:
                 handler, why, actor=decision.approver, action="agent.approval_refused", audited_before=named
             )
             return
-        why = await self._against_policy(approved, decision)
+        why = await self._against_policy(handler, seq, approved, decision)
         if why:
-            await self._refuse(handler, why, actor=decision.approver, action="agent.approval_refused")
+            await self._refuse(
+                handler,
+                why,
+                actor=decision.approver,
+                action="agent.approval_refused",
+                identity=self._identity(decision),
+            )
             return
         await self._count(approved, decision)
 
-    async def _against_policy(self, approved: bool, decision: Decision) -> str:
-        """Why the account's approval policy, read now, refuses the decision ("" when it may count)."""
+    async def _against_policy(self, handler: str, seq: int, approved: bool, decision: Decision) -> str:
+        """Why the account's approval policy, read now, refuses the decision ("" when it may count). Records who
+        Temporal says sent it, for the audit trail and the policy's identity match."""
         if not workflow.patched(PATCH_ACCOUNT_APPROVERS):
             return ""
+        identity = await caller_identity(handler, seq)
+        self._identities.append((decision, identity))
         policy: AccountApprovalPolicy = await workflow.execute_activity_method(
             ApproverPolicyActivities.account_policy,
             self._spec.account_id,
@@ -841,6 +887,8 @@ class AgentLifecycleWorkflow:
         why = self._refusal(decision) or policy_refusal(
             decision, policy, approved=approved, requested_by=self._input.requested_by, earlier=self._approvals
         )
+        if not why and policy.require_identity_match:
+            why = identity_refusal(decision.approver, identity)
         if (
             not why
             and approved
@@ -860,10 +908,18 @@ class AgentLifecycleWorkflow:
                 "agent.approval_recorded",
                 actor=first,
                 reason=decision.reason or "first of two approvals",
+                details=self._identity_details(decision),
                 audit_only=True,
             )
             return
         self._decision = (approved, decision)
+
+    def _identity(self, decision: Decision) -> str:
+        return next((who for d, who in self._identities if d is decision), "")
+
+    def _identity_details(self, decision: Decision) -> dict[str, str]:
+        identity = self._identity(decision)
+        return {"identity": identity} if identity else {}
 
     @workflow.update(
         description=f"Approve or refuse the agent; a refusal comes back to the caller. Body: {UPDATE_BODY}"
@@ -880,9 +936,11 @@ class AgentLifecycleWorkflow:
                 "decide", why, actor=decision.approver, action="agent.approval_refused", audited_before=True
             )
             raise ApplicationError(why, type="ApproverNotAllowed", non_retryable=True)
-        why = await self._against_policy(decision.approved, plain)
+        why = await self._against_policy("decide", 0, decision.approved, plain)
         if why:
-            await self._refuse("decide", why, actor=decision.approver, action="agent.approval_refused")
+            await self._refuse(
+                "decide", why, actor=decision.approver, action="agent.approval_refused", identity=self._identity(plain)
+            )
             raise ApplicationError(why, type="ApproverNotAllowed", non_retryable=True)
         await self._count(decision.approved, plain)
         if self._decision is None:

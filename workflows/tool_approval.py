@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         ToolApprovalInput,
         Transition,
     )
+    from workflows.caller import caller_identity, identity_refusal
     from workflows.decisions import (
         ACTOR_MAX,
         DECISION_BODY,
@@ -85,6 +86,9 @@ class ToolApprovalWorkflow:
         self._details = ""
         self._cancel_reason = ""
         self._deadline = self._requested_at + timedelta(seconds=input.timeout_s)
+        # Who Temporal recorded as each decision's sender, and how many of each signal arrived (to find its event).
+        self._identities: list[tuple[Decision, str]] = []
+        self._signals_seen: dict[str, int] = {}
 
     @workflow.run
     async def run(self, *args: Any) -> ApprovalStatus:
@@ -127,7 +131,7 @@ class ToolApprovalWorkflow:
             action = "approval.approved" if approved else "approval.rejected"
             self._decided_at = workflow.now()
             self._publish()
-            await self._audit(action, actor=decision.approver, reason=decision.reason)
+            await self._audit(action, actor=decision.approver, reason=decision.reason, extra=self._identity(decision))
         else:
             self._state = ApprovalState.EXPIRED
             self._decided_at = workflow.now()
@@ -229,15 +233,25 @@ class ToolApprovalWorkflow:
         allowed = self._approvers or (None if by_account else [])
         return refusal(decision, waiting=waiting, state=self._state.value, allowed=allowed)
 
-    async def _against_account(self, decision: Decision) -> str:
-        """Why the account's approvers, read now, refuse the decision ("" when it may count)."""
+    def _identity(self, decision: Decision) -> dict[str, str]:
+        found = next((who for d, who in self._identities if d is decision), "")
+        return {"identity": found} if found else {}
+
+    async def _against_account(self, handler: str, seq: int, decision: Decision) -> str:
+        """Why the account's approvers, read now, refuse the decision ("" when it may count). Records who Temporal
+        says sent it, for the audit trail and the account's identity match."""
+        identity = await caller_identity(handler, seq)
+        self._identities.append((decision, identity))
         policy = await workflow.execute_activity_method(
             ApproverPolicyActivities.account_policy,
             self._input.account_id,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=REGISTRY_RETRY,
         )
-        return self._refusal(decision, by_account=True) or policy_refusal(decision, policy, approved=False)
+        why = self._refusal(decision, by_account=True) or policy_refusal(decision, policy, approved=False)
+        if not why and policy.require_identity_match:
+            why = identity_refusal(decision.approver, identity)
+        return why
 
     async def _receive(
         self, handler: str, body: tuple[Any, ...], cls: type[T], example: str = DECISION_BODY
@@ -248,7 +262,9 @@ class ToolApprovalWorkflow:
             await self._refuse(handler, str(err), actor=_claimed_approver(body))
             return None
 
-    async def _refuse(self, handler: str, why: str, *, actor: str, audited_before: bool = False) -> None:
+    async def _refuse(
+        self, handler: str, why: str, *, actor: str, audited_before: bool = False, extra: dict[str, str] | None = None
+    ) -> None:
         """Shown in the current details until a valid decision arrives, counted in the status, audited (who, which
         handler, why; never the body's values). Never raises: a refusal must not fail the workflow."""
         self._refused.append(Decision(approver=actor))
@@ -267,7 +283,7 @@ class ToolApprovalWorkflow:
                 "approval.refused",
                 actor=actor if actor.strip() else "unknown",
                 reason=f"{handler}: {why}",
-                extra={"handler": handler},
+                extra={"handler": handler, **(extra or {})},
             )
         except ActivityError as err:
             workflow.logger.warning("could not audit a refused %s: %s", handler, err)
@@ -281,26 +297,33 @@ class ToolApprovalWorkflow:
     # JSON null or no body from the UI counts as an empty body.
     @workflow.signal(description=f"Allow the agent to run the tool. Body: {DECISION_BODY}")
     async def approve(self, *body: Any) -> None:
+        seq = self._signal_arrived("approve")
         decision = await self._receive("approve", body, Decision)
         if decision is not None:
-            await self._signalled("approve", True, decision)
+            await self._signalled("approve", True, decision, seq)
 
     @workflow.signal(description=f"Refuse the tool run. Body: {DECISION_BODY}")
     async def reject(self, *body: Any) -> None:
+        seq = self._signal_arrived("reject")
         decision = await self._receive("reject", body, Decision)
         if decision is not None:
-            await self._signalled("reject", False, decision)
+            await self._signalled("reject", False, decision, seq)
 
-    async def _signalled(self, handler: str, approved: bool, decision: Decision) -> None:
+    def _signal_arrived(self, handler: str) -> int:
+        """Which signal of this name this is, counted before any await: handlers start in history order."""
+        self._signals_seen[handler] = self._signals_seen.get(handler, 0) + 1
+        return self._signals_seen[handler]
+
+    async def _signalled(self, handler: str, approved: bool, decision: Decision, seq: int) -> None:
         by_account = workflow.patched(PATCH_ACCOUNT_APPROVERS)
         why = self._refusal(decision, by_account=by_account)
         if why:
             await self._refuse(handler, why, actor=decision.approver, audited_before=bool(decision.approver.strip()))
             return
         if by_account:
-            why = await self._against_account(decision)
+            why = await self._against_account(handler, seq, decision)
             if why:
-                await self._refuse(handler, why, actor=decision.approver)
+                await self._refuse(handler, why, actor=decision.approver, extra=self._identity(decision))
                 return
         self._accept(approved, decision)
 
@@ -314,9 +337,9 @@ class ToolApprovalWorkflow:
         by_account = workflow.patched(PATCH_ACCOUNT_APPROVERS)
         why = self._refusal(plain, by_account=by_account)
         if not why and by_account:
-            why = await self._against_account(plain)
+            why = await self._against_account("decide", 0, plain)
         if why:
-            await self._refuse("decide", why, actor=decision.approver, audited_before=True)
+            await self._refuse("decide", why, actor=decision.approver, audited_before=True, extra=self._identity(plain))
             raise ApplicationError(why, type="ApproverNotAllowed", non_retryable=True)
         self._accept(decision.approved, plain)
         await workflow.wait_condition(lambda: self._state != ApprovalState.PENDING)

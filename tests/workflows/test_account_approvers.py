@@ -3,7 +3,8 @@
 On SQLite and PostgreSQL registries, with the real dev server, OpenBao and local VMs: the client refuses an agent no
 one could approve; a spec only narrows the account's list; a workflow started directly cannot get around the list;
 an approver removed while an agent waits stops counting; four eyes; two approvals from different approvers, also
-when both arrive at once; the CLI's `lobstack approvers` and its refusals.
+when both arrive at once; the CLI's `lobstack approvers` and its refusals; the caller identity Temporal recorded
+for each decision, and the account's demand that it match the declared approver (item 3 and the brief's step 5).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Any
 
 import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import WorkflowHandle
+from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-from clients.client import DecisionRefused
+from clients.client import DecisionRefused, LobstackClient
 from contracts.approver_policy import ApproverChange
 from contracts.identifiers import workflow_id
 from contracts.models import AgentState, ApprovalState, LifecycleInput
@@ -223,3 +224,59 @@ async def test_the_cli_manages_approvers_and_refuses_bad_names(stack: Stack) -> 
     for bad in ("your-name", "jo@example.com", "Approver"):
         done = await arun("approvers", "add", "--account", account, bad, env=env)
         assert done.code == 2 and "never an approver" in done.err and "Traceback" not in done.err, done
+
+
+async def as_identity(stack: Stack, identity: str) -> LobstackClient:
+    """A client whose calls Temporal records as sent by `identity` (as the Web UI sends a signed-in user's e-mail)."""
+    client = await Client.connect(
+        stack.temporal.service_client.config.target_host,
+        namespace=stack.temporal.namespace,
+        identity=identity,
+        data_converter=stack.temporal.data_converter,
+    )
+    return LobstackClient(client, task_queue=stack.task_queue)
+
+
+async def test_a_decision_records_the_caller_identity_and_the_account_may_require_a_match(
+    stack_any_db: Stack,
+) -> None:
+    stack, account = stack_any_db, new_account()
+    alice = await as_identity(stack, "alice")
+    async with stack.workers():
+        for name in ("alice", "bob"):
+            await stack.client.add_approver(account, name)
+        policy = ApproverChange(account_id=account, action="policy", require_identity_match=True)
+        assert (await stack.client.change_approvers(policy)).require_identity_match
+        agent_id = await stack.client.create_agent(stack.spec(account_id=account, require_approval=True))
+        await stack.client.wait_for(agent_id, {AgentState.PENDING_APPROVAL}, timeout_s=30)
+        with pytest.raises(DecisionRefused, match=r"identity: .* caller as 'alice', the body names 'bob'"):
+            await alice.approve(agent_id, approver="bob", reason="on bob's behalf")
+        await alice.temporal.get_workflow_handle(workflow_id(agent_id)).signal("approve", {"approver": "bob"})
+
+        async def both_refused() -> list[Any] | None:
+            found = [e for e in stack.registry.events(agent_id=agent_id) if e.action == "agent.approval_refused"]
+            return found if len(found) == 2 else None
+
+        trail = await eventually(both_refused, timeout_s=20, what="both of alice's claims to be bob refused")
+        assert [(e.actor, e.details.get("identity"), e.details.get("handler")) for e in trail] == [
+            ("bob", "alice", "decide"),
+            ("bob", "alice", "approve"),
+        ]
+        assert (await alice.approve(agent_id, approver="alice", reason="me")).approved_by == "alice"
+        await stack.client.destroy(agent_id)
+        await stack.client.result(agent_id)
+    approved = [e for e in stack.registry.events(agent_id=agent_id) if e.action == "agent.approved"]
+    assert [(e.actor, e.details.get("identity")) for e in approved] == [("alice", "alice")]
+
+
+async def test_without_a_match_required_the_identity_is_still_recorded(stack: Stack) -> None:
+    account = new_account()
+    ops = await as_identity(stack, "ops-console")
+    async with stack.workers():
+        await stack.client.add_approver(account, "dana")
+        approval = await stack.start_approval(f"t-{uuid.uuid4().hex[:10]}", approvers=["dana"], account_id=account)
+        status = await ops.decide_approval(approval.id, approver="dana", approved=False, reason="no")
+        assert status.state == ApprovalState.REJECTED
+        agent_id = status.agent_id
+    [decided] = [e for e in stack.registry.events(agent_id=agent_id) if e.action == "approval.rejected"]
+    assert (decided.actor, decided.details.get("identity")) == ("dana", "ops-console")
