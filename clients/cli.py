@@ -342,6 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--address", help="Temporal frontend host:port (env TEMPORAL_ADDRESS, default 127.0.0.1:7233)")
     parser.add_argument("--namespace", help="Temporal namespace (env TEMPORAL_NAMESPACE, default 'default')")
     parser.add_argument(
+        "--identity",
+        help="what Temporal records as the sender of your decisions (env TEMPORAL_IDENTITY, default pid@host)",
+    )
+    parser.add_argument(
         "--task-queue",
         default=os.environ.get("LOBSTACK_TASK_QUEUE", WORKFLOW_QUEUE),
         help=f"workflow task queue (env LOBSTACK_TASK_QUEUE, default {WORKFLOW_QUEUE!r})",

@@ -122,11 +122,17 @@ class LobstackClient:
         namespace: str = "default",
         data_converter: DataConverter | None = None,
         task_queue: str = WORKFLOW_QUEUE,
+        identity: str | None = None,
     ) -> LobstackClient:
-        """`data_converter`: the deployment's one (`connection.data_converter(keyring)`) when payloads are encrypted."""
+        """`data_converter`: the deployment's one (`connection.data_converter(keyring)`) when payloads are encrypted.
+        `identity`: what Temporal records as the sender of this client's signals and updates (default `pid@host`);
+        decisions are audited with it (deploy/approver-identity.md)."""
         try:
             client = await Client.connect(
-                address, namespace=namespace, data_converter=data_converter or DataConverter.default
+                address,
+                namespace=namespace,
+                data_converter=data_converter or DataConverter.default,
+                identity=identity or None,  # None: the SDK's default, pid@host
             )
         except RuntimeError as err:  # the SDK reports every connect failure this way
             raise TemporalUnreachable(address, err) from None
