@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError
 
 from contracts.workflow_names import APPROVER_SETTINGS
@@ -22,7 +23,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.retries import REGISTRY_RETRY
 
 
-@workflow.defn(name=APPROVER_SETTINGS)
+# One activity, done in a moment: whichever release's workers are current may run it.
+@workflow.defn(name=APPROVER_SETTINGS, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class ApproverSettingsWorkflow:
     @workflow.run
     async def run(self, *args: Any) -> AccountApprovalPolicy:
