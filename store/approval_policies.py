@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, RowMapping, select
+from sqlalchemy import Connection, Engine, RowMapping, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from contracts.approver_policy import AccountApprovalPolicy, ApproverChange, apply_change, validate_change
+from contracts.spec import validate_approvers
 from store.tables import APPROVAL_POLICIES
 from store.tenancy import DbRoles, Scope, scoped_connection
 
@@ -47,6 +48,31 @@ class ApprovalPolicies:
             query = scope.limit(select(_T).where(_T.c.account_id == account_id), _T)
             return _policy(account_id, conn.execute(query).mappings().first())
 
+    def save(self, policy: AccountApprovalPolicy) -> None:
+        """Store `policy` whole (an operator's import or a test's set-up), checked as a change would be."""
+        validate_change(
+            ApproverChange(
+                account_id=policy.account_id,
+                action="policy",
+                four_eyes=policy.four_eyes,
+                two_approvals_skills=policy.two_approvals_skills,
+                two_approvals_sizes=policy.two_approvals_sizes,
+                require_identity_match=policy.require_identity_match,
+            )
+        )
+        validate_approvers("approvers", policy.approvers)
+        with scoped_connection(self.engine, Scope.of(policy.account_id), self.roles, write=True) as conn:
+            self._upsert(conn, policy)
+
+    def _upsert(self, conn: Connection, policy: AccountApprovalPolicy) -> None:
+        values = {name: getattr(policy, name) for name in _FIELDS}
+        insert = self._insert(_T).values(account_id=policy.account_id, updated_at=datetime.now(UTC), **values)
+        conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=[_T.c.account_id], set_={**values, "updated_at": insert.excluded.updated_at}
+            )
+        )
+
     def change(self, change: ApproverChange) -> AccountApprovalPolicy:
         """Apply `change` and return the policy after it; idempotent (a retry finds it applied and changes nothing)."""
         validate_change(change)
@@ -59,11 +85,5 @@ class ApprovalPolicies:
                 query = query.with_for_update()
             before = _policy(change.account_id, conn.execute(query).mappings().first())
             after = apply_change(before, change)
-            values = {name: getattr(after, name) for name in _FIELDS}
-            insert = self._insert(_T).values(account_id=change.account_id, updated_at=datetime.now(UTC), **values)
-            conn.execute(
-                insert.on_conflict_do_update(
-                    index_elements=[_T.c.account_id], set_={**values, "updated_at": insert.excluded.updated_at}
-                )
-            )
+            self._upsert(conn, after)
             return after

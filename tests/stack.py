@@ -22,7 +22,7 @@ from activities.cloud.local import LocalProvider
 from activities.internal_messages import internal_key
 from activities.secrets import AgentVault, VaultSettings
 from clients.client import LobstackClient
-from contracts.approver_policy import ApproverChange
+from contracts.approver_policy import AccountApprovalPolicy
 from contracts.identifiers import approval_id as approval_workflow_id
 from contracts.identifiers import workflow_id
 from contracts.internal_messages import sealed_body
@@ -149,8 +149,7 @@ def seed_approvers(database_url: str) -> None:
     try:
         policies = ApprovalPolicies(engine=engine)
         for account in TEST_ACCOUNTS:
-            for name in TEST_APPROVERS:
-                policies.change(ApproverChange(account_id=account, action="add", name=name))
+            policies.save(AccountApprovalPolicy(account_id=account, approvers=list(TEST_APPROVERS)))
     finally:
         engine.dispose()
 
