@@ -151,7 +151,11 @@ def _decision_command(approve: bool) -> Callable[[argparse.Namespace], int]:
         async def go() -> int:
             client = await connect(args)
             send = client.approve if approve else client.reject
-            await send(args.agent_id, approver=args.approver, reason=args.reason)
+            status = await send(args.agent_id, approver=args.approver, reason=args.reason)
+            if approve and status.state == AgentState.PENDING_APPROVAL:
+                # The account needs two approvals: this one is recorded, the agent still waits.
+                print(f"recorded {args.approver}'s approval of {args.agent_id}: {status.waiting_for.split('. ')[0]}")
+                return 0
             print(f"{'approved' if approve else 'rejected'} {args.agent_id} as {args.approver}")
             return 0
 

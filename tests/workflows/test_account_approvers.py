@@ -215,6 +215,14 @@ async def test_the_cli_manages_approvers_and_refuses_bad_names(stack: Stack) -> 
         assert policy.code == 0, policy
         shown = json.loads(policy.out)
         assert (shown["four_eyes"], shown["two_approvals_sizes"], shown["approvers"]) == (True, ["large"], ["dana"])
+        # With two approvals needed, the CLI says the first was recorded and the agent still waits.
+        await stack.client.add_approver(account, "erin")
+        agent_id = await stack.client.create_agent(stack.spec(account_id=account, require_approval=True, size="large"))
+        await stack.client.wait_for(agent_id, {AgentState.PENDING_APPROVAL}, timeout_s=30)
+        first = await arun("agent", "approve", agent_id, "--approver", "dana", env=env)
+        assert first.code == 0 and "recorded dana's approval" in first.out and "1 of 2 approvals: dana" in first.out
+        await stack.client.reject(agent_id, approver="erin", reason="not now")
+        await stack.client.remove_approver(account, "erin")
         removed = await arun("approvers", "remove", "--account", account, "dana", env=env)
         assert removed.code == 0 and "approvers: none" in removed.out, removed
         gated = await arun(
