@@ -18,6 +18,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from clients.approvers_cli import add_approvers_commands
 from clients.audit_cli import add_audit_commands
 from clients.cli_common import (
     EXIT_INTERRUPTED,
@@ -93,13 +94,14 @@ def cmd_agent_create(args: argparse.Namespace) -> int:
         agent_id=args.agent_id if args.agent_id is not None else "",
         approval_timeout_s=args.approval_timeout,
         health_timeout_s=args.health_timeout,
+        approvers=list(args.approver or []),
     )
     validate_spec(spec)
     wait_s = args.wait_timeout if args.wait_timeout is not None else args.health_timeout + 120
 
     async def go() -> int:
         client = await connect(args)
-        agent_id = await client.create_agent(spec)
+        agent_id = await client.create_agent(spec, requested_by=args.requested_by)
         print(agent_id, flush=True)
         if args.wait:
             wanted = {AgentState.RUNNING, AgentState.PENDING_APPROVAL}
@@ -150,7 +152,11 @@ def _decision_command(approve: bool) -> Callable[[argparse.Namespace], int]:
         async def go() -> int:
             client = await connect(args)
             send = client.approve if approve else client.reject
-            await send(args.agent_id, approver=args.approver, reason=args.reason)
+            status = await send(args.agent_id, approver=args.approver, reason=args.reason)
+            if approve and status.state == AgentState.PENDING_APPROVAL:
+                # The account needs two approvals: this one is recorded, the agent still waits.
+                print(f"recorded {args.approver}'s approval of {args.agent_id}: {status.waiting_for.split('. ')[0]}")
+                return 0
             print(f"{'approved' if approve else 'rejected'} {args.agent_id} as {args.approver}")
             return 0
 
@@ -341,6 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--address", help="Temporal frontend host:port (env TEMPORAL_ADDRESS, default 127.0.0.1:7233)")
     parser.add_argument("--namespace", help="Temporal namespace (env TEMPORAL_NAMESPACE, default 'default')")
     parser.add_argument(
+        "--identity",
+        help="what Temporal records as the sender of your decisions (env TEMPORAL_IDENTITY, default pid@host)",
+    )
+    parser.add_argument(
         "--task-queue",
         default=os.environ.get("LOBSTACK_TASK_QUEUE", WORKFLOW_QUEUE),
         help=f"workflow task queue (env LOBSTACK_TASK_QUEUE, default {WORKFLOW_QUEUE!r})",
@@ -398,6 +408,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--agent-id", help="choose the agent id (default: <name>-<random>)")
     create.add_argument(
+        "--approver", action="append", help="who may approve it, narrowing the account's approvers (repeatable)"
+    )
+    create.add_argument("--requested-by", default="", help="who asks for it (default: the Temporal identity)")
+    create.add_argument(
         "--approval-timeout",
         type=_seconds("approval_timeout_s"),
         default=DEFAULT_APPROVAL_TIMEOUT_S,
@@ -454,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     destroy.set_defaults(func=cmd_agent_destroy)
     add_ops_commands(sub)
     add_audit_commands(sub)
+    add_approvers_commands(sub)
     add_db_commands(sub)
     add_webhook_commands(sub)
 

@@ -94,8 +94,9 @@ async def connect(args: argparse.Namespace) -> LobstackClient:
 
     converter = data_converter_from_env()
     address, namespace = temporal_target(args)
+    identity = getattr(args, "identity", None) or os.environ.get("TEMPORAL_IDENTITY") or None
     return await LobstackClient.connect(
-        address, namespace=namespace, task_queue=task_queue(args), data_converter=converter
+        address, namespace=namespace, task_queue=task_queue(args), data_converter=converter, identity=identity
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
@@ -29,6 +30,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from contracts import approval_search
+from contracts.approver_policy import AccountApprovalPolicy, ApproverChange, validate_change
 from contracts.errors import (
     AgentEnded,
     AgentExists,
@@ -62,6 +64,7 @@ from contracts.spec import (
 )
 from contracts.workflow_names import (
     AGENT_LIFECYCLE,
+    APPROVER_SETTINGS,
     DECIDE_UPDATE,
     DESTROY_SIGNAL,
     POLICY_QUERY,
@@ -119,11 +122,17 @@ class LobstackClient:
         namespace: str = "default",
         data_converter: DataConverter | None = None,
         task_queue: str = WORKFLOW_QUEUE,
+        identity: str | None = None,
     ) -> LobstackClient:
-        """`data_converter`: the deployment's one (`connection.data_converter(keyring)`) when payloads are encrypted."""
+        """`data_converter`: the deployment's one (`connection.data_converter(keyring)`) when payloads are encrypted.
+        `identity`: what Temporal records as the sender of this client's signals and updates (default `pid@host`);
+        decisions are audited with it (deploy/approver-identity.md)."""
         try:
             client = await Client.connect(
-                address, namespace=namespace, data_converter=data_converter or DataConverter.default
+                address,
+                namespace=namespace,
+                data_converter=data_converter or DataConverter.default,
+                identity=identity or None,  # None: the SDK's default, pid@host
             )
         except RuntimeError as err:  # the SDK reports every connect failure this way
             raise TemporalUnreachable(address, err) from None
@@ -189,22 +198,68 @@ class LobstackClient:
 
         `requested_by` names the requester in the Web UI's list (default: this client's Temporal identity)."""
         validate_spec(spec)
+        if spec.require_approval or spec.approvers or spec.escalation_approvers:
+            await self._check_approvers(spec)
         if not spec.agent_id:
             spec = replace(spec, agent_id=new_agent_id(spec.name))
+        requester = requested_by or self.temporal.identity
         try:
             await self.temporal.start_workflow(
                 AGENT_LIFECYCLE,
-                LifecycleInput(spec=spec),
+                LifecycleInput(spec=spec, requested_by=requester),
                 id=workflow_id(spec.agent_id),
                 task_queue=self.task_queue,
                 # An agent id names one agent for ever: never reuse it, even after its lifecycle closed.
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                static_summary=_agent_summary(spec, requested_by or self.temporal.identity),
+                static_summary=_agent_summary(spec, requester),
             )
         except WorkflowAlreadyStartedError:
             raise AgentExists(spec.agent_id) from None
         return spec.agent_id
+
+    async def _check_approvers(self, spec: AgentSpec) -> None:
+        """Refuse, before anything starts, an agent no approver of its account could approve."""
+        account = spec.account_id
+        policy = await self.approval_policy(account)
+        if spec.require_approval and not policy.approvers:
+            raise SpecError(
+                "approvers",
+                f"account {account} has no approvers, so no one could approve this agent: add one first with "
+                f"`lobstack approvers add --account {account} NAME`",
+            )
+        for field_name in ("approvers", "escalation_approvers"):
+            outside = [n for n in getattr(spec, field_name) if n not in policy.approvers]
+            if outside:
+                raise SpecError(
+                    field_name,
+                    f"{', '.join(outside)} not approvers of account {account}; an agent may only narrow the "
+                    f"account's list ({', '.join(policy.approvers) or 'empty'})",
+                )
+
+    async def change_approvers(self, change: ApproverChange) -> AccountApprovalPolicy:
+        """Show or change an account's approvers and approval policy (in the registry, through the workers)."""
+        validate_change(change)
+        try:
+            policy: AccountApprovalPolicy = await self.temporal.execute_workflow(
+                APPROVER_SETTINGS,
+                change,
+                id=f"approvers-{change.account_id}-{uuid.uuid4().hex[:12]}",
+                task_queue=self.task_queue,
+                result_type=AccountApprovalPolicy,
+            )
+        except WorkflowFailureError as err:
+            raise LobstackClientError(f"approvers of {change.account_id}: {_failure_text(err)}") from None
+        return policy
+
+    async def approval_policy(self, account_id: str) -> AccountApprovalPolicy:
+        return await self.change_approvers(ApproverChange(account_id=account_id))
+
+    async def add_approver(self, account_id: str, name: str) -> AccountApprovalPolicy:
+        return await self.change_approvers(ApproverChange(account_id=account_id, action="add", name=name))
+
+    async def remove_approver(self, account_id: str, name: str) -> AccountApprovalPolicy:
+        return await self.change_approvers(ApproverChange(account_id=account_id, action="remove", name=name))
 
     async def status(self, agent_id: str) -> AgentStatus:
         handle = self._handle(agent_id)
@@ -363,6 +418,14 @@ def validate_approval_id(approval_id: object) -> None:
         raise SpecError(
             "approval_id", f"{approval_id!r:.80} is not allowed; looks like approval-<agent_id>-<request_id>"
         )
+
+
+def _failure_text(err: WorkflowFailureError) -> str:
+    """The innermost failure's message: the workflow's or activity's own words, never a stack trace."""
+    cause: BaseException = err
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    return str(getattr(cause, "message", cause))
 
 
 def _refusal(err: WorkflowUpdateFailedError) -> str:

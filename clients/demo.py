@@ -43,6 +43,9 @@ async def _demo(home: Path, provider: str) -> int:
         say(f"Temporal Web UI at {stack.temporal.ui_url}; OpenBao at {stack.openbao.addr}")
         say(f"cloudsim (Hetzner, DigitalOcean, Vultr APIs) at {stack.cloudsim.url}")
         client = LobstackClient(stack.client)
+        # Only an account's approvers decide: the operator names them first (`lobstack approvers add`).
+        await client.add_approver("demo-account", "demo-approver")
+        say("demo-approver is an approver of demo-account")
         spec = AgentSpec(
             account_id="demo-account",
             name="mailer",

@@ -205,6 +205,9 @@ class LifecycleInput:
     skills: list[str] | None = None
     approval_required: list[str] | None = None
     policy_version: int = 0
+    # Who asked for the agent (the client's identity or the name it was given): with the account's four-eyes policy,
+    # that person cannot approve it. Empty in runs started before it existed.
+    requested_by: str = ""
 
     @property
     def continued(self) -> bool:

@@ -146,6 +146,42 @@ def approver_name_ok(name: object) -> bool:
     return isinstance(name, str) and _APPROVER.fullmatch(name) is not None
 
 
+# Names that examples, templates and docs use for "someone": a body pasted unchanged must never approve as them, and
+# they are never configured as approvers. Compared case-insensitively with '-', '_', '.', '+' and spaces removed.
+_PLACEHOLDER_NAMES = frozenset(
+    {
+        "yourname", "youremail", "yourapprovername", "approvername", "name", "approver", "approvers", "user",
+        "username", "usr", "example", "someone", "somebody", "anyone", "anybody", "nobody", "changeme", "me", "myself",
+        "you", "test", "tester", "foo", "bar", "baz", "xxx", "todo", "tbd", "placeholder", "johndoe", "janedoe",
+        "firstlast", "firstnamelastname", "unknown", "anonymous", "lobstack", "system",
+    }
+)  # fmt: skip
+# Domains reserved for examples (RFC 2606) and e-mail addresses' example domains.
+_EXAMPLE_DOMAIN = re.compile(r"(^|\.)(example|test|invalid|localhost)(\.|$)", re.IGNORECASE)
+PLACEHOLDER_RULE = (
+    "an example or placeholder name (your-name, approver, user, someone, an example.* address ...) is never an approver"
+)
+
+
+def is_placeholder_approver(name: object) -> bool:
+    """Whether `name` is a placeholder or example name, which never decides anything and is never configured."""
+    if not isinstance(name, str):
+        return False
+    local, _, domain = name.partition("@")
+    if domain and _EXAMPLE_DOMAIN.search(domain):
+        return True
+    return re.sub(r"[-_.+ ]", "", local).lower() in _PLACEHOLDER_NAMES
+
+
+def validate_approvers(field_name: str, names: object) -> list[str]:
+    """A list of approver names: each a user name or e-mail, listed once, and never a placeholder."""
+    checked = _check_names(field_name, names, _APPROVER, APPROVER_RULE)
+    for name in checked:
+        if is_placeholder_approver(name):
+            raise SpecError(field_name, f"{_shown(name)}: {PLACEHOLDER_RULE}", rule=PLACEHOLDER_RULE)
+    return checked
+
+
 def validate_agent_id(agent_id: object) -> None:
     _check_pattern("agent_id", agent_id, _AGENT_ID, AGENT_ID_RULE)
 
@@ -164,8 +200,8 @@ def validate_spec(spec: AgentSpec, *, providers: tuple[str, ...] = PROVIDERS) ->
     _check_placement(spec)
     validate_skills(spec.skills)
     validate_tool_patterns(spec.approval_required)
-    _check_names("approvers", spec.approvers, _APPROVER, APPROVER_RULE)
-    _check_names("escalation_approvers", spec.escalation_approvers, _APPROVER, APPROVER_RULE)
+    validate_approvers("approvers", spec.approvers)
+    validate_approvers("escalation_approvers", spec.escalation_approvers)
     if (
         isinstance(spec.unhealthy_threshold, bool)
         or not isinstance(spec.unhealthy_threshold, int)

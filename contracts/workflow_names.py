@@ -14,6 +14,7 @@ TOOL_APPROVAL: Final = "ToolApproval"
 KEY_ROTATION: Final = "KeyRotation"
 ORPHAN_SWEEP: Final = "OrphanSweep"
 FLEET_HEALTH: Final = "FleetHealth"
+APPROVER_SETTINGS: Final = "ApproverSettings"
 
 # Handlers of AgentLifecycle and ToolApproval (both answer `status` and take `decide`, `approve` and `reject`).
 STATUS_QUERY: Final = "status"
@@ -27,6 +28,7 @@ HEALTH_CHANGED_SIGNAL: Final = "health_changed"
 
 __all__ = [
     "AGENT_LIFECYCLE",
+    "APPROVER_SETTINGS",
     "APPROVE_SIGNAL",
     "DECIDE_UPDATE",
     "DESTROY_SIGNAL",

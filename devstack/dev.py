@@ -112,6 +112,7 @@ def _show(stack: DevStack, home: Path, *, show_root_token: bool) -> None:
     print(f"Agent gateway   : {stack.gateway_url} (bridges ask it for skills and tool approvals)")
     print("Schedules       : KeyRotation (90 days), OrphanSweep (hourly), FleetHealth (30 s), in the Web UI")
     print(f"Worker          : running, {_version_line(stack)}; try in another shell:")
+    print("  lobstack approvers add --account acme alice")
     print("  lobstack agent create --account acme --name helper --require-approval --wait")
     print("Ctrl-C stops everything.", flush=True)
 

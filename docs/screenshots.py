@@ -85,6 +85,7 @@ async def main() -> int:
     # The codec server answers the UI without a token here (loopback only): the shots show decrypted payloads.
     async with dev_stack(home, StackOptions(codec_anonymous=True, schedules=True)) as stack:
         client = LobstackClient(stack.client)
+        await client.add_approver("acme", "alice")  # only an account's approvers decide (issue 13)
         agent_id = await client.create_agent(
             AgentSpec(account_id="acme", name="mailer", skills=["email.send"], approvers=["alice"])
         )

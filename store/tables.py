@@ -7,12 +7,13 @@ from datetime import datetime
 from sqlalchemy import Index, Table, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from store.types import JSON_OBJECT, UTCDateTime
+from store.types import JSON_LIST, JSON_OBJECT, UTCDateTime
 
 __all__ = [
     "AGENTS",
     "AGENT_DATA",
     "AGENT_HEALTH",
+    "APPROVAL_POLICIES",
     "AUDIT_EVENTS",
     "LAST_ERROR_MAX",
     "REASON_MAX",
@@ -20,6 +21,7 @@ __all__ = [
     "AgentDataRow",
     "AgentHealthRow",
     "AgentRow",
+    "ApprovalPolicyRow",
     "AuditEvent",
     "WebhookEndpointRow",
 ]
@@ -133,6 +135,23 @@ class WebhookEndpointRow(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class ApprovalPolicyRow(SQLModel, table=True):
+    """An account's approvers and approval policy (contracts.approver_policy), one row per account.
+
+    Lists as JSON: read whole at every decision and never searched by their items.
+    """
+
+    __tablename__ = "approval_policies"
+
+    account_id: str = Field(primary_key=True, max_length=40)
+    approvers: list[str] = Field(default_factory=list, sa_type=JSON_LIST)
+    four_eyes: bool = False
+    two_approvals_skills: list[str] = Field(default_factory=list, sa_type=JSON_LIST)
+    two_approvals_sizes: list[str] = Field(default_factory=list, sa_type=JSON_LIST)
+    require_identity_match: bool = False
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
 # The Core tables, for the statements the registry builds itself. sqlmodel sets `__table__` on each class but does not
 # declare it, so they are taken from the metadata, typed.
 AGENTS: Table = SQLModel.metadata.tables[AgentRow.__tablename__]
@@ -140,3 +159,4 @@ AUDIT_EVENTS: Table = SQLModel.metadata.tables[AuditEvent.__tablename__]
 AGENT_DATA: Table = SQLModel.metadata.tables[AgentDataRow.__tablename__]
 AGENT_HEALTH: Table = SQLModel.metadata.tables[AgentHealthRow.__tablename__]
 WEBHOOK_ENDPOINTS: Table = SQLModel.metadata.tables[WebhookEndpointRow.__tablename__]
+APPROVAL_POLICIES: Table = SQLModel.metadata.tables[ApprovalPolicyRow.__tablename__]

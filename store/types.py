@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["JSON_OBJECT", "UTCDateTime"]
+__all__ = ["JSON_LIST", "JSON_OBJECT", "UTCDateTime"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -39,3 +39,4 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 # JSONB on PostgreSQL so details can be queried and indexed later; plain JSON text on SQLite.
 JSON_OBJECT = JSON().with_variant(JSONB(), "postgresql")
+JSON_LIST = JSON_OBJECT  # the same column type; the name says what it holds

@@ -22,6 +22,7 @@ from activities.cloud.local import LocalProvider
 from activities.internal_messages import internal_key
 from activities.secrets import AgentVault, VaultSettings
 from clients.client import LobstackClient
+from contracts.approver_policy import AccountApprovalPolicy
 from contracts.identifiers import approval_id as approval_workflow_id
 from contracts.identifiers import workflow_id
 from contracts.internal_messages import sealed_body
@@ -29,6 +30,8 @@ from contracts.models import ApprovalStatus, HealthChange, ToolApprovalInput
 from contracts.spec import AgentSpec
 from contracts.workflow_names import HEALTH_CHANGED_SIGNAL
 from store import Registry, upgrade_database
+from store.approval_policies import ApprovalPolicies
+from store.engine import make_engine
 from workers.main import build_services
 from workers.settings import WorkerSettings
 from workers.worker import Services, running_workers
@@ -135,12 +138,29 @@ class Stack:
         return len([vm for vm in self.local.list_managed() if vm.agent_id == agent_id])
 
 
+# The approvers the tests' accounts have (issue 13: only an account's approvers decide); mallory and eve never are.
+TEST_APPROVERS = ("alice", "bob", "carol", "cto", "erin", "frank", "gina", "admin", "ui-alice", "demo-approver")
+TEST_ACCOUNTS = ("acme", "globex", "initech", "acct", "acct-a", "acct-7", "other", "acme-dev", "acme-private")
+
+
+def seed_approvers(database_url: str) -> None:
+    """Give the tests' accounts their approvers, as an operator would with `lobstack approvers add`."""
+    engine = make_engine(database_url)
+    try:
+        policies = ApprovalPolicies(engine=engine)
+        for account in TEST_ACCOUNTS:
+            policies.save(AccountApprovalPolicy(account_id=account, approvers=list(TEST_APPROVERS)))
+    finally:
+        engine.dispose()
+
+
 def make_stack(temporal: Client, openbao: devstack.OpenBaoDev, database_url: str, tmp_path: Path) -> Stack:
     vault_settings = VaultSettings(addr=openbao.addr, token=orchestrator_token(openbao))
     vault = AgentVault(vault_settings)
     vault.ensure_engines()  # verifies only: mounting was the operator step
     local = LocalProvider(state_dir=tmp_path / "vms", stop_timeout_s=5)
     upgrade_database(database_url)  # the operator's `lobstack db upgrade`, before any worker starts
+    seed_approvers(database_url)
     services = build_services(
         vault_settings=vault_settings,
         database_url=database_url,

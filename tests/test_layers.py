@@ -46,6 +46,7 @@ UNITS = (
             "clients.audit_cli",
             "clients.db_cli",
             "clients.webhooks_cli",
+            "clients.approvers_cli",
         ),
     ),
     Unit(11, "chaos", ("chaos",)),

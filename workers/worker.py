@@ -26,6 +26,8 @@ from temporalio.worker import Interceptor, Worker, WorkerDeploymentConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.approvals import ApprovalActivities
+from activities.approver_policy import ApproverPolicyActivities
+from activities.caller_identity import CallerIdentityActivities
 from activities.cloud.activities import BootstrapIssuer, CloudActivities
 from activities.cloud.base import CloudProvider
 from activities.cloud.budget import ApiBudget, Budgeted
@@ -39,6 +41,7 @@ from activities.secrets import SecretsActivities
 from activities.webhooks import DEFAULT_UI_URL, WebhookActivities, WebhookSecrets
 from contracts.queues import WORKFLOW_QUEUE, cloud_queue
 from store import Registry
+from store.approval_policies import ApprovalPolicies
 from store.webhooks import WebhookStore
 from workers.converter import worker_client
 from workers.interceptors import ErrorTranslation
@@ -46,6 +49,7 @@ from workers.library_hooks import apply_activation_jobs_as_one_batch
 from workers.settings import WorkerSettings
 from workers.versioning import UnversionedRunner
 from workflows.agent_lifecycle import AgentLifecycleWorkflow
+from workflows.approver_settings import ApproverSettingsWorkflow
 from workflows.fleet_health import FleetHealthWorkflow
 from workflows.key_rotation import KeyRotationWorkflow
 from workflows.orphan_sweep import OrphanSweepWorkflow
@@ -54,7 +58,12 @@ from workflows.tool_approval import ToolApprovalWorkflow
 # --- maintenance: the scheduled workflows (workers/schedules.py), on the workflow queue ---
 MAINTENANCE_WORKFLOWS = [KeyRotationWorkflow, OrphanSweepWorkflow, FleetHealthWorkflow]
 # Every workflow the workflow queue runs; the replay tests replay recorded histories against these (workers/replay.py).
-WORKFLOWS: Sequence[type] = (AgentLifecycleWorkflow, ToolApprovalWorkflow, *MAINTENANCE_WORKFLOWS)
+WORKFLOWS: Sequence[type] = (
+    AgentLifecycleWorkflow,
+    ToolApprovalWorkflow,
+    ApproverSettingsWorkflow,
+    *MAINTENANCE_WORKFLOWS,
+)
 
 
 def worker_interceptors() -> list[Interceptor]:
@@ -125,6 +134,10 @@ def build_workers(
     client = worker_client(client)
     registry_acts = RegistryActivities(services.registry)
     approval_acts = ApprovalActivities(services.temporal or client)
+    caller_acts = CallerIdentityActivities(services.temporal or client)
+    policy_acts = ApproverPolicyActivities(
+        ApprovalPolicies(engine=services.registry.engine, roles=services.registry.roles)
+    )
     health_acts = HealthActivities()
     # The seal check of system messages; the fleet monitor seals with the same key (activities/internal_messages.py).
     seal_acts = InternalMessageActivities(internal_key())
@@ -158,6 +171,9 @@ def build_workers(
             services.secrets.revoke_agent_tokens,
             registry_acts.record_transition,
             approval_acts.close_approvals,
+            policy_acts.account_policy,
+            policy_acts.change_approvers,
+            caller_acts.caller_identity,
             health_acts.wait_healthy,
             seal_acts.check_seal,
             notice_acts.notice_targets,

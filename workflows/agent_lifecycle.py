@@ -25,6 +25,7 @@ from contracts.workflow_names import AGENT_LIFECYCLE
 
 with workflow.unsafe.imports_passed_through():
     from activities.approvals import ApprovalActivities
+    from activities.approver_policy import ApproverPolicyActivities
     from activities.cloud.activities import CloudActivities
     from activities.errors import error_class
     from activities.health import HealthActivities
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.maintenance import AgentDataActivities
     from activities.registry import RegistryActivities
     from activities.secrets import SecretsActivities
+    from contracts.approver_policy import AccountApprovalPolicy
     from contracts.internal_messages import SEAL_FIELD, SealCheck, canonical
     from contracts.messages import MessageRefused, one_message
     from contracts.models import (
@@ -59,7 +61,17 @@ with workflow.unsafe.imports_passed_through():
     from contracts.regions import Location, ProviderName, placements
     from contracts.spec import AgentSpec, SpecError, validate_skills, validate_spec, validate_tool_patterns
     from contracts.webhooks import ApprovalNotice
-    from workflows.decisions import ACTOR_MAX, REASON_MAX, audit_text, refusal
+    from workflows.caller import caller_identity, identity_refusal
+    from workflows.decisions import (
+        ACTOR_MAX,
+        DECISION_BODY,
+        REASON_MAX,
+        UPDATE_BODY,
+        audit_text,
+        policy_refusal,
+        refusal,
+        update_refusal,
+    )
     from workflows.notices import PATCH_APPROVAL_NOTICES, ApprovalNotices, agent_notice
     from workflows.retries import (
         ABANDONED_RETRY,
@@ -82,10 +94,11 @@ PATCH_CLOSE_APPROVALS = "cleanup-closes-approvals"
 PATCH_SEALED_SYSTEM_MESSAGES = "sealed-system-messages"
 # ... and before the approval gate published its search attributes (workflows/search_attributes.py).
 PATCH_APPROVAL_ATTRIBUTES = "approval-search-attributes"
+# ... and before a decision was checked against the account's approval policy, read when it arrives.
+PATCH_ACCOUNT_APPROVERS = "account-approvers"
 
 # The Web UI renders current details as Markdown: example values, never <placeholders> it would swallow as HTML.
 DESTROY_BODY = json.dumps({"requested_by": "your-name", "reason": "why"})
-DECISION_BODY = json.dumps({"approver": "your-name", "reason": "why"})
 SKILLS_BODY = json.dumps({"skills": ["web.search"], "requested_by": "your-name"})
 INPUT_EXAMPLE = '{"spec": {"account_id": "acme", "name": "helper"}}'
 
@@ -121,6 +134,13 @@ class AgentLifecycleWorkflow:
         self._publishing = False
         # Webhook notices of the approval gate (workflows/notices.py); enabled there for runs with the patch.
         self._notices = ApprovalNotices(enabled=False, audit=self._notice_failed)
+        # With two approvals needed: the first valid approval, until a different approver gives the second.
+        self._approvals: list[Decision] = []
+        self._gate_text = ""
+        # Who Temporal recorded as the sender of each decision that reached the account's policy; and how many
+        # `approve` / `reject` signals have arrived, to find each one's event in the history.
+        self._identities: list[tuple[Decision, str]] = []
+        self._signals_seen: dict[str, int] = {}
 
     # --- run ------------------------------------------------------------------------------------------------------
 
@@ -179,12 +199,13 @@ class AgentLifecycleWorkflow:
         self._publishing = workflow.patched(PATCH_APPROVAL_ATTRIBUTES)
         self._notices = ApprovalNotices(enabled=workflow.patched(PATCH_APPROVAL_NOTICES), audit=self._notice_failed)
         self._publish_approval("pending", expires)
-        self._set_waiting(
+        self._gate_text = (
             f"Waiting for a human to approve agent {spec.agent_id} ({spec.name}, account {spec.account_id}, "
             f"{spec.provider}/{spec.region}/{spec.size}, skills: {', '.join(spec.skills) or 'none'}). "
             f"To approve, send signal `approve` with body `{DECISION_BODY}`; to refuse, send signal `reject` with the "
             f"same body. Without a decision by {expires:%Y-%m-%d %H:%M} UTC the request is rejected."
         )
+        self._set_waiting(self._gate_text)
         try:
             await self._record("agent.requested", reason="approval required")
             self._notices.send(agent_notice(spec, "approval.pending", deadline=expires))
@@ -228,11 +249,22 @@ class AgentLifecycleWorkflow:
         )
         if not approved:
             self._agent.last_error = f"rejected by {decision.approver}: {decision.reason}".rstrip(": ")
-            return await self._end_rejected("agent.rejected", actor=decision.approver, reason=decision.reason)
+            return await self._end_rejected(
+                "agent.rejected",
+                actor=decision.approver,
+                reason=decision.reason,
+                details=self._identity_details(decision),
+            )
         self._agent.approved_by = decision.approver
         self._agent.state = AgentState.PROVISIONING
         self._publish_approval("approved")
-        await self._record("agent.approved", actor=decision.approver, reason=decision.reason)
+        both = {"approvals": ", ".join(d.approver for d in [*self._approvals, decision])} if self._approvals else {}
+        await self._record(
+            "agent.approved",
+            actor=decision.approver,
+            reason=decision.reason,
+            details={**both, **self._identity_details(decision)},
+        )
         return True
 
     def _reminders(self, deadline: datetime) -> list[ApprovalNotice]:
@@ -250,14 +282,22 @@ class AgentLifecycleWorkflow:
     async def _notice_failed(self, action: str, reason: str) -> None:
         await self._record(action, reason=reason, audit_only=True)
 
-    async def _end_rejected(self, action: str, *, actor: str, reason: str = "", approval: str = "rejected") -> bool:
+    async def _end_rejected(
+        self,
+        action: str,
+        *,
+        actor: str,
+        reason: str = "",
+        approval: str = "rejected",
+        details: dict[str, str] | None = None,
+    ) -> bool:
         self._agent.state = AgentState.REJECTED
         self._publish_approval(approval)
         self._agent.finished_at = workflow.now()
         self._set_waiting(
             f"Finished: agent {self._spec.agent_id} was not approved ({self._agent.last_error}). Nothing was created."
         )
-        await self._record(action, actor=actor, reason=reason or self._agent.last_error)
+        await self._record(action, actor=actor, reason=reason or self._agent.last_error, details=details)
         return False
 
     def _publish_approval(self, state: str, deadline: datetime | None = None) -> None:
@@ -785,7 +825,14 @@ class AgentLifecycleWorkflow:
         return True
 
     async def _refuse(
-        self, handler: str, why: str, *, actor: str, action: str = "message.refused", audited_before: bool = False
+        self,
+        handler: str,
+        why: str,
+        *,
+        actor: str,
+        action: str = "message.refused",
+        audited_before: bool = False,
+        identity: str = "",
     ) -> None:
         """A message that cannot count: said in the status and the current details, and audited (who, which
         handler, why; never what the body held). Never raises: a refusal must not fail the workflow.
@@ -807,7 +854,7 @@ class AgentLifecycleWorkflow:
                 action,
                 actor=actor if actor.strip() else "unknown",
                 reason=f"{handler}: {why}",
-                details={"handler": handler},
+                details={"handler": handler, **({"identity": identity} if identity else {})},
                 audit_only=True,
             )
         except ActivityError as err:
@@ -823,22 +870,29 @@ class AgentLifecycleWorkflow:
     # Bodies may be anything a person pastes into the UI: JSON null or no body counts as an empty body.
     @workflow.signal(description=f"Approve the agent while it waits for approval. Body: {DECISION_BODY}")
     async def approve(self, *body: Any) -> None:
+        seq = self._signal_arrived("approve")
         decision = await self._receive("approve", body, Decision, DECISION_BODY)
         if decision is not None:
-            await self._signalled("approve", True, decision)
+            await self._signalled("approve", True, decision, seq)
 
     @workflow.signal(description=f"Refuse the agent while it waits for approval. Body: {DECISION_BODY}")
     async def reject(self, *body: Any) -> None:
+        seq = self._signal_arrived("reject")
         decision = await self._receive("reject", body, Decision, DECISION_BODY)
         if decision is not None:
-            await self._signalled("reject", False, decision)
+            await self._signalled("reject", False, decision, seq)
+
+    def _signal_arrived(self, handler: str) -> int:
+        """Which signal of this name this is, counted before any await: handlers start in history order."""
+        self._signals_seen[handler] = self._signals_seen.get(handler, 0) + 1
+        return self._signals_seen[handler]
 
     def _refusal(self, decision: Decision) -> str:
         waiting = self._agent.state == AgentState.PENDING_APPROVAL and self._decision is None
         # An agent whose spec names no approvers may be approved by anyone who names themselves.
         return refusal(decision, waiting=waiting, state=self._agent.state.value, allowed=self._spec.approvers or None)
 
-    async def _signalled(self, handler: str, approved: bool, decision: Decision) -> None:
+    async def _signalled(self, handler: str, approved: bool, decision: Decision, seq: int) -> None:
         why = self._refusal(decision)
         if why:
             # Signals cannot answer: the refusal is kept in the status and the current details, and audited.
@@ -847,16 +901,75 @@ class AgentLifecycleWorkflow:
                 handler, why, actor=decision.approver, action="agent.approval_refused", audited_before=named
             )
             return
+        why = await self._against_policy(handler, seq, approved, decision)
+        if why:
+            await self._refuse(
+                handler,
+                why,
+                actor=decision.approver,
+                action="agent.approval_refused",
+                identity=self._identity(decision),
+            )
+            return
+        await self._count(approved, decision)
+
+    async def _against_policy(self, handler: str, seq: int, approved: bool, decision: Decision) -> str:
+        """Why the account's approval policy, read now, refuses the decision ("" when it may count). Records who
+        Temporal says sent it, for the audit trail and the policy's identity match."""
+        if not workflow.patched(PATCH_ACCOUNT_APPROVERS):
+            return ""
+        identity = await caller_identity(handler, seq)
+        self._identities.append((decision, identity))
+        policy: AccountApprovalPolicy = await workflow.execute_activity_method(
+            ApproverPolicyActivities.account_policy,
+            self._spec.account_id,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=REGISTRY_RETRY,
+        )
+        # Checked again after the read: another decision may have arrived meanwhile.
+        why = self._refusal(decision) or policy_refusal(
+            decision, policy, approved=approved, requested_by=self._input.requested_by, earlier=self._approvals
+        )
+        if not why and policy.require_identity_match:
+            why = identity_refusal(decision.approver, identity)
+        if (
+            not why
+            and approved
+            and not self._approvals
+            and policy.approvals_needed(self._spec.skills, self._spec.size) > 1
+        ):
+            self._approvals.append(decision)  # before any await: a second approval racing it sees this one
+        return why
+
+    async def _count(self, approved: bool, decision: Decision) -> None:
+        """Accept a decision that may count: the first of two approvals is recorded, any other decides."""
         self._accepted()
+        if approved and self._approvals and self._approvals[-1] is decision:
+            first = decision.approver
+            self._set_waiting(f"1 of 2 approvals: {first}; waiting for one more approver. " + self._gate_text)
+            await self._record(
+                "agent.approval_recorded",
+                actor=first,
+                reason=decision.reason or "first of two approvals",
+                details=self._identity_details(decision),
+                audit_only=True,
+            )
+            return
         self._decision = (approved, decision)
 
+    def _identity(self, decision: Decision) -> str:
+        return next((who for d, who in self._identities if d is decision), "")
+
+    def _identity_details(self, decision: Decision) -> dict[str, str]:
+        identity = self._identity(decision)
+        return {"identity": identity} if identity else {}
+
     @workflow.update(
-        description="Approve or refuse the agent; a refusal comes back to the caller. Body: "
-        '{"approver": "your-name", "reason": "why", "approved": true}'
+        description=f"Approve or refuse the agent; a refusal comes back to the caller. Body: {UPDATE_BODY}"
     )
     async def decide(self, *body: Any) -> AgentStatus:
-        """The CLI's way to approve or reject: a refusal comes back to the caller, and is audited."""
-        decision = await self._receive("decide", body, ApprovalDecision, DECISION_BODY)
+        """The CLI's and the Web UI's way to decide: a refusal comes back to the caller."""
+        decision = await self._receive("decide", body, ApprovalDecision, UPDATE_BODY)
         if decision is None:
             raise ApplicationError(self._agent.last_error, type="MessageRefused", non_retryable=True)
         plain = Decision(approver=decision.approver, reason=decision.reason)
@@ -866,10 +979,27 @@ class AgentLifecycleWorkflow:
                 "decide", why, actor=decision.approver, action="agent.approval_refused", audited_before=True
             )
             raise ApplicationError(why, type="ApproverNotAllowed", non_retryable=True)
-        self._accepted()
-        self._decision = (decision.approved, plain)
+        why = await self._against_policy("decide", 0, decision.approved, plain)
+        if why:
+            await self._refuse(
+                "decide", why, actor=decision.approver, action="agent.approval_refused", identity=self._identity(plain)
+            )
+            raise ApplicationError(why, type="ApproverNotAllowed", non_retryable=True)
+        await self._count(decision.approved, plain)
+        if self._decision is None:
+            return self.status()  # the first of two approvals: recorded, still waiting
         await workflow.wait_condition(lambda: self._agent.state != AgentState.PENDING_APPROVAL)
         return self.status()
+
+    @decide.validator
+    def _validate_decide(self, *body: Any) -> None:
+        """Refuses, before anything enters history, what can never count: the Web UI's update dialog shows why."""
+        waiting = self._agent.state == AgentState.PENDING_APPROVAL and self._decision is None
+        kind, why = update_refusal(
+            body, waiting=waiting, state=self._agent.state.value, allowed=self._spec.approvers or None
+        )
+        if why:
+            raise ApplicationError(why, type=kind, non_retryable=True)
 
     @workflow.signal(description=f"Destroy the agent (or abort its provisioning). Body: {DESTROY_BODY}")
     async def destroy(self, *body: Any) -> None:

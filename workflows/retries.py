@@ -45,6 +45,9 @@ MAINTENANCE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1), maximum_attempts=10
 )
 
+# Reading who sent a decision from the history: a few quick looks; not found, the decision records "unknown".
+IDENTITY_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5)
+
 __all__ = [
     "ABANDONED_RETRY",
     "BOOT_WAIT_RETRY",
@@ -52,6 +55,7 @@ __all__ = [
     "CREATE_RETRY",
     "FLEET_PROBE_RETRY",
     "HEALTH_WAIT_RETRY",
+    "IDENTITY_RETRY",
     "MAINTENANCE_RETRY",
     "PROVISION_RETRY",
     "REGISTRY_RETRY",

@@ -9,7 +9,6 @@ deadline escalates to the escalation group when there is one, and otherwise reje
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -21,6 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_
 from contracts.workflow_names import TOOL_APPROVAL
 
 with workflow.unsafe.imports_passed_through():
+    from activities.approver_policy import ApproverPolicyActivities
     from activities.registry import RegistryActivities
     from contracts.messages import MessageRefused, one_message
     from contracts.models import (
@@ -33,7 +33,17 @@ with workflow.unsafe.imports_passed_through():
         Transition,
     )
     from contracts.webhooks import ApprovalNotice
-    from workflows.decisions import ACTOR_MAX, REASON_MAX, audit_text, refusal
+    from workflows.caller import caller_identity, identity_refusal
+    from workflows.decisions import (
+        ACTOR_MAX,
+        DECISION_BODY,
+        REASON_MAX,
+        UPDATE_BODY,
+        audit_text,
+        policy_refusal,
+        refusal,
+        update_refusal,
+    )
     from workflows.notices import PATCH_APPROVAL_NOTICES, ApprovalNotices, tool_notice
     from workflows.retries import REGISTRY_RETRY
     from workflows.search_attributes import ACCOUNT, AGENT_ID, APPROVAL_DEADLINE, APPROVAL_KIND, APPROVAL_STATE
@@ -41,13 +51,15 @@ with workflow.unsafe.imports_passed_through():
 T = TypeVar("T")
 
 
-DECISION_BODY = json.dumps({"approver": "your-name", "reason": "why"})
 # Histories recorded before every refusal was audited replay without those audits (workflow.patched).
 PATCH_AUDIT_EVERY_REFUSAL = "audit-every-refusal"
 # ... and before a cancellation closed an approval as `cancelled` (it ended the workflow as cancelled then).
 PATCH_CANCEL_CLOSES = "cancel-closes-approval"
 # ... and before it said its kind, agent, account and deadline beside its state (workflows/search_attributes.py).
 PATCH_APPROVAL_ATTRIBUTES = "approval-search-attributes"
+# ... and before a decision was checked against the account's approvers, read when it arrives (the input's list,
+# from the agent's spec or the gateway's default, then only narrows them).
+PATCH_ACCOUNT_APPROVERS = "account-approvers"
 
 
 # Pinned: a run that waits days for a person or lives for months never meets another release's code; old
@@ -78,6 +90,9 @@ class ToolApprovalWorkflow:
         self._deadline = self._requested_at + timedelta(seconds=input.timeout_s)
         # Webhook notices (workflows/notices.py): enabled in `_until_decided` for runs that have the patch.
         self._notices = ApprovalNotices(enabled=False, audit=self._notice_failed)
+        # Who Temporal recorded as each decision's sender, and how many of each signal arrived (to find its event).
+        self._identities: list[tuple[Decision, str]] = []
+        self._signals_seen: dict[str, int] = {}
 
     @workflow.run
     async def run(self, *args: Any) -> ApprovalStatus:
@@ -125,7 +140,7 @@ class ToolApprovalWorkflow:
             action = "approval.approved" if approved else "approval.rejected"
             self._decided_at = workflow.now()
             self._publish()
-            await self._audit(action, actor=decision.approver, reason=decision.reason)
+            await self._audit(action, actor=decision.approver, reason=decision.reason, extra=self._identity(decision))
             self._notices.send(self._notice("approval.decided"))
         else:
             self._state = ApprovalState.EXPIRED
@@ -186,13 +201,14 @@ class ToolApprovalWorkflow:
             self._details = f"Decided: {self._state.value}{who} (tool `{i.tool}`, agent {i.agent_id})."
             workflow.set_current_details(self._details)
             return
-        # The UI renders current details as Markdown: example values, never <placeholders> it would eat as HTML.
-        body = json.dumps({"approver": self._approvers[0] if self._approvers else "your-name", "reason": "why"})
+        # The body in backticks (Markdown code, so its <placeholder> shows as text) cannot be sent unchanged.
+        body = DECISION_BODY
         args = ", ".join(f"{k}={v}" for k, v in i.arguments.items()) or "none"
         escalated = " (escalated)" if self._escalated else ""
+        allowed = ", ".join(self._approvers) or "the account's approvers"
         self._details = (
             f"Agent {i.agent_id} asks to run `{i.tool}` ({i.risk} risk) with arguments: {args}. "
-            f"Allowed approvers{escalated}: {', '.join(self._approvers)}. To allow it, send signal `approve` with body "
+            f"Allowed approvers{escalated}: {allowed}. To allow it, send signal `approve` with body "
             f"`{body}`; to refuse, send signal `reject` with the same body."
         )
         workflow.set_current_details(self._details + self._refused_note)
@@ -241,18 +257,44 @@ class ToolApprovalWorkflow:
 
     # --- decisions --------------------------------------------------------------------------------------------------
 
-    def _refusal(self, decision: Decision) -> str:
+    def _refusal(self, decision: Decision, *, by_account: bool = False) -> str:
+        """`by_account`: the account's approvers decide, the input's list (when not empty) only narrows them."""
         waiting = self._state == ApprovalState.PENDING and self._decision is None
-        return refusal(decision, waiting=waiting, state=self._state.value, allowed=self._approvers)
+        allowed = self._approvers or (None if by_account else [])
+        return refusal(decision, waiting=waiting, state=self._state.value, allowed=allowed)
 
-    async def _receive(self, handler: str, body: tuple[Any, ...], cls: type[T]) -> T | None:
+    def _identity(self, decision: Decision) -> dict[str, str]:
+        found = next((who for d, who in self._identities if d is decision), "")
+        return {"identity": found} if found else {}
+
+    async def _against_account(self, handler: str, seq: int, decision: Decision) -> str:
+        """Why the account's approvers, read now, refuse the decision ("" when it may count). Records who Temporal
+        says sent it, for the audit trail and the account's identity match."""
+        identity = await caller_identity(handler, seq)
+        self._identities.append((decision, identity))
+        policy = await workflow.execute_activity_method(
+            ApproverPolicyActivities.account_policy,
+            self._input.account_id,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=REGISTRY_RETRY,
+        )
+        why = self._refusal(decision, by_account=True) or policy_refusal(decision, policy, approved=False)
+        if not why and policy.require_identity_match:
+            why = identity_refusal(decision.approver, identity)
+        return why
+
+    async def _receive(
+        self, handler: str, body: tuple[Any, ...], cls: type[T], example: str = DECISION_BODY
+    ) -> T | None:
         try:
-            return one_message(body, cls, example=DECISION_BODY)
+            return one_message(body, cls, example=example)
         except MessageRefused as err:
             await self._refuse(handler, str(err), actor=_claimed_approver(body))
             return None
 
-    async def _refuse(self, handler: str, why: str, *, actor: str, audited_before: bool = False) -> None:
+    async def _refuse(
+        self, handler: str, why: str, *, actor: str, audited_before: bool = False, extra: dict[str, str] | None = None
+    ) -> None:
         """Shown in the current details until a valid decision arrives, counted in the status, audited (who, which
         handler, why; never the body's values). Never raises: a refusal must not fail the workflow."""
         self._refused.append(Decision(approver=actor))
@@ -271,7 +313,7 @@ class ToolApprovalWorkflow:
                 "approval.refused",
                 actor=actor if actor.strip() else "unknown",
                 reason=f"{handler}: {why}",
-                extra={"handler": handler},
+                extra={"handler": handler, **(extra or {})},
             )
         except ActivityError as err:
             workflow.logger.warning("could not audit a refused %s: %s", handler, err)
@@ -285,40 +327,62 @@ class ToolApprovalWorkflow:
     # JSON null or no body from the UI counts as an empty body.
     @workflow.signal(description=f"Allow the agent to run the tool. Body: {DECISION_BODY}")
     async def approve(self, *body: Any) -> None:
+        seq = self._signal_arrived("approve")
         decision = await self._receive("approve", body, Decision)
         if decision is not None:
-            await self._signalled("approve", True, decision)
+            await self._signalled("approve", True, decision, seq)
 
     @workflow.signal(description=f"Refuse the tool run. Body: {DECISION_BODY}")
     async def reject(self, *body: Any) -> None:
+        seq = self._signal_arrived("reject")
         decision = await self._receive("reject", body, Decision)
         if decision is not None:
-            await self._signalled("reject", False, decision)
+            await self._signalled("reject", False, decision, seq)
 
-    async def _signalled(self, handler: str, approved: bool, decision: Decision) -> None:
-        why = self._refusal(decision)
+    def _signal_arrived(self, handler: str) -> int:
+        """Which signal of this name this is, counted before any await: handlers start in history order."""
+        self._signals_seen[handler] = self._signals_seen.get(handler, 0) + 1
+        return self._signals_seen[handler]
+
+    async def _signalled(self, handler: str, approved: bool, decision: Decision, seq: int) -> None:
+        by_account = workflow.patched(PATCH_ACCOUNT_APPROVERS)
+        why = self._refusal(decision, by_account=by_account)
         if why:
             await self._refuse(handler, why, actor=decision.approver, audited_before=bool(decision.approver.strip()))
             return
+        if by_account:
+            why = await self._against_account(handler, seq, decision)
+            if why:
+                await self._refuse(handler, why, actor=decision.approver, extra=self._identity(decision))
+                return
         self._accept(approved, decision)
 
-    @workflow.update(
-        description='Decide; a refusal comes back to the caller. Body: {"approver": "your-name", "reason": "why", '
-        '"approved": true}'
-    )
+    @workflow.update(description=f"Decide; a refusal comes back to the caller. Body: {UPDATE_BODY}")
     async def decide(self, *body: Any) -> ApprovalStatus:
         """The CLI's way to decide: a refusal comes back to the caller (and is audited) instead of vanishing."""
-        decision = await self._receive("decide", body, ApprovalDecision)
+        decision = await self._receive("decide", body, ApprovalDecision, UPDATE_BODY)
         if decision is None:
             raise ApplicationError(self._refused_note.strip(), type="MessageRefused", non_retryable=True)
         plain = Decision(approver=decision.approver, reason=decision.reason)
-        why = self._refusal(plain)
+        by_account = workflow.patched(PATCH_ACCOUNT_APPROVERS)
+        why = self._refusal(plain, by_account=by_account)
+        if not why and by_account:
+            why = await self._against_account("decide", 0, plain)
         if why:
-            await self._refuse("decide", why, actor=decision.approver, audited_before=True)
+            await self._refuse("decide", why, actor=decision.approver, audited_before=True, extra=self._identity(plain))
             raise ApplicationError(why, type="ApproverNotAllowed", non_retryable=True)
         self._accept(decision.approved, plain)
         await workflow.wait_condition(lambda: self._state != ApprovalState.PENDING)
         return self.status()
+
+    @decide.validator
+    def _validate_decide(self, *body: Any) -> None:
+        """Refuses, before anything enters history, what can never count: the Web UI's update dialog shows why."""
+        waiting = self._state == ApprovalState.PENDING and self._decision is None
+        # The account's approvers are read by the handler; an empty input list narrows nothing.
+        kind, why = update_refusal(body, waiting=waiting, state=self._state.value, allowed=self._approvers or None)
+        if why:
+            raise ApplicationError(why, type=kind, non_retryable=True)
 
     @workflow.query(description="The request, its approvers and its decision.")
     def status(self, *args: Any) -> ApprovalStatus:

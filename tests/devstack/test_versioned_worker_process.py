@@ -28,6 +28,7 @@ async def test_a_versioned_worker_process_is_made_current_and_runs_lifecycles_pi
         said = stack.worker.log_path.read_text()
         assert "deployment lobstack-process, build id b1, versioned" in said, said
         client = LobstackClient(stack.client)
+        await client.add_approver("acme", "admin")  # only an account's approvers decide
         spec = AgentSpec(account_id="acme", name="helper", require_approval=True)
         agent_id = await client.create_agent(spec)
         await client.wait_for(agent_id, {AgentState.PENDING_APPROVAL}, timeout_s=60)

@@ -18,6 +18,7 @@ from temporalio.client import WorkflowFailureError
 from activities.cloud.base import CloudProvider
 from activities.secrets.agent_data import AgentDataStore
 from cloudsim.testing import RunningSim
+from contracts.approver_policy import ApproverChange
 from contracts.identifiers import approval_id, workflow_id
 from contracts.maintenance_models import FleetHealthInput, RotationInput, SweepInput
 from contracts.models import AgentState, AgentStatus, Decision, HealthChange, ToolApprovalInput
@@ -25,6 +26,7 @@ from contracts.regions import CLOUD_PROVIDERS
 from tests.stack import AGENTS, Stack, eventually
 from workers.settings import WorkerSettings
 from workers.worker import default_providers
+from workflows.approver_settings import ApproverSettingsWorkflow
 from workflows.fleet_health import FleetHealthWorkflow
 from workflows.key_rotation import KeyRotationWorkflow
 from workflows.orphan_sweep import OrphanSweepWorkflow
@@ -324,3 +326,44 @@ async def _fleet_health(s: Stacks) -> Execution:
         for agent_id in (healthy, failing):
             await _destroyed(stack, agent_id)
     return fleet
+
+
+@scenario("approver_settings")
+async def _approver_settings(s: Stacks) -> Execution:
+    stack = s.stack
+    async with stack.workers():
+        change = ApproverChange(account_id="acme", action="add", name="dana", four_eyes=True)
+        return await _run_now(stack, ApproverSettingsWorkflow.run, change, "approvers")
+
+
+@scenario("lifecycle_account_two_approvals")
+async def _account_two_approvals(s: Stacks) -> Execution:
+    """The account's policy read at each decision (patch account-approvers): a refused non-approver, the first of
+    two approvals by signal, the second by update, each with the caller identity read from history."""
+    stack = s.stack
+    async with stack.workers():
+        change = ApproverChange(account_id="acme", action="policy", two_approvals_sizes=["large"], four_eyes=True)
+        await stack.client.change_approvers(change)
+        agent_id = await stack.client.create_agent(
+            stack.spec(require_approval=True, size="large"), requested_by="carol"
+        )
+        await stack.client.wait_for(agent_id, {AgentState.PENDING_APPROVAL}, timeout_s=30)
+        handle = stack.temporal.get_workflow_handle(workflow_id(agent_id))
+        await handle.signal("approve", {"approver": "mallory", "reason": "me too"})
+        await handle.signal("approve", {"approver": "alice", "reason": "first"})
+        await stack.client.approve(agent_id, approver="bob", reason="second")
+        await stack.client.wait_for(agent_id, {AgentState.RUNNING}, timeout_s=60)
+        await _destroyed(stack, agent_id)
+    return Execution(stack, workflow_id(agent_id))
+
+
+@scenario("approval_account_approvers")
+async def _approval_account_approvers(s: Stacks) -> Execution:
+    """A tool request with no list of its own: the account's approvers decide, read at decision time."""
+    async with s.stack.workers():
+        approval = await _approval(s.stack, approvers=[])
+        refused = Decision(approver="mallory", reason="me too")
+        await s.stack.temporal.get_workflow_handle(approval).signal(ToolApprovalWorkflow.approve, refused)
+        await s.stack.client.decide_approval(approval, approver="bob", approved=True, reason="expected mail")
+        await s.stack.temporal.get_workflow_handle(approval).result()
+        return Execution(s.stack, approval)

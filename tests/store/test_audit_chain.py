@@ -15,6 +15,7 @@ from sqlalchemy.exc import DatabaseError
 from contracts.models import AgentState
 from store import Registry, upgrade_database, upgrade_schema, verify_rows
 from store.audit import GENESIS_HASH, event_hash
+from store.schema import head_revision
 from tests.store.helpers import run_together, transition
 
 T0 = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)
@@ -209,6 +210,8 @@ def test_an_older_database_is_upgraded_and_its_events_chained(registry: Registry
     # made before migrations (no alembic_version): `lobstack db upgrade` adopts it.
     with registry.engine.begin() as conn:
         conn.execute(text("DROP TABLE alembic_version"))
+        for table in ("approval_policies", "webhook_endpoints"):  # revisions 0002 and 0003: after migrations began
+            conn.execute(text(f"DROP TABLE {table}"))
         conn.execute(text("DROP INDEX uq_audit_events_account_seq"))
         if conn.dialect.name == "postgresql":
             conn.execute(text("DROP TRIGGER audit_events_append_only ON audit_events"))
@@ -222,7 +225,7 @@ def test_an_older_database_is_upgraded_and_its_events_chained(registry: Registry
         cascade = " CASCADE" if conn.dialect.name == "postgresql" else ""
         conn.execute(text(f"ALTER TABLE agent_health DROP COLUMN account_id{cascade}"))
 
-    assert upgrade_schema(registry.engine) == (None, "0001")
+    assert upgrade_schema(registry.engine) == (None, head_revision())
     report = registry.verify_audit()
     assert report.ok and (report.accounts, report.events) == (2, 6)
     registry.record(transition(event_key="after/1"))

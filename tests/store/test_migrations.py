@@ -24,8 +24,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DatabaseError
 from sqlmodel import SQLModel
 
+from contracts.approver_policy import ApproverChange
 from contracts.models import AgentState, Transition
 from store import Registry, make_engine, upgrade_schema
+from store.approval_policies import ApprovalPolicies
 from store.audit import GENESIS_HASH, event_hash
 from store.schema import BASELINE_REVISION, head_revision, schema_revision
 from store.tenancy import ACCOUNT_TABLES, DbRoles, Scope, scoped_connection
@@ -153,6 +155,11 @@ def test_an_upgrade_to_head_keeps_every_row_the_audit_chain_and_row_level_securi
         assert {a.agent_id for a in registry.for_account("globex").list_agents()} == set(AGENTS["globex"])
         with pytest.raises(DatabaseError, match="append-only"), engine.begin() as conn:
             conn.execute(text("DELETE FROM audit_events"))
+        # Revision 0002: the accounts' approval policies, each account seeing its own.
+        policies = ApprovalPolicies(engine=registry.engine, roles=registry.roles)
+        for account, name in (("acme", "alice"), ("globex", "gina")):
+            policies.change(ApproverChange(account_id=account, action="add", name=name))
+        assert policies.get("globex").approvers == ["gina"]
         if engine.dialect.name == "postgresql":
             _check_row_level_security(registry)
 
@@ -167,7 +174,7 @@ def _check_row_level_security(registry: Registry) -> None:
     """Unfiltered SQL as one account's service role: the database itself keeps the other account out of every table."""
     with scoped_connection(registry.engine, Scope.of("globex"), registry.roles) as conn:
         assert conn.execute(text("SELECT current_user")).scalar() == registry.roles.service
-        for table in ACCOUNT_TABLES:
+        for table in (*ACCOUNT_TABLES, "approval_policies"):
             assert set(conn.execute(text(f"SELECT account_id FROM {table}")).scalars()) == {"globex"}, table
         assert conn.execute(text("UPDATE agents SET name = 'x' WHERE account_id = 'acme'")).rowcount == 0
 

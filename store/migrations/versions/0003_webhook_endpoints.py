@@ -16,7 +16,7 @@ from alembic import context, op
 from store.tenancy import DbRoles
 
 revision = "0003"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002"
 branch_labels: str | None = None
 depends_on: str | None = None
 
