@@ -20,18 +20,16 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.webhooks import WebhookActivities
     from contracts.models import ToolApprovalInput
     from contracts.spec import AgentSpec
     from contracts.webhooks import ApprovalNotice, NoticeTargets, WebhookDelivery
-    from workflows.retries import REGISTRY_RETRY
+    from workflows.retries import NOTICE_RETRY, REGISTRY_RETRY
 
 __all__ = [
     "NOTICE_DRAIN",
-    "NOTICE_RETRY",
     "PATCH_APPROVAL_NOTICES",
     "ApprovalNotices",
     "agent_notice",
@@ -39,10 +37,6 @@ __all__ = [
 ]
 
 PATCH_APPROVAL_NOTICES = "approval-notices"
-# Retried with backoff for at most NOTICE_BUDGET; a receiver down longer than that misses the notice (audited).
-NOTICE_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=1)
-)
 NOTICE_BUDGET = timedelta(minutes=10)
 # How long a closing workflow waits for deliveries still under way (each attempt is bounded by DELIVERY_TIMEOUT).
 NOTICE_DRAIN = timedelta(seconds=30)

@@ -48,6 +48,12 @@ MAINTENANCE_RETRY = RetryPolicy(
 # Reading who sent a decision from the history: a few quick looks; not found, the decision records "unknown".
 IDENTITY_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_attempts=5)
 
+# Webhook notices: retried with backoff within the notice's schedule-to-close budget (workflows/notices.py); a
+# receiver down longer than that misses the notice, which is audited.
+NOTICE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=1)
+)
+
 __all__ = [
     "ABANDONED_RETRY",
     "BOOT_WAIT_RETRY",
@@ -57,6 +63,7 @@ __all__ = [
     "HEALTH_WAIT_RETRY",
     "IDENTITY_RETRY",
     "MAINTENANCE_RETRY",
+    "NOTICE_RETRY",
     "PROVISION_RETRY",
     "REGISTRY_RETRY",
     "VERIFY_RETRY",
