@@ -70,11 +70,7 @@ class WebhookSecrets:
 
     def __init__(self, settings: VaultSettings, *, client: hvac.Client | None = None) -> None:
         self.settings = settings
-        self._client = client or hvac.Client(
-            url=settings.addr,
-            token=settings.token,
-            timeout=settings.request_timeout_s,  # type: ignore[arg-type]  # types-hvac says int; requests takes a float
-        )
+        self._client = client or settings.client()
 
     def path(self, account_id: str, endpoint_id: str) -> str:
         validate_account(account_id)

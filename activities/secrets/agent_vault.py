@@ -38,11 +38,7 @@ class AgentVault(VaultMaintenance):
 
     def __init__(self, settings: VaultSettings, *, client: hvac.Client | None = None) -> None:
         self.settings = settings
-        self._client = client or hvac.Client(
-            url=settings.addr,
-            token=settings.token,
-            timeout=settings.request_timeout_s,  # type: ignore[arg-type]  # types-hvac says int; requests takes a float
-        )
+        self._client = client or settings.client()
         self._tokens = TokenFinder(self._client, settings.approle_mount)
 
     @classmethod

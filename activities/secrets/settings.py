@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import hvac
+
 from contracts.identifiers import DEFAULT_KV_MOUNT
 
 MAX_WRAP_TTL_S = 600
@@ -38,6 +40,14 @@ class VaultSettings:
             raise ValueError(f"wrap_ttl_s: {self.wrap_ttl_s} is not allowed; must be 1 to {MAX_WRAP_TTL_S} seconds")
         if self.request_timeout_s <= 0:
             raise ValueError(f"request_timeout_s: {self.request_timeout_s} is not allowed; must be > 0")
+
+    def client(self) -> hvac.Client:
+        """A new hvac client for these settings: one per long-lived holder (it keeps a connection pool)."""
+        return hvac.Client(
+            url=self.addr,
+            token=self.token,
+            timeout=self.request_timeout_s,  # type: ignore[arg-type]  # types-hvac says int; requests takes a float
+        )
 
     @property
     def bootstrap_addr(self) -> str:
