@@ -18,9 +18,10 @@
     ├── AgentError               the agent itself
     │   ├── AgentUnhealthy           health deadline passed                     -
     │   └── AgentCompromised         bootstrap credential already used          -
-    └── WebhookError             an approval notice's receiver
-        ├── WebhookUnavailable       5xx, 408, 429, timeout, connection refused yes
-        └── WebhookRejected          other 4xx, no signing secret in Vault      -
+    ├── WebhookError             an approval notice's receiver
+    │   ├── WebhookUnavailable       5xx, 408, 429, timeout, connection refused yes
+    │   └── WebhookRejected          other 4xx, no signing secret in Vault      -
+    └── AdmissionRefused         a quota or lifetime limit of the account      -
 
 Each class decides, once, what its failure means to a caller:
 - `retryable`: Temporal retries the activity (every attempt visible in history);
@@ -154,6 +155,10 @@ class WebhookRejected(WebhookError):
     pass
 
 
+class AdmissionRefused(LobstackError):
+    """The account's quotas or lifetime limits refuse the agent; nothing was created (store.account_limits)."""
+
+
 def error_class(type_name: str) -> type[LobstackError] | None:
     """Our exception class named by a failure's `ApplicationError.type`, or None for any other failure."""
     pending: list[type[LobstackError]] = [LobstackError]
@@ -166,6 +171,7 @@ def error_class(type_name: str) -> type[LobstackError] | None:
 
 
 __all__ = [
+    "AdmissionRefused",
     "AgentCompromised",
     "AgentError",
     "AgentUnhealthy",

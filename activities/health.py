@@ -33,7 +33,9 @@ def parse_health(agent_id: str, response: httpx.Response) -> HealthReport:
     loaded = body.get("secrets_loaded", 0)
     loaded = loaded if isinstance(loaded, int) and not isinstance(loaded, bool) else 0
     healthy = response.status_code == 200 and status == "healthy" and loaded > 0
-    return HealthReport(agent_id, healthy, status, secrets_loaded=loaded, reason=reason)
+    idle = body.get("idle_s", -1.0)
+    idle = float(idle) if isinstance(idle, int | float) and not isinstance(idle, bool) and idle >= 0 else -1.0
+    return HealthReport(agent_id, healthy, status, secrets_loaded=loaded, reason=reason, idle_s=idle)
 
 
 async def probe(client: httpx.AsyncClient, agent_id: str, address: str) -> HealthReport:
@@ -55,6 +57,12 @@ class HealthActivities:
         self.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 1.0))
         self.max_interval_s = max_interval_s
         self.schedule = PollSchedule(HEALTH_POLL_FRACTION, min(HEALTH_POLL_FLOOR_S, max_interval_s), max_interval_s)
+
+    @activity.defn
+    async def probe_agent(self, request: HealthCheckRequest) -> HealthReport:
+        """One look at the agent's bridge: its health and how long its agent has been idle (the idle timeout)."""
+        async with httpx.AsyncClient(timeout=self.timeout) as client:
+            return await probe(client, request.agent_id, request.address)
 
     @activity.defn
     async def wait_healthy(self, request: HealthCheckRequest) -> HealthReport:

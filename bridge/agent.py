@@ -84,7 +84,10 @@ class Bridge:
             log.warning("agent %s: no agent_socket configured, so no tool can be authorized", self.config.agent_id)
             return None
         server = AgentAPIServer(
-            self.config.agent_socket, agent_uid=resolve_user(self.config.agent_user), authorizer=self.authorizer
+            self.config.agent_socket,
+            agent_uid=resolve_user(self.config.agent_user),
+            authorizer=self.authorizer,
+            on_request=self.state.touch,
         )
         self._spawn("agent-api", server.serve_forever)
         log.info("agent %s agent API on %s for uid %d", self.config.agent_id, server.path, server.agent_uid)

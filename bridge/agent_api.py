@@ -37,6 +37,7 @@ import socket
 import socketserver
 import stat
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -115,10 +116,19 @@ class AgentAPIServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer)
 
     daemon_threads = True
 
-    def __init__(self, path: str | Path, *, agent_uid: int, authorizer: Authorizer) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        agent_uid: int,
+        authorizer: Authorizer,
+        on_request: Callable[[], None] = lambda: None,
+    ) -> None:
         self.path = Path(path)
         self.agent_uid = agent_uid
         self.authorizer = authorizer
+        # Told of every request from the agent's user: the agent is active (its idle timeout, bridge.health).
+        self.on_request = on_request
         _prepare(self.path)
         super().__init__(str(self.path), _AgentHandler, bind_and_activate=False)
         try:
@@ -171,6 +181,7 @@ class _AgentHandler(JSONHandler):
         if not super().parse_request():
             return False
         if self.server.allows(self.peer):
+            self.server.on_request()
             return True
         log.warning("agent API refused %s %s from %s", self.command, self.path[:100], self.address_string())
         self.discard_body()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,14 +11,24 @@ from contracts.health import BridgeStatus as Status
 
 
 class HealthState:
-    def __init__(self, agent_id: str, *, skills_version: Callable[[], int | None] | None = None) -> None:
+    def __init__(
+        self,
+        agent_id: str,
+        *,
+        skills_version: Callable[[], int | None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.agent_id = agent_id
+        self._clock = clock
         # Shown on /health only where a gateway is configured, so bridges without one answer exactly as before.
         self._skills_version = skills_version
         self._lock = threading.Lock()
         self._status: Status = "starting"
         self._reason = "introduction in progress"
         self._secrets_loaded = 0
+        # When the agent last called its agent API (monotonic): /health says how long ago, for the lifecycle's idle
+        # timeout. Seconds since, not a time of day, so the VM's clock does not matter.
+        self._last_activity = self._clock()
 
     def set(self, status: Status, reason: str = "", *, secrets_loaded: int | None = None) -> None:
         with self._lock:
@@ -25,6 +36,11 @@ class HealthState:
             self._reason = reason
             if secrets_loaded is not None:
                 self._secrets_loaded = secrets_loaded
+
+    def touch(self) -> None:
+        """The agent used its agent API: it is not idle."""
+        with self._lock:
+            self._last_activity = self._clock()
 
     @property
     def status(self) -> Status:
@@ -38,6 +54,7 @@ class HealthState:
                 "status": self._status,
                 "secrets_loaded": self._secrets_loaded,
                 "reason": self._reason,
+                "idle_s": round(self._clock() - self._last_activity, 1),
             }
         if self._skills_version is not None:
             body["skills_version"] = self._skills_version()

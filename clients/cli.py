@@ -33,9 +33,11 @@ from clients.cli_common import (
     vault_settings,
 )
 from clients.db_cli import add_db_commands
+from clients.limits_cli import add_limits_commands
 from clients.ops_cli import add_ops_commands
 from clients.webhooks_cli import add_webhook_commands
 from contracts.approval_search import PENDING_APPROVALS_QUERY as PENDING
+from contracts.limits import parse_duration
 from contracts.models import AgentState, AgentStatus
 from contracts.queues import WORKFLOW_QUEUE
 from contracts.spec import (
@@ -95,6 +97,8 @@ def cmd_agent_create(args: argparse.Namespace) -> int:
         approval_timeout_s=args.approval_timeout,
         health_timeout_s=args.health_timeout,
         approvers=list(args.approver or []),
+        max_lifetime_s=parse_duration("max-lifetime", args.max_lifetime) if args.max_lifetime else 0,
+        idle_timeout_s=parse_duration("idle-timeout", args.idle_timeout) if args.idle_timeout else 0,
     )
     validate_spec(spec)
     wait_s = args.wait_timeout if args.wait_timeout is not None else args.health_timeout + 120
@@ -423,6 +427,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_HEALTH_TIMEOUT_S,
         help="seconds to wait for the agent to become healthy (default 300)",
     )
+    create.add_argument(
+        "--max-lifetime",
+        metavar="DURATION",
+        help="destroy it this long after it first runs (90s, 15m, 2h, 3d; default: the account's, `lobstack limits`)",
+    )
+    create.add_argument(
+        "--idle-timeout",
+        metavar="DURATION",
+        help="destroy it after this long without an agent API request (default: the account's)",
+    )
     create.add_argument("--wait", action="store_true", help="wait until running or pending approval")
     create.add_argument(
         "--wait-timeout",
@@ -469,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_ops_commands(sub)
     add_audit_commands(sub)
     add_approvers_commands(sub)
+    add_limits_commands(sub)
     add_db_commands(sub)
     add_webhook_commands(sub)
 

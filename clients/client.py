@@ -35,6 +35,7 @@ from contracts.errors import (
     AgentEnded,
     AgentExists,
     AgentNotFound,
+    AgentRefused,
     ApprovalClosed,
     ApprovalNotFound,
     DecisionRefused,
@@ -42,6 +43,7 @@ from contracts.errors import (
     TemporalUnreachable,
 )
 from contracts.identifiers import agent_of, parse_approval_id, workflow_id
+from contracts.limits import AccountLimits, LimitsChange, validate_limits_change
 from contracts.models import (
     AgentPolicy,
     AgentState,
@@ -63,6 +65,8 @@ from contracts.spec import (
     validate_tool_patterns,
 )
 from contracts.workflow_names import (
+    ACCOUNT_LIMITS,
+    ADMISSION_UPDATE,
     AGENT_LIFECYCLE,
     APPROVER_SETTINGS,
     DECIDE_UPDATE,
@@ -204,7 +208,7 @@ class LobstackClient:
             spec = replace(spec, agent_id=new_agent_id(spec.name))
         requester = requested_by or self.temporal.identity
         try:
-            await self.temporal.start_workflow(
+            handle = await self.temporal.start_workflow(
                 AGENT_LIFECYCLE,
                 LifecycleInput(spec=spec, requested_by=requester),
                 id=workflow_id(spec.agent_id),
@@ -216,7 +220,40 @@ class LobstackClient:
             )
         except WorkflowAlreadyStartedError:
             raise AgentExists(spec.agent_id) from None
+        await self._admitted(spec.agent_id, handle)
         return spec.agent_id
+
+    async def _admitted(self, agent_id: str, handle: WorkflowHandle[Any, LifecycleResult]) -> None:
+        """Wait for admission, the lifecycle's first step: the account's quotas checked and the agent registered.
+
+        A refused agent ends at once with nothing created; the caller hears the quota and the usage."""
+        try:
+            await handle.execute_update(ADMISSION_UPDATE, result_type=AgentStatus)
+            return
+        except WorkflowUpdateFailedError as err:
+            raise AgentRefused(agent_id, _refusal(err)) from None
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND or _namespace_missing(err):
+                raise
+        # It ended before the update reached it: only a refusal ends a run that soon.
+        result = await handle.result()
+        if result.state == AgentState.REJECTED:
+            raise AgentRefused(agent_id, result.reason)
+
+    async def change_limits(self, change: LimitsChange) -> AccountLimits:
+        """Show or change an account's quotas and agent lifetimes (in the registry, through the workers)."""
+        validate_limits_change(change)
+        try:
+            limits: AccountLimits = await self.temporal.execute_workflow(
+                ACCOUNT_LIMITS,
+                change,
+                id=f"limits-{change.account_id}-{uuid.uuid4().hex[:12]}",
+                task_queue=self.task_queue,
+                result_type=AccountLimits,
+            )
+        except WorkflowFailureError as err:
+            raise LobstackClientError(f"limits of {change.account_id}: {_failure_text(err)}") from None
+        return limits
 
     async def _check_approvers(self, spec: AgentSpec) -> None:
         """Refuse, before anything starts, an agent no approver of its account could approve."""
@@ -450,6 +487,7 @@ __all__ = [
     "AgentEnded",
     "AgentExists",
     "AgentNotFound",
+    "AgentRefused",
     "AgentSummary",
     "ApprovalClosed",
     "ApprovalNotFound",

@@ -32,6 +32,15 @@ class AgentExists(LobstackClientError):
         self.agent_id = agent_id
 
 
+class AgentRefused(LobstackClientError):
+    """The account's quotas or lifetime limits refused the agent at admission; nothing was created."""
+
+    def __init__(self, agent_id: str, why: str) -> None:
+        super().__init__(f"agent {agent_id} refused: {why}")
+        self.agent_id = agent_id
+        self.why = why
+
+
 class ApprovalNotFound(LobstackClientError):
     def __init__(self, approval_id: str) -> None:
         super().__init__(f"approval_id: no approval {approval_id!r}")
@@ -77,6 +86,7 @@ __all__ = [
     "AgentEnded",
     "AgentExists",
     "AgentNotFound",
+    "AgentRefused",
     "ApprovalClosed",
     "ApprovalNotFound",
     "DecisionRefused",

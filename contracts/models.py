@@ -7,7 +7,7 @@ histories still decode. They carry references (ids, paths, names), never secret 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal, TypeGuard, get_args
 
@@ -138,6 +138,20 @@ class LifecycleState:
     # Providers a create was sent to, in order, and those of them that may hold a VM of the agent until proven empty.
     tried: list[ProviderName] = field(default_factory=list)
     may_have_vm: list[ProviderName] = field(default_factory=list)
+    # The lifetimes admission settled (contracts.limits), 0 meaning none; the lifetime counts from `serving_since`,
+    # the first time the agent ran (a replacement VM does not reset it). The warnings shown before each deadline.
+    max_lifetime_s: int = 0
+    idle_timeout_s: int = 0
+    serving_since: datetime | None = None
+    lifetime_warning: str = ""
+    idle_warning: str = ""
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """When the maximum lifetime destroys the agent (None: no maximum, or not yet running)."""
+        if not self.max_lifetime_s or self.serving_since is None:
+            return None
+        return self.serving_since + timedelta(seconds=self.max_lifetime_s)
 
     def create_sent(self, provider: ProviderName) -> None:
         """A create goes to `provider`: until it says otherwise, a VM may be there (a lost response still makes one)."""
@@ -171,6 +185,8 @@ class LifecycleState:
             finished_at=self.finished_at,
             api_calls=self.api_calls,
             consecutive_failures=self.consecutive_failures,
+            expires_at=self.expires_at,
+            idle_timeout_s=self.idle_timeout_s,
         )
 
     def policy(self, spec: AgentSpec) -> AgentPolicy:
@@ -265,6 +281,9 @@ class AgentStatus:
     api_calls: int = 0
     # Failed health checks in a row (the agent degrades at the spec's `unhealthy_threshold`).
     consecutive_failures: int = 0
+    # When its maximum lifetime destroys it, and after how long without agent API requests it is destroyed (0: never).
+    expires_at: datetime | None = None
+    idle_timeout_s: int = 0
 
 
 @dataclass
@@ -328,6 +347,8 @@ class HealthReport:
     secrets_loaded: int = 0
     reason: str = ""
     checks: int = 0
+    # Seconds since the agent last called its bridge's agent API; -1 when the bridge does not say (an old bridge).
+    idle_s: float = -1.0
 
 
 @dataclass

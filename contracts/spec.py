@@ -21,6 +21,9 @@ DEFAULT_APPROVAL_TIMEOUT_S = 24 * 3600
 DEFAULT_HEALTH_TIMEOUT_S = 5 * 60
 MAX_SKILLS = 64
 DEFAULT_APPROVAL_REQUIRED = ("email.*", "payments.*", "purchases.*")
+# A lifetime or idle timeout: from one minute to one year; 0 means "none" for an account, "the account's" in a spec.
+LIFETIME_MIN_S = 60
+LIFETIME_MAX_S = 365 * 24 * 3600
 
 # Ids end up in VM names, Vault paths, policy names and workflow ids: one rule, shared with the bridge and gateway.
 _AGENT_ID = AGENT_ID
@@ -73,6 +76,10 @@ class AgentSpec:
     # rebuilt on a new VM with a fresh bootstrap credential.
     unhealthy_threshold: int = 3
     replace_unhealthy: bool = False
+    # Destroyed this long after it was created, or after this long without a request to its bridge's agent API;
+    # 0 takes the account's default (`lobstack limits`), which may be none.
+    max_lifetime_s: int = 0
+    idle_timeout_s: int = 0
 
 
 def _shown(value: object) -> str:
@@ -105,6 +112,17 @@ NAME_RULE = "1-63 characters of a-z, 0-9 and '-', starting and ending with a let
 SKILL_RULE = TOOL_RULE
 TOOL_PATTERN_RULE = "1-64 characters of a-z, 0-9, '_', '.', '-' and the wildcards '*' and '?'"
 APPROVER_RULE = "1-64 characters of letters, digits, '.', '_', '@', '+' and '-' (a user name or e-mail)"
+
+
+def validate_lifetime(field_name: str, value: object) -> None:
+    """0, or whole seconds from a minute to a year."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not (value == 0 or LIFETIME_MIN_S <= value <= LIFETIME_MAX_S)
+    ):
+        rule = f"must be 0 (none) or a whole number of seconds from {LIFETIME_MIN_S} to {LIFETIME_MAX_S}"
+        raise SpecError(field_name, f"{_shown(value)} is not allowed; {rule}", rule=rule)
 
 
 def _check_placement(spec: AgentSpec) -> None:
@@ -218,3 +236,5 @@ def validate_spec(spec: AgentSpec, *, providers: tuple[str, ...] = PROVIDERS) ->
         raise SpecError("require_approval", "must be true or false")
     _check_seconds("approval_timeout_s", spec.approval_timeout_s, 60, 30 * 24 * 3600)
     _check_seconds("health_timeout_s", spec.health_timeout_s, 1, 3600)
+    validate_lifetime("max_lifetime_s", spec.max_lifetime_s)
+    validate_lifetime("idle_timeout_s", spec.idle_timeout_s)

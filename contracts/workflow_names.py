@@ -15,11 +15,13 @@ KEY_ROTATION: Final = "KeyRotation"
 ORPHAN_SWEEP: Final = "OrphanSweep"
 FLEET_HEALTH: Final = "FleetHealth"
 APPROVER_SETTINGS: Final = "ApproverSettings"
+ACCOUNT_LIMITS: Final = "AccountLimits"
 
 # Handlers of AgentLifecycle and ToolApproval (both answer `status` and take `decide`, `approve` and `reject`).
 STATUS_QUERY: Final = "status"
 POLICY_QUERY: Final = "policy"
 DECIDE_UPDATE: Final = "decide"
+ADMISSION_UPDATE: Final = "admission"
 APPROVE_SIGNAL: Final = "approve"
 REJECT_SIGNAL: Final = "reject"
 DESTROY_SIGNAL: Final = "destroy"
@@ -27,6 +29,8 @@ UPDATE_SKILLS_SIGNAL: Final = "update_skills"
 HEALTH_CHANGED_SIGNAL: Final = "health_changed"
 
 __all__ = [
+    "ACCOUNT_LIMITS",
+    "ADMISSION_UPDATE",
     "AGENT_LIFECYCLE",
     "APPROVER_SETTINGS",
     "APPROVE_SIGNAL",

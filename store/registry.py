@@ -7,7 +7,7 @@ store.tenancy). Audit events form a hash chain per account (see store.audit): `v
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from types import TracebackType
@@ -104,9 +104,11 @@ class Registry(MaintenanceStore):
 
     # --- writes ----------------------------------------------------------------------------------------------------
 
-    def record(self, t: Transition) -> bool:
+    def record(self, t: Transition, *, before_write: Callable[[Connection], None] | None = None) -> bool:
         """Upsert the agent row and append the audit event in one transaction; False if `t.event_key` was seen before.
 
+        `before_write` runs first in that transaction (an admission's quota check, store.account_limits): what it
+        reads cannot change before the write commits, and what it raises leaves nothing written.
         Raises SpecError (a ValueError) naming the field for a bad transition, and for an agent id already registered
         under another account.
         """
@@ -144,6 +146,8 @@ class Registry(MaintenanceStore):
         moved = SpecError("account_id", f"agent {t.agent_id!r} is registered under another account")
         # SQLite: BEGIN IMMEDIATE, as the chain's head is read before the event is written.
         with self._connect(write=True, immediate=True) as conn:
+            if before_write is not None:
+                before_write(conn)
             if append_event(conn, self._insert, event) is None:
                 return False
             if t.audit_only:

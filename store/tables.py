@@ -10,6 +10,7 @@ from sqlmodel import Field, SQLModel
 from store.types import JSON_LIST, JSON_OBJECT, UTCDateTime
 
 __all__ = [
+    "ACCOUNT_LIMITS",
     "AGENTS",
     "AGENT_DATA",
     "AGENT_HEALTH",
@@ -18,6 +19,7 @@ __all__ = [
     "LAST_ERROR_MAX",
     "REASON_MAX",
     "WEBHOOK_ENDPOINTS",
+    "AccountLimitsRow",
     "AgentDataRow",
     "AgentHealthRow",
     "AgentRow",
@@ -152,6 +154,20 @@ class ApprovalPolicyRow(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class AccountLimitsRow(SQLModel, table=True):
+    """An account's quotas and agent lifetimes (contracts.limits), one row per account; 0 means none."""
+
+    __tablename__ = "account_limits"
+
+    account_id: str = Field(primary_key=True, max_length=40)
+    max_agents: int = 0
+    max_vcpus: int = 0
+    default_max_lifetime_s: int = 0
+    default_idle_timeout_s: int = 0
+    max_lifetime_s: int = 0
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
 # The Core tables, for the statements the registry builds itself. sqlmodel sets `__table__` on each class but does not
 # declare it, so they are taken from the metadata, typed.
 AGENTS: Table = SQLModel.metadata.tables[AgentRow.__tablename__]
@@ -160,3 +176,4 @@ AGENT_DATA: Table = SQLModel.metadata.tables[AgentDataRow.__tablename__]
 AGENT_HEALTH: Table = SQLModel.metadata.tables[AgentHealthRow.__tablename__]
 WEBHOOK_ENDPOINTS: Table = SQLModel.metadata.tables[WebhookEndpointRow.__tablename__]
 APPROVAL_POLICIES: Table = SQLModel.metadata.tables[ApprovalPolicyRow.__tablename__]
+ACCOUNT_LIMITS: Table = SQLModel.metadata.tables[AccountLimitsRow.__tablename__]

@@ -35,12 +35,14 @@ from activities.cloud.local import LocalProvider
 from activities.cloud.providers import build_providers
 from activities.health import HealthActivities
 from activities.internal_messages import InternalMessageActivities, internal_key
+from activities.limits import LimitsActivities
 from activities.maintenance import maintenance_activities
 from activities.registry import RegistryActivities
 from activities.secrets import SecretsActivities
 from activities.webhooks import DEFAULT_UI_URL, WebhookActivities, WebhookSecrets
 from contracts.queues import WORKFLOW_QUEUE, cloud_queue
 from store import Registry
+from store.account_limits import AccountLimitsStore
 from store.approval_policies import ApprovalPolicies
 from store.webhooks import WebhookStore
 from workers.converter import worker_client
@@ -48,6 +50,7 @@ from workers.interceptors import ErrorTranslation
 from workers.library_hooks import apply_activation_jobs_as_one_batch
 from workers.settings import WorkerSettings
 from workers.versioning import UnversionedRunner
+from workflows.account_limits import AccountLimitsWorkflow
 from workflows.agent_lifecycle import AgentLifecycleWorkflow
 from workflows.approver_settings import ApproverSettingsWorkflow
 from workflows.fleet_health import FleetHealthWorkflow
@@ -62,6 +65,7 @@ WORKFLOWS: Sequence[type] = (
     AgentLifecycleWorkflow,
     ToolApprovalWorkflow,
     ApproverSettingsWorkflow,
+    AccountLimitsWorkflow,
     *MAINTENANCE_WORKFLOWS,
 )
 
@@ -138,6 +142,9 @@ def build_workers(
     policy_acts = ApproverPolicyActivities(
         ApprovalPolicies(engine=services.registry.engine, roles=services.registry.roles)
     )
+    limits_acts = LimitsActivities(
+        AccountLimitsStore(engine=services.registry.engine, roles=services.registry.roles), services.registry
+    )
     health_acts = HealthActivities()
     # The seal check of system messages; the fleet monitor seals with the same key (activities/internal_messages.py).
     seal_acts = InternalMessageActivities(internal_key())
@@ -173,8 +180,11 @@ def build_workers(
             approval_acts.close_approvals,
             policy_acts.account_policy,
             policy_acts.change_approvers,
+            limits_acts.admit_agent,
+            limits_acts.change_limits,
             caller_acts.caller_identity,
             health_acts.wait_healthy,
+            health_acts.probe_agent,
             seal_acts.check_seal,
             notice_acts.notice_targets,
             notice_acts.deliver_webhook,

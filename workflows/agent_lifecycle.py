@@ -21,7 +21,7 @@ from temporalio.common import SearchAttributeUpdate, VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType
 
-from contracts.workflow_names import AGENT_LIFECYCLE
+from contracts.workflow_names import ADMISSION_UPDATE, AGENT_LIFECYCLE
 
 with workflow.unsafe.imports_passed_through():
     from activities.approvals import ApprovalActivities
@@ -30,11 +30,13 @@ with workflow.unsafe.imports_passed_through():
     from activities.errors import error_class
     from activities.health import HealthActivities
     from activities.internal_messages import InternalMessageActivities
+    from activities.limits import LimitsActivities
     from activities.maintenance import AgentDataActivities
     from activities.registry import RegistryActivities
     from activities.secrets import SecretsActivities
     from contracts.approver_policy import AccountApprovalPolicy
     from contracts.internal_messages import SEAL_FIELD, SealCheck, canonical
+    from contracts.limits import Admission, Admitted, warning_lead_s
     from contracts.messages import MessageRefused, one_message
     from contracts.models import (
         AgentPolicy,
@@ -96,6 +98,8 @@ PATCH_SEALED_SYSTEM_MESSAGES = "sealed-system-messages"
 PATCH_APPROVAL_ATTRIBUTES = "approval-search-attributes"
 # ... and before a decision was checked against the account's approval policy, read when it arrives.
 PATCH_ACCOUNT_APPROVERS = "account-approvers"
+# ... and before an agent was admitted within its account's quotas, with the lifetimes that then apply.
+PATCH_ACCOUNT_LIMITS = "account-limits"
 
 # The Web UI renders current details as Markdown: example values, never <placeholders> it would swallow as HTML.
 DESTROY_BODY = json.dumps({"requested_by": "your-name", "reason": "why"})
@@ -141,6 +145,11 @@ class AgentLifecycleWorkflow:
         # `approve` / `reject` signals have arrived, to find each one's event in the history.
         self._identities: list[tuple[Decision, str]] = []
         self._signals_seen: dict[str, int] = {}
+        # Admission (the account's quotas): None until decided, "" once admitted, else why it was refused. The next
+        # look at the bridge's idle time, while the agent serves with an idle timeout.
+        self._admission: str | None = None
+        self._admission_recorded = False
+        self._idle_check_at: datetime | None = None
 
     # --- run ------------------------------------------------------------------------------------------------------
 
@@ -159,6 +168,12 @@ class AgentLifecycleWorkflow:
             raise ApplicationError(str(err), type="InvalidSpec", non_retryable=True) from None
         self._agent.created_at = self._agent.created_at or workflow.now()
 
+        if not input.continued and workflow.patched(PATCH_ACCOUNT_LIMITS):
+            if not await self._admit():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                return LifecycleResult(spec.agent_id, AgentState.REJECTED, self._agent.last_error)
+        else:
+            self._admission = ""
         if not input.continued and spec.require_approval and not await self._approval_gate():
             await self._notices.drain()
             return LifecycleResult(spec.agent_id, AgentState.REJECTED, self._agent.last_error)
@@ -191,6 +206,47 @@ class AgentLifecycleWorkflow:
         reason = self._agent.destroy.reason if self._agent.destroy else ""
         return LifecycleResult(spec.agent_id, AgentState.DESTROYED, reason, api_calls=self._agent.api_calls)
 
+    async def _admit(self) -> bool:
+        """Register the agent within its account's quotas (atomic with every other create of the account), and
+        settle its lifetimes; a refusal ends the run before anything is created, naming the quota and the usage."""
+        spec, info = self._spec, workflow.info()
+        admission = Admission(
+            agent_id=spec.agent_id,
+            account_id=spec.account_id,
+            name=spec.name,
+            provider=spec.provider,
+            region=spec.region,
+            size=spec.size,
+            max_lifetime_s=spec.max_lifetime_s,
+            idle_timeout_s=spec.idle_timeout_s,
+            state=(AgentState.PENDING_APPROVAL if spec.require_approval else AgentState.PROVISIONING).value,
+            event_key=f"{info.workflow_id}/{info.run_id}/admission",
+            reason="approval required" if spec.require_approval else "no approval required",
+        )
+        try:
+            admitted: Admitted = await workflow.execute_activity_method(
+                LimitsActivities.admit_agent,
+                admission,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=REGISTRY_RETRY,
+            )
+        except ActivityError as err:
+            if _failure_type(err) != "AdmissionRefused":
+                raise
+            cause = err.cause
+            why = self._agent.last_error = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            self._admission = why
+            self._agent.state = AgentState.REJECTED
+            self._agent.finished_at = workflow.now()
+            self._set_waiting(f"Finished: agent {spec.agent_id} was refused ({why}). Nothing was created.")
+            await self._record("agent.refused", reason=why, audit_only=True)
+            return False
+        self._agent.max_lifetime_s = admitted.max_lifetime_s
+        self._agent.idle_timeout_s = admitted.idle_timeout_s
+        self._admission = ""
+        self._admission_recorded = True  # as `agent.requested`: the first event of every agent's trail
+        return True
+
     async def _approval_gate(self) -> bool:
         spec = self._spec
         self._agent.state = AgentState.PENDING_APPROVAL
@@ -207,7 +263,8 @@ class AgentLifecycleWorkflow:
         )
         self._set_waiting(self._gate_text)
         try:
-            await self._record("agent.requested", reason="approval required")
+            if not self._admission_recorded:
+                await self._record("agent.requested", reason="approval required")
             self._notices.send(agent_notice(spec, "approval.pending", deadline=expires))
             self._notices.remind_at(timedelta(seconds=spec.approval_timeout_s / 2), lambda: self._reminders(expires))
             await workflow.wait_condition(
@@ -320,7 +377,7 @@ class AgentLifecycleWorkflow:
         ref = AgentRef(spec.agent_id, spec.account_id)
         self._agent.state = AgentState.PROVISIONING
         abort = f"To abort, send signal `destroy` with body `{DESTROY_BODY}`."
-        if not spec.require_approval:
+        if not spec.require_approval and not self._admission_recorded:
             await self._record("agent.requested", reason="no approval required")
 
         self._set_waiting(f"Provisioning agent {spec.agent_id}: minting its secrets in Vault. {abort}")
@@ -378,6 +435,7 @@ class AgentLifecycleWorkflow:
         # Shown as running only once the registry holds it, so `lobstack wait` and then `lobstack list` agree.
         await self._record("agent.running", state=AgentState.RUNNING, reason=f"healthy after {report.checks} checks")
         self._agent.state = AgentState.RUNNING
+        self._agent.serving_since = self._agent.serving_since or self._agent.running_at
 
     async def _create_vm(self, abort: str) -> VMRef:
         """Create the VM at the first placement that works; capacity or outage at one moves on to the next."""
@@ -492,22 +550,37 @@ class AgentLifecycleWorkflow:
 
     async def _serve(self) -> None:
         """Running: wait for `destroy`, replace an unhealthy VM when asked, continue as new when history grows."""
-        spec = self._spec
+        spec, agent = self._spec, self._agent
+        if agent.idle_timeout_s:
+            self._idle_check_at = workflow.now() + timedelta(
+                seconds=agent.idle_timeout_s - warning_lead_s(agent.idle_timeout_s)
+            )
         while True:
-            vm = self._agent.vm
+            vm = agent.vm
             assert vm is not None
             self._set_waiting(
-                f"Agent {spec.agent_id} is {self._agent.state.value} on VM {vm.vm_id} at {vm.address} (health: "
-                f"{self._agent.health}). To destroy it, send signal `destroy` with body `{DESTROY_BODY}`."
+                f"Agent {spec.agent_id} is {agent.state.value} on VM {vm.vm_id} at {vm.address} (health: "
+                f"{agent.health}). To destroy it, send signal `destroy` with body `{DESTROY_BODY}`."
+                + agent.lifetime_warning
+                + agent.idle_warning
             )
-            await workflow.wait_condition(
-                lambda: (
-                    self._agent.destroy is not None
-                    or self._agent.replace_requested
-                    or workflow.info().is_continue_as_new_suggested()
+            due = self._next_limit_at()
+            try:
+                await workflow.wait_condition(
+                    lambda: (
+                        agent.destroy is not None
+                        or agent.replace_requested
+                        or workflow.info().is_continue_as_new_suggested()
+                    ),
+                    # Lifetimes only: a run without them waits exactly as before (no timer in its history).
+                    timeout=None if due is None else max(due - workflow.now(), timedelta(seconds=1)),
                 )
-            )
-            if self._agent.destroy is not None:
+            except TimeoutError:
+                # Caught on purpose: the time of a lifetime warning, deadline or idle check has come.
+                if agent.destroy is None:
+                    await self._limits_due()
+                continue
+            if agent.destroy is not None:
                 return
             if self._agent.replace_requested:
                 self._agent.replace_requested = False
@@ -520,6 +593,80 @@ class AgentLifecycleWorkflow:
                     spec=spec, state=self._agent, abandoned_create_wait_s=self._input.abandoned_create_wait_s
                 )
             )
+
+    def _next_limit_at(self) -> datetime | None:
+        """The next moment a lifetime needs a look: the lifetime's warning or deadline, or the next idle check."""
+        agent = self._agent
+        found: list[datetime] = []
+        end = agent.expires_at
+        if end is not None:
+            lead = timedelta(seconds=warning_lead_s(agent.max_lifetime_s))
+            found.append(end if agent.lifetime_warning else end - lead)
+        if agent.idle_timeout_s and self._idle_check_at is not None:
+            found.append(self._idle_check_at)
+        return min(found, default=None)
+
+    async def _limits_due(self) -> None:
+        """Warn before a lifetime ends, destroy when it has: the maximum lifetime first, then the idle timeout."""
+        agent, now = self._agent, workflow.now()
+        end = agent.expires_at
+        if end is not None and now >= end:
+            await self._expire("agent.lifetime_reached", f"its maximum lifetime of {_span(agent.max_lifetime_s)} ended")
+            return
+        if (
+            end is not None
+            and not agent.lifetime_warning
+            and now >= end - timedelta(seconds=warning_lead_s(agent.max_lifetime_s))
+        ):
+            agent.lifetime_warning = (
+                f" Warning: its maximum lifetime of {_span(agent.max_lifetime_s)} ends at {end:%Y-%m-%d %H:%M:%S} "
+                "UTC; it will then be destroyed."
+            )
+            await self._record(
+                "agent.lifetime_warning", reason=f"destroyed at {end:%Y-%m-%d %H:%M:%S} UTC", audit_only=True
+            )
+        if agent.idle_timeout_s and self._idle_check_at is not None and now >= self._idle_check_at:
+            await self._check_idle()
+
+    async def _check_idle(self) -> None:
+        """Ask the bridge how long its agent has been idle; warn, destroy, or look again when it could next matter."""
+        agent, spec = self._agent, self._spec
+        vm = agent.vm
+        assert vm is not None
+        limit, lead = agent.idle_timeout_s, warning_lead_s(agent.idle_timeout_s)
+        report = await workflow.execute_activity_method(
+            HealthActivities.probe_agent,
+            HealthCheckRequest(spec.agent_id, vm.address, workflow.now()),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=HEALTH_WAIT_RETRY,
+        )
+        now = workflow.now()
+        if report.idle_s < 0:
+            # Unknown (the bridge is unreachable or does not say): the fleet monitor judges health; look again later.
+            self._idle_check_at = now + timedelta(seconds=max(lead, 60))
+            return
+        left = limit - report.idle_s
+        if left <= 0:
+            await self._expire("agent.idle_timeout", f"no agent API request for {_span(int(report.idle_s))}")
+            return
+        if left <= lead:
+            if not agent.idle_warning:
+                agent.idle_warning = (
+                    f" Warning: idle for {_span(int(report.idle_s))}; it will be destroyed after {_span(limit)} "
+                    "without an agent API request."
+                )
+                await self._record(
+                    "agent.idle_warning", reason=f"idle for {int(report.idle_s)}s of {limit}s", audit_only=True
+                )
+            self._idle_check_at = now + timedelta(seconds=left)
+            return
+        agent.idle_warning = ""  # active again
+        self._idle_check_at = now + timedelta(seconds=left - lead)
+
+    async def _expire(self, action: str, why: str) -> None:
+        """A lifetime ended: destroyed as if `destroy` had been sent by lobstack, with the reason audited."""
+        self._agent.destroy = DestroyRequest(requested_by="lobstack", reason=why)
+        await self._record(action, reason=why)
 
     async def _replace(self) -> None:
         """A new VM for the same agent: the old VM's tokens revoked, the old VM deleted, a fresh bootstrap for the new.
@@ -1001,6 +1148,21 @@ class AgentLifecycleWorkflow:
         if why:
             raise ApplicationError(why, type=kind, non_retryable=True)
 
+    @workflow.update(
+        name=ADMISSION_UPDATE,
+        description="For the client, with no body: answers once the agent is admitted within its account's quotas "
+        "(its status), or refuses with the quota and the usage.",
+    )
+    async def admission(self, *args: Any) -> AgentStatus:
+        await workflow.wait_condition(lambda: self._admission is not None)
+        if self._admission:
+            raise ApplicationError(self._admission, type="AdmissionRefused", non_retryable=True)
+        return self.status()
+
+    @admission.validator
+    def _validate_admission(self, *args: Any) -> None:
+        _no_arguments("admission", args)
+
     @workflow.signal(description=f"Destroy the agent (or abort its provisioning). Body: {DESTROY_BODY}")
     async def destroy(self, *body: Any) -> None:
         request = await self._receive("destroy", body, DestroyRequest, DESTROY_BODY)
@@ -1014,6 +1176,14 @@ class AgentLifecycleWorkflow:
     def status(self, *args: Any) -> AgentStatus:
         _no_arguments("status", args)
         return self._agent.status(self._spec)
+
+
+def _span(seconds: int) -> str:
+    """A duration as people say it: 90s, 15m, 2h, 3d (whole units only when exact)."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def _failure_message(err: BaseException) -> str:

@@ -27,7 +27,9 @@ def test_bridge_introduces_serves_health_and_refuses_a_replayed_config(
     assert url.startswith("http://127.0.0.1:")
     code, body = first.wait_status("healthy")
     assert code == 200
+    idle = body.pop("idle_s")
     assert body == {"agent_id": agent_id, "status": "healthy", "secrets_loaded": 1, "reason": ""}
+    assert isinstance(idle, float) and idle >= 0
     assert httpx.get(f"{url}/nothing-here", timeout=2).status_code == 404
     assert bridge_vault.residue(agent_id).tokens == 1  # the bridge's login token
 

@@ -17,15 +17,18 @@ from temporalio.client import WorkflowFailureError
 
 from activities.cloud.base import CloudProvider
 from activities.secrets.agent_data import AgentDataStore
+from clients.client import AgentRefused
 from cloudsim.testing import RunningSim
 from contracts.approver_policy import ApproverChange
 from contracts.identifiers import approval_id, workflow_id
+from contracts.limits import LimitsChange
 from contracts.maintenance_models import FleetHealthInput, RotationInput, SweepInput
 from contracts.models import AgentState, AgentStatus, Decision, HealthChange, ToolApprovalInput
 from contracts.regions import CLOUD_PROVIDERS
 from tests.stack import AGENTS, Stack, eventually
 from workers.settings import WorkerSettings
 from workers.worker import default_providers
+from workflows.account_limits import AccountLimitsWorkflow
 from workflows.approver_settings import ApproverSettingsWorkflow
 from workflows.fleet_health import FleetHealthWorkflow
 from workflows.key_rotation import KeyRotationWorkflow
@@ -367,3 +370,36 @@ async def _approval_account_approvers(s: Stacks) -> Execution:
         await s.stack.client.decide_approval(approval, approver="bob", approved=True, reason="expected mail")
         await s.stack.temporal.get_workflow_handle(approval).result()
         return Execution(s.stack, approval)
+
+
+@scenario("account_limits")
+async def _account_limits(s: Stacks) -> Execution:
+    stack = s.stack
+    async with stack.workers():
+        change = LimitsChange(account_id="acme", action="set", max_agents=5, default_idle_timeout_s=3600)
+        return await _run_now(stack, AccountLimitsWorkflow.run, change, "limits")
+
+
+@scenario("lifecycle_quota_refused")
+async def _quota_refused(s: Stacks) -> Execution:
+    """Admission (patch account-limits): the account's quota is full, so the create is refused with nothing made."""
+    stack = s.stack
+    async with stack.workers():
+        await stack.client.change_limits(LimitsChange(account_id="acme", action="set", max_agents=1))
+        first = await stack.client.create_agent(stack.spec())
+        refused = stack.spec()
+        with contextlib.suppress(AgentRefused):
+            await stack.client.create_agent(refused)
+        await stack.client.result(refused.agent_id)
+        await _destroyed(stack, first)
+    return Execution(stack, workflow_id(refused.agent_id))
+
+
+@scenario("lifecycle_idle_destroyed")
+async def _idle_destroyed(s: Stacks) -> Execution:
+    """Admitted with lifetimes (patch account-limits): the idle checks, the warning, then lobstack destroys it."""
+    stack = s.stack
+    async with stack.workers():
+        agent_id = await stack.client.create_agent(stack.spec(idle_timeout_s=60, max_lifetime_s=7200))
+        await stack.client.result(agent_id)
+    return Execution(stack, workflow_id(agent_id))

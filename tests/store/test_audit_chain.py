@@ -210,7 +210,8 @@ def test_an_older_database_is_upgraded_and_its_events_chained(registry: Registry
     # made before migrations (no alembic_version): `lobstack db upgrade` adopts it.
     with registry.engine.begin() as conn:
         conn.execute(text("DROP TABLE alembic_version"))
-        for table in ("approval_policies", "webhook_endpoints"):  # revisions 0002 and 0003: after migrations began
+        # revisions 0002 to 0004: after migrations began
+        for table in ("approval_policies", "webhook_endpoints", "account_limits"):
             conn.execute(text(f"DROP TABLE {table}"))
         conn.execute(text("DROP INDEX uq_audit_events_account_seq"))
         if conn.dialect.name == "postgresql":

@@ -25,8 +25,10 @@ from sqlalchemy.exc import DatabaseError
 from sqlmodel import SQLModel
 
 from contracts.approver_policy import ApproverChange
+from contracts.limits import Admission, LimitsChange
 from contracts.models import AgentState, Transition
 from store import Registry, make_engine, upgrade_schema
+from store.account_limits import AccountLimitsStore, OverQuota
 from store.approval_policies import ApprovalPolicies
 from store.audit import GENESIS_HASH, event_hash
 from store.schema import BASELINE_REVISION, head_revision, schema_revision
@@ -160,6 +162,13 @@ def test_an_upgrade_to_head_keeps_every_row_the_audit_chain_and_row_level_securi
         for account, name in (("acme", "alice"), ("globex", "gina")):
             policies.change(ApproverChange(account_id=account, action="add", name=name))
         assert policies.get("globex").approvers == ["gina"]
+        # Revision 0004: the accounts' quotas and lifetimes; an existing agent counts towards them at once.
+        limits = AccountLimitsStore(engine=registry.engine, roles=registry.roles)
+        limits.change(LimitsChange(account_id="globex", action="set", max_agents=len(AGENTS["globex"])))
+        assert limits.get("globex").max_agents == len(AGENTS["globex"])
+        assert limits.usage("globex").agents == len(AGENTS["globex"])
+        with pytest.raises(OverQuota, match=f"max_agents of account globex is {len(AGENTS['globex'])}"):
+            limits.admit(registry, Admission("g-new", "globex", "n", "local", "eu-central", "small", event_key="k-new"))
         if engine.dialect.name == "postgresql":
             _check_row_level_security(registry)
 
@@ -174,7 +183,7 @@ def _check_row_level_security(registry: Registry) -> None:
     """Unfiltered SQL as one account's service role: the database itself keeps the other account out of every table."""
     with scoped_connection(registry.engine, Scope.of("globex"), registry.roles) as conn:
         assert conn.execute(text("SELECT current_user")).scalar() == registry.roles.service
-        for table in (*ACCOUNT_TABLES, "approval_policies"):
+        for table in (*ACCOUNT_TABLES, "approval_policies", "account_limits"):
             assert set(conn.execute(text(f"SELECT account_id FROM {table}")).scalars()) == {"globex"}, table
         assert conn.execute(text("UPDATE agents SET name = 'x' WHERE account_id = 'acme'")).rowcount == 0
 

@@ -39,9 +39,17 @@ async def refused_update(handle: WorkflowHandle[Any, Any], *bodies: object) -> s
     return message
 
 
-async def updates_in_history(handle: WorkflowHandle[Any, Any]) -> int:
+async def updates_in_history(handle: WorkflowHandle[Any, Any], name: str = "decide") -> int:
+    """Accepted updates named `name` (the client's own `admission` update, sent at create, is not a decision)."""
     accepted = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED
-    return len([e async for e in handle.fetch_history_events() if e.event_type == accepted])
+    return len(
+        [
+            e
+            async for e in handle.fetch_history_events()
+            if e.event_type == accepted
+            and e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name == name
+        ]
+    )
 
 
 async def test_agent_approval_refuses_in_the_update_dialog_and_keeps_signal_refusals_visible(stack: Stack) -> None:
