@@ -63,3 +63,19 @@ async def test_a_run_of_failed_polls_ends_the_attempt(
     with pytest.raises(ProviderUnavailable):
         await ActivityEnvironment().run(acts.wait_vm_running, VMLookup(name, agent_id, vm.vm_id))
     assert _gets(sim, name) - before == MAX_POLL_FAILURES
+
+
+async def test_a_typical_boot_costs_one_status_look(
+    name: CloudProviderName, adapter: CloudProvider, sim: Any, cleanup: list[Any]
+) -> None:
+    agent_id = new_agent_id()
+    cleanup.append((adapter, agent_id))
+    vm = adapter.create(vm_request(name, agent_id), bootstrap(agent_id))
+    before = _gets(sim, name)
+
+    # The simulator boots in 0.2 s; a typical boot time above that makes the first look the only one.
+    acts = CloudActivities(providers={name: adapter}, bootstrap=_NoBootstrap(), vm_boot_s={name: 1.0})
+    ref = await ActivityEnvironment().run(acts.wait_vm_running, VMLookup(name, agent_id, vm.vm_id))
+
+    assert ref.vm_id == vm.vm_id and ref.address
+    assert ref.api_calls == _gets(sim, name) - before == 1
