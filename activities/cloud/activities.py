@@ -128,6 +128,8 @@ class CloudActivities:
         of the time waited so far keeps both the call count and how late a booted VM is seen bounded. The first poll
         waits for the provider's typical boot time (the VM booted while the create's answer travelled and this wait
         was scheduled), so a usual boot costs one call; a retried attempt looks at once, the VM being older by then.
+        Hetzner's create action is not polled instead: a look at it costs the same one call as a look at the server
+        and says less (not that the server stopped or vanished), so it is never the cheaper wait here.
         """
         provider = self._provider(lookup.provider)
         schedule = self.poll_schedule
