@@ -1,6 +1,7 @@
 """API budget: cloud API calls per lifecycle per provider, and the 429s seen, at the default budgets, time-compressed.
 
     .venv/bin/python bench/api_budget.py [--n 1000] [--k 5] [--concurrency 30] [--storm 30] [--boot 0]
+    .venv/bin/python bench/api_budget.py --boot 30 --n 6 --storm 0    # the per-lifecycle figure, a real boot time
 
 N full lifecycles (create -> running/healthy -> destroy -> result), split round-robin across hetzner, digitalocean and
 vultr, at most `--concurrency` in flight (every running simulated VM is a real bridge process), cloudsim boot
@@ -13,9 +14,12 @@ limit (cloudsim/ratelimit.py), both sped up by the same factor K: the stack's AP
 bucket bursts) are not scaled, so the budget-to-limit relationship is exactly the real one. Not compressed: retry
 delays, Retry-After values (whole seconds) and timeouts, which only makes rate-limit waits relatively longer.
 
-Per provider: calls per lifecycle from cloudsim's own counters (every request it received, 429s included) and from
-the workflows' LifecycleResult.api_calls; 429s from cloudsim's counter; and from each workflow's history, how many
-rate limits reached the workflow (an ActivityTaskFailed whose failure is ProviderRateLimited) and how many Temporal
+Per provider: calls per lifecycle from cloudsim's own counters (every request it received, 429s included) and from the
+workflows' LifecycleResult.api_calls, and the VM calls' ratio to 4, the least a lifecycle can make (create, one status
+read, delete, one proof of absence); the workers' first status look waits for the stack's boot latency, as it waits for
+a provider's typical boot time (activities/cloud/boot_time.py). Firewall calls (any cloudsim endpoint key containing
+"firewall") are counted apart, in their own column; 429s from cloudsim's counter; and from each workflow's history, how
+many rate limits reached the workflow (an ActivityTaskFailed whose failure is ProviderRateLimited) and how many Temporal
 retried as activities (an activity whose last attempt followed a ProviderRateLimited: its attempts but the last).
 
 `--storm M` then runs M more lifecycles while cloudsim answers 429 to bursts of requests (storm_429, on every
@@ -59,6 +63,8 @@ if TYPE_CHECKING:
 
 PROVIDERS = ("hetzner", "digitalocean", "vultr")
 RATE_LIMITED = "ProviderRateLimited"
+# The least a lifecycle can cost: create, one status read, delete, one proof of absence.
+MIN_CALLS = 4
 
 
 @dataclass
@@ -83,17 +89,22 @@ class Phase:
     def of(self, provider: str) -> list[Outcome]:
         return [o for o in self.outcomes if o.provider == provider]
 
-    def total_calls(self, provider: str) -> int:
-        return sum(self.calls.get(provider, Counter()).values())
+    def total_calls(self, provider: str, *, firewall: bool = False) -> int:
+        """The provider's VM calls (every endpoint but firewalls'), or with `firewall` its firewall calls."""
+        return sum(v for k, v in self.calls.get(provider, Counter()).items() if is_firewall(k) == firewall)
 
-    def per_lifecycle(self, provider: str) -> float:
+    def per_lifecycle(self, provider: str, *, firewall: bool = False) -> float:
         n = len(self.of(provider))
-        return self.total_calls(provider) / n if n else float("nan")
+        return self.total_calls(provider, firewall=firewall) / n if n else float("nan")
 
     @property
     def failures_reaching_workflows(self) -> int:
         """Lifecycles in which a rate limit reached the workflow as an activity failure (failed over or failed)."""
         return sum(1 for o in self.outcomes if o.reached_workflow)
+
+
+def is_firewall(endpoint_key: str) -> bool:
+    return "firewall" in endpoint_key
 
 
 def compressed_limits(k: float) -> dict[str, dict[str, Any]]:
@@ -213,6 +224,17 @@ def report(phase: Phase) -> None:
         print(f"  failure ({o.provider}): {o.error[:300]}")
 
 
+def per_lifecycle_table(phase: Phase) -> None:
+    print(
+        f"  {'provider':<12} {'VM calls/lifecycle':>18} {f'ratio to {MIN_CALLS}':>11} {'firewall calls/lifecycle':>24}"
+    )
+    for p in PROVIDERS:
+        vm_calls = phase.per_lifecycle(p)
+        print(
+            f"  {p:<12} {vm_calls:>18.2f} {vm_calls / MIN_CALLS:>11.2f} {phase.per_lifecycle(p, firewall=True):>24.2f}"
+        )
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1000, help="lifecycles, split across the three providers")
@@ -258,6 +280,7 @@ async def main() -> int:
                 return 1
             phases.append(await run_phase("default budgets", dev, client, args.n, args.concurrency, args.timeout))
             report(phases[0])
+            per_lifecycle_table(phases[0])
             if args.storm:
                 for p in PROVIDERS:
                     # Bursts on every endpoint; each provider's next `storm_429` requests are answered 429.
@@ -274,6 +297,7 @@ async def main() -> int:
     failed = sum(not o.ok for o in main_phase.outcomes)
     per = {p: main_phase.per_lifecycle(p) for p in PROVIDERS}
     overall = sum(main_phase.total_calls(p) for p in PROVIDERS) / n if n else float("nan")
+    firewall = sum(main_phase.total_calls(p, firewall=True) for p in PROVIDERS) / n if n else float("nan")
     x = sum(main_phase.rate_limited.values())
     f = main_phase.failures_reaching_workflows
     if args.storm:
@@ -284,8 +308,9 @@ async def main() -> int:
             f"rate-limit failures reaching workflows {storm.failures_reaching_workflows} (target 0)"
         )
     print(
-        f"api budget: {n} lifecycles, {overall:.2f} calls/lifecycle (hetzner {per['hetzner']:.2f}, "
-        f"digitalocean {per['digitalocean']:.2f}, vultr {per['vultr']:.2f}), 429s {x}, "
+        f"api budget: {n} lifecycles, {overall:.2f} VM calls/lifecycle, {overall / MIN_CALLS:.2f}x the least "
+        f"({MIN_CALLS}) (hetzner {per['hetzner']:.2f}, digitalocean {per['digitalocean']:.2f}, "
+        f"vultr {per['vultr']:.2f}); firewall calls/lifecycle {firewall:.2f}; boot {args.boot:g}s; 429s {x}, "
         f"rate-limit failures reaching workflows {f} (target 0)"
     )
 

@@ -361,6 +361,8 @@ class Residue:
     roles: int = 0
     keys: int = 0
     tokens: int = 0
+    # What proving it cost against a cloud provider's API budget (the lifecycle's api_calls); not a residue.
+    api_calls: int = 0
 
     @property
     def total(self) -> int:

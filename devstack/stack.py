@@ -24,6 +24,7 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 
 from activities.cloud.base import CloudProvider
+from activities.cloud.boot_time import boot_env_var
 from activities.cloud.local import LocalProvider
 from activities.secrets import AgentVault, VaultSettings
 from cloudsim.testing import RunningSim
@@ -132,6 +133,11 @@ def budget_env(api_budgets: Mapping[str, float]) -> dict[str, str]:
     return {f"LOBSTACK_API_BUDGET_{provider.upper()}": str(rate) for provider, rate in api_budgets.items()}
 
 
+def boot_env(vm_boot_s: Mapping[str, float]) -> dict[str, str]:
+    """The typical boot times as a worker reads them from its environment (LOBSTACK_VM_BOOT_S_<PROVIDER>)."""
+    return {boot_env_var(provider): str(seconds) for provider, seconds in vm_boot_s.items()}
+
+
 @contextlib.asynccontextmanager
 async def dev_stack(
     home: Path, options: StackOptions | None = None, *, pick_port: Callable[[], int] = free_port
@@ -195,11 +201,13 @@ async def _started(
             seed=opts.sim_seed,
             rate_limits=opts.sim_rate_limits,
         )
-        settings = WorkerSettings(home=home, providers=opts.providers, versioning=opts.versioning)
         clouds = tuple(p for p in opts.providers if p != "local")
+        # The first status look of a booting VM waits for cloudsim's boot latency, as it would for the provider's.
+        boot_s = {p: opts.boot_latency_s for p in clouds}
+        settings = WorkerSettings(home=home, providers=opts.providers, versioning=opts.versioning, vm_boot_s=boot_s)
         # Built here whichever way the worker runs: the stack reads the providers' VMs through them (vms_of).
         providers: dict[str, CloudProvider] = {"local": local} if "local" in opts.providers else {}
-        cloud_env = {**budget_env(opts.api_budgets), **sim.env()}
+        cloud_env = {**budget_env(opts.api_budgets), **boot_env(boot_s), **sim.env()}
         providers.update(default_providers(WorkerSettings(home=home, providers=clouds), cloud_env))
         if opts.restartable_vault:
             openbao = await asyncio.to_thread(start_openbao_server, logs, port=opts.vault_port)

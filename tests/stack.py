@@ -69,13 +69,17 @@ class Stack:
     operator_token: str = field(default="", repr=False)
 
     def workers(
-        self, local: LocalProvider | None = None, *, providers: dict[str, CloudProvider] | None = None
+        self,
+        local: LocalProvider | None = None,
+        *,
+        providers: dict[str, CloudProvider] | None = None,
+        vm_boot_s: dict[str, float] | None = None,
     ) -> contextlib.AbstractAsyncContextManager[object]:
         services = self.services
         chosen = dict(services.providers) if providers is None else dict(providers)
         if local is not None:
             chosen["local"] = local
-        services = Services(services.registry, services.secrets, services.bootstrap, chosen)
+        services = Services(services.registry, services.secrets, services.bootstrap, chosen, vm_boot_s=vm_boot_s or {})
         return running_workers(self.temporal, services, task_queue=self.task_queue)
 
     async def health_changed(self, agent_id: str, change: HealthChange) -> None:

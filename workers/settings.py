@@ -16,6 +16,8 @@ from typing import Literal, get_args
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import WorkerDeploymentConfig
 
+from activities.cloud.boot_time import vm_boot_times
+
 __all__ = [
     "DEFAULT_DEPLOYMENT_NAME",
     "Environment",
@@ -101,6 +103,9 @@ class WorkerSettings:
     gateway_url: str = ""
     environment: Environment = "development"
     versioning: Versioning = field(default_factory=Versioning)
+    # Typical seconds from create to running per provider, when the first status look happens (LOBSTACK_VM_BOOT_S_*,
+    # activities/cloud/boot_time.py). Empty here (look at once); from_env fills in the providers' defaults.
+    vm_boot_s: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def local_vm_dir(self) -> Path:
@@ -116,10 +121,15 @@ class WorkerSettings:
             raise SettingsError(f"LOBSTACK_ENV: {environment!r} is not allowed; one of {', '.join(allowed)}")
         checked: Environment = "production" if environment == "production" else "development"
         providers = tuple(p for p in env.get("LOBSTACK_PROVIDERS", "local").split(",") if p)
+        try:
+            vm_boot_s = vm_boot_times(env)
+        except ValueError as err:
+            raise SettingsError(str(err)) from None
         return cls(
             home=lobstack_home(),
             providers=providers,
             gateway_url=env.get("LOBSTACK_GATEWAY_URL", ""),
             environment=checked,
             versioning=Versioning.from_env(env, checked),
+            vm_boot_s=vm_boot_s,
         )

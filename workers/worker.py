@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypedDict
 
@@ -90,6 +90,8 @@ class Services:
     temporal: Client | None = None
     # The Web UI's address in approval notices' links; empty: LOBSTACK_UI_URL, else the dev server's UI.
     ui_url: str = ""
+    # Typical boot seconds per provider: when wait_vm_running first looks (WorkerSettings.vm_boot_s).
+    vm_boot_s: Mapping[str, float] = field(default_factory=dict)
 
 
 def default_providers(settings: WorkerSettings, env: Mapping[str, str] | None = None) -> dict[str, CloudProvider]:
@@ -156,7 +158,10 @@ def build_workers(
         namespace=client.namespace,
     )
     cloud_acts = CloudActivities(
-        providers=services.providers, bootstrap=services.bootstrap, gateway_url=services.gateway_url
+        providers=services.providers,
+        bootstrap=services.bootstrap,
+        gateway_url=services.gateway_url,
+        vm_boot_s=services.vm_boot_s,
     )
     # --- maintenance: KeyRotation, OrphanSweep, FleetHealth and agent-data cleanup, on the workflow queue ---
     maintenance = maintenance_activities(

@@ -857,13 +857,15 @@ class AgentLifecycleWorkflow:
                     retry_policy=CLEANUP_RETRY,
                 )
                 self._agent.api_calls += getattr(deleted, "api_calls", 0)
-                await workflow.execute_activity_method(
+                verified = await workflow.execute_activity_method(
                     verify,
                     arg,
                     task_queue=task_queue,
                     start_to_close_timeout=timedelta(minutes=2),
                     retry_policy=VERIFY_RETRY,
                 )
+                # The proof of absence is one of the lifecycle's provider calls too (not a command: replays as before).
+                self._agent.api_calls += getattr(verified, "api_calls", 0)
                 return
             except ActivityError as err:
                 blocker = _failure_message(err)

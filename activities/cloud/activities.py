@@ -2,6 +2,11 @@
 
 The bootstrap credential is minted here, inside the create activity, and goes straight into the VM's user-data:
 it never passes through the workflow, so it never reaches Temporal history.
+
+Every API call counts against the provider's budget, so a lifecycle makes as few as its safety allows (5 where 4 is
+the floor): one look-up before create (adopts what a lost create made), the create, status looks that start at the
+provider's typical boot time (usually one), delete by id, and one look-up by label proving no VM of the agent is
+left (it also finds a VM a lost create made: cleanup then deletes that one and proves again).
 """
 
 from __future__ import annotations
@@ -51,11 +56,15 @@ class CloudActivities:
         gateway_url: str = "",
         max_poll_interval_s: float = 5.0,
         poll_threads: int = 8,
+        vm_boot_s: Mapping[str, float] | None = None,
     ) -> None:
         self.providers = dict(providers)
         self.bootstrap = bootstrap
         self.gateway_url = gateway_url
         self.max_poll_interval_s = max_poll_interval_s
+        # Per provider, the typical seconds from create to running (activities/cloud/boot_time.py): the first status
+        # look waits that long. Absent: look at once.
+        self.vm_boot_s = dict(vm_boot_s or {})
         self.poll_schedule = PollSchedule(
             VM_POLL_FRACTION, min(VM_POLL_FLOOR_S, max_poll_interval_s), max_poll_interval_s
         )
@@ -116,14 +125,22 @@ class CloudActivities:
         """Poll until the VM runs and has an address; heartbeats so a dead worker is noticed and another resumes.
 
         Polls on `poll_schedule`: each poll is an API call out of the provider's budget, and a pause a fixed fraction
-        of the time waited so far keeps both the call count and how late a booted VM is seen bounded.
+        of the time waited so far keeps both the call count and how late a booted VM is seen bounded. The first poll
+        waits for the provider's typical boot time (the VM booted while the create's answer travelled and this wait
+        was scheduled), so a usual boot costs one call; a retried attempt looks at once, the VM being older by then.
+        Hetzner's create action is not polled instead: a look at it costs the same one call as a look at the server
+        and says less (not that the server stopped or vanished), so it is never the cheaper wait here.
         """
         provider = self._provider(lookup.provider)
+        schedule = self.poll_schedule
+        if activity.info().attempt == 1:
+            schedule = replace(schedule, first_s=self.vm_boot_s.get(lookup.provider, 0.0))
         started = time.monotonic()
         failed = 0
         with counting() as calls:
+            await self._heartbeating_sleep(schedule.first_s, "booting: first status look at the typical boot time")
             while True:
-                pause = self.poll_schedule.delay(time.monotonic() - started)
+                pause = schedule.delay(time.monotonic() - started)
                 try:
                     vm = await self._blocking(functools.partial(provider.get, lookup.vm_id))
                 except (ProviderUnavailable, ProviderRateLimited) as err:
@@ -145,30 +162,49 @@ class CloudActivities:
                 activity.heartbeat(vm.status)
                 await asyncio.sleep(pause)
 
+    async def _heartbeating_sleep(self, seconds: float, note: str) -> None:
+        """Sleep, heartbeating at least every `max_poll_interval_s`, well inside the wait's heartbeat timeout."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            activity.heartbeat(note)
+            await asyncio.sleep(min(left, self.max_poll_interval_s))
+
     @activity.defn
     def delete_vm(self, lookup: VMLookup) -> VMDeleted:
-        """Delete every VM of the agent (by id and by label); gone already counts as success."""
+        """Delete the agent's VM: by id when the workflow knows it (one call), else the one a look-up by label finds.
+
+        Gone already counts as success. Another VM of the agent (one a lost create made) is not looked for here:
+        verify_vm_gone's look-up by label finds it, and cleanup comes back here with the id already gone, which
+        makes this look by label and delete what it finds.
+        """
         provider = self._provider(lookup.provider)
         vm_ids: list[str] = []
         with counting() as calls:
             if lookup.vm_id and provider.delete(lookup.vm_id):
                 vm_ids.append(lookup.vm_id)
-            found = provider.find(lookup.agent_id)
-            if found is not None and provider.delete(found.vm_id) and found.vm_id not in vm_ids:
-                vm_ids.append(found.vm_id)
+            else:
+                found = provider.find(lookup.agent_id)
+                if found is not None and provider.delete(found.vm_id):
+                    vm_ids.append(found.vm_id)
         if vm_ids:
             activity.logger.info("deleted VM(s) %s of agent %s on %s", vm_ids, lookup.agent_id, lookup.provider)
         return VMDeleted(bool(vm_ids), calls.total, vm_ids=vm_ids)
 
     @activity.defn
     def verify_vm_gone(self, lookup: VMLookup) -> Residue:
+        """Prove no VM of the agent exists on this provider: one look-up by label, which every VM of the agent
+        carries, one made by a create whose answer was lost included.
+
+        Only looks: a VM found fails the step (`VMLeftBehind`), and cleanup deletes again (delete_vm, its id being
+        gone by then, deletes what a look-up by label finds) and proves again. Deleting here would hide the VM from
+        the caller, and a VM that may have run the agent's bridge must be known, so its tokens are revoked.
+        """
         provider = self._provider(lookup.provider)
-        left = [vm for vm in [provider.find(lookup.agent_id)] if vm is not None]
-        if lookup.vm_id and not left and provider.get(lookup.vm_id) is not None:
-            left.append(VM(lookup.provider, lookup.vm_id, "", lookup.agent_id, "running"))
-        if left:
-            raise VMLeftBehind(f"{len(left)} VM(s) of agent {lookup.agent_id} still exist: {left[0].vm_id}")
-        return Residue()
+        with counting() as calls:
+            found = provider.find(lookup.agent_id)
+        if found is not None:
+            raise VMLeftBehind(f"VM {found.vm_id} of agent {lookup.agent_id} still exists ({found.status})")
+        return Residue(api_calls=calls.total)
 
 
 __all__ = ["BootstrapIssuer", "CloudActivities"]

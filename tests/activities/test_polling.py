@@ -38,7 +38,28 @@ def test_no_look_happens_before_the_first_one_at_zero() -> None:
     assert PollSchedule(0.1, 0.2, 5.0).looks(0.0) == (1, 0.0)
 
 
-@pytest.mark.parametrize(("fraction", "floor", "ceiling"), [(0.0, 0.1, 1.0), (0.1, 0.0, 1.0), (0.1, 2.0, 1.0)])
-def test_bad_schedules_are_refused(fraction: float, floor: float, ceiling: float) -> None:
+def test_a_known_typical_wait_costs_one_look() -> None:
+    # A 30 s boot looked at first at its typical 30 s: one look, seen at once; without it, about 30 looks.
+    assert PollSchedule(0.1, 0.2, 5.0, first_s=30.0).looks(30.0) == (1, 30.0)
+    assert PollSchedule(0.1, 0.2, 5.0).looks(30.0)[0] >= 20
+
+
+@pytest.mark.parametrize("ready_at", [0.0, 10.0, 29.9, 31.0, 45.0, 120.0])
+def test_after_the_first_look_the_overshoot_stays_bounded(ready_at: float) -> None:
+    schedule = PollSchedule(0.1, 0.2, 5.0, first_s=30.0)
+    looks, seen_at = schedule.looks(ready_at)
+    if ready_at <= 30.0:
+        assert (looks, seen_at) == (1, 30.0)
+    else:
+        assert ready_at <= seen_at <= ready_at + min(5.0, 0.1 * seen_at) + 1e-9
+        assert schedule.delay(30.0) == pytest.approx(3.0)  # the fraction schedule from the first look on
+    assert schedule.delay(12.0) == pytest.approx(18.0)  # before it: straight to the first look
+
+
+@pytest.mark.parametrize(
+    ("fraction", "floor", "ceiling", "first"),
+    [(0.0, 0.1, 1.0, 0.0), (0.1, 0.0, 1.0, 0.0), (0.1, 2.0, 1.0, 0.0), (0.1, 0.2, 1.0, -1.0)],
+)
+def test_bad_schedules_are_refused(fraction: float, floor: float, ceiling: float, first: float) -> None:
     with pytest.raises(ValueError, match="PollSchedule"):
-        PollSchedule(fraction, floor, ceiling)
+        PollSchedule(fraction, floor, ceiling, first_s=first)

@@ -3,8 +3,11 @@ its variable; `lobstack worker` refuses them before it contacts anything."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from activities.cloud.boot_time import DEFAULT_VM_BOOT_S
 from tests.clients.cli_run import environment, run
 from tests.deploy.support import K8S, yaml_documents
 from workers.settings import SettingsError, Versioning, WorkerSettings
@@ -45,12 +48,22 @@ def test_a_build_id_without_versioning_is_recorded_but_does_not_route() -> None:
         ({"LOBSTACK_VERSIONING": "yes"}, "LOBSTACK_VERSIONING: 'yes' is not allowed; one of on, off"),
         ({"LOBSTACK_DEPLOYMENT_NAME": "eu.west"}, "LOBSTACK_DEPLOYMENT_NAME: 'eu.west' is not allowed"),
         ({"LOBSTACK_BUILD_ID": "x" * 256}, "LOBSTACK_BUILD_ID: must be at most 255 characters"),
+        ({"LOBSTACK_VM_BOOT_S_HETZNER": "soon"}, "LOBSTACK_VM_BOOT_S_HETZNER: 'soon' is not a number of seconds"),
+        ({"LOBSTACK_VM_BOOT_S_VULTR": "-1"}, "LOBSTACK_VM_BOOT_S_VULTR: '-1' is not allowed; seconds from 0 to 300"),
+        ({"LOBSTACK_VM_BOOT_S_DIGITALOCEAN": "nan"}, "LOBSTACK_VM_BOOT_S_DIGITALOCEAN: 'nan' is not allowed"),
     ],
 )
 def test_a_setting_that_cannot_be_used_is_refused_naming_its_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError) as refused:
         WorkerSettings.from_env(env)
     assert named in str(refused.value)
+
+
+def test_typical_boot_times_default_per_provider_and_each_can_be_set() -> None:
+    assert WorkerSettings.from_env({}).vm_boot_s == DEFAULT_VM_BOOT_S
+    assert WorkerSettings(home=Path("/nowhere")).vm_boot_s == {}  # built in code: look at once unless told
+    settings = WorkerSettings.from_env({"LOBSTACK_VM_BOOT_S_HETZNER": "12.5", "LOBSTACK_VM_BOOT_S_VULTR": " 0 "})
+    assert settings.vm_boot_s == {**DEFAULT_VM_BOOT_S, "hetzner": 12.5, "vultr": 0.0}
 
 
 def test_lobstack_worker_in_production_refuses_to_start_without_a_build_id() -> None:

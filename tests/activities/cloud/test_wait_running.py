@@ -6,6 +6,7 @@ is booting fine; only a run of failed polls does, and then Temporal retries the 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -63,3 +64,45 @@ async def test_a_run_of_failed_polls_ends_the_attempt(
     with pytest.raises(ProviderUnavailable):
         await ActivityEnvironment().run(acts.wait_vm_running, VMLookup(name, agent_id, vm.vm_id))
     assert _gets(sim, name) - before == MAX_POLL_FAILURES
+
+
+async def test_a_typical_boot_costs_one_status_look(
+    name: CloudProviderName, adapter: CloudProvider, sim: Any, cleanup: list[Any]
+) -> None:
+    agent_id = new_agent_id()
+    cleanup.append((adapter, agent_id))
+    vm = adapter.create(vm_request(name, agent_id), bootstrap(agent_id))
+    before = _gets(sim, name)
+
+    # The simulator boots in 0.2 s; a typical boot time above that makes the first look the only one.
+    acts = CloudActivities(providers={name: adapter}, bootstrap=_NoBootstrap(), vm_boot_s={name: 1.0})
+    env, beats = _recording()
+    ref = await env.run(acts.wait_vm_running, VMLookup(name, agent_id, vm.vm_id))
+
+    assert ref.vm_id == vm.vm_id and ref.address
+    assert ref.api_calls == _gets(sim, name) - before == 1
+    assert any("typical boot time" in beat for beat in beats)
+
+
+async def test_a_retried_wait_looks_at_once(
+    name: CloudProviderName, adapter: CloudProvider, sim: Any, cleanup: list[Any]
+) -> None:
+    agent_id = new_agent_id()
+    cleanup.append((adapter, agent_id))
+    vm = adapter.create(vm_request(name, agent_id), bootstrap(agent_id))
+
+    # The VM is older than the typical boot by the time an attempt is retried: no wait before the first look.
+    acts = CloudActivities(providers={name: adapter}, bootstrap=_NoBootstrap(), vm_boot_s={name: 30.0})
+    env, beats = _recording(attempt=2)
+    ref = await env.run(acts.wait_vm_running, VMLookup(name, agent_id, vm.vm_id))
+
+    assert ref.vm_id == vm.vm_id and ref.address
+    assert not any("typical boot time" in beat for beat in beats)
+
+
+def _recording(attempt: int = 1) -> tuple[ActivityEnvironment, list[str]]:
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, attempt=attempt)
+    beats: list[str] = []
+    env.on_heartbeat = lambda *details: beats.extend(str(d) for d in details)
+    return env, beats
