@@ -1,9 +1,10 @@
 """`--record FILE`: every provider request and its answer, one JSON object per line, for the contract tests.
 
 tests/cloud_contract checks each line against the provider's published OpenAPI document: the request the real adapter
-sent (path, query, body) and the answer cloudsim gave (status, headers, body). The line is written before the last
-body chunk is sent, so a client that has its answer finds the line already in the file. A response cut short on
-purpose (a dropped create) is written when the application returns, with `complete: false`.
+sent (path, query, body) and the answer cloudsim gave (status, headers, body). The line is written before the answer
+ends for the client (its headers are held back until its body), so a client that has its answer finds the line
+already in the file. A response cut short on purpose (a dropped create) is written when the application returns,
+with `complete: false`.
 
 The Authorization header is never written, and a `user_data` string in a request body is replaced by a placeholder
 (it carries a bootstrap credential); the file is created 0600.
@@ -41,16 +42,23 @@ class Recorder:
                 request_body.extend(message.get("body", b""))
             return message
 
+        held: list[Message] = []
+
         async def sending(message: Message) -> None:
             nonlocal written
             if message["type"] == "http.response.start":
                 response["status"] = message["status"]
                 response["headers"] = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in message["headers"]]
-            elif message["type"] == "http.response.body":
+                # Held back until the body: a 204's headers alone end the answer for the client.
+                held.append(message)
+                return
+            if message["type"] == "http.response.body":
                 response["body"].extend(message.get("body", b""))
                 if not message.get("more_body", False):
                     self._write(scope, bytes(request_body), response, complete=True)
                     written = True
+            while held:
+                await send(held.pop())
             await send(message)
 
         try:
