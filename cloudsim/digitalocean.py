@@ -143,7 +143,9 @@ class DigitalOceanAPI(ProviderAPI):
             )
             action = state.add_action(self.name, "create", vm_id, region=region)
             action.status = "in-progress"
-            vm.extra.update(boot_actions=[action], actions=[action.id], ipv6=bool(body.get("ipv6")))
+            vm.extra.update(
+                boot_actions=[action], actions=[action.id], ipv6=bool(body.get("ipv6")), vpc_uuid=body.get("vpc_uuid")
+            )
             state.add_vm(vm)
         self.sim.booter.schedule(vm)
         link = {"id": action.id, "rel": "create", "href": self._url(request, f"/actions/{action.id}")}
@@ -158,7 +160,8 @@ class DigitalOceanAPI(ProviderAPI):
         if params.get("tag_name"):
             vms = [vm for vm in vms if params["tag_name"] in vm.tags]
         if params.get("name"):
-            vms = [vm for vm in vms if vm.name == params["name"]]
+            # Spec: "returning only exact matches. It is case-insensitive".
+            vms = [vm for vm in vms if vm.name.lower() == params["name"].lower()]
         try:
             page = max(1, int(params.get("page", 1)))
             per_page = min(max(1, int(params.get("per_page", 20))), 200)
@@ -311,7 +314,7 @@ class DigitalOceanAPI(ProviderAPI):
             "networks": {"v4": v4, "v6": v6},
             "region": self._region(vm.location),
             "tags": list(vm.tags),
-            "vpc_uuid": str(uuid.UUID(int=int(vm.id), version=4)),
+            "vpc_uuid": vm.extra.get("vpc_uuid") or str(uuid.UUID(int=int(vm.id), version=4)),
         }
 
     def render_action(self, action: Action) -> dict[str, Any]:
