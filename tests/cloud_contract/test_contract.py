@@ -70,6 +70,7 @@ UNDOCUMENTED_ROUTES: dict[tuple[str, str], str] = {
 # provider's documented error envelope (DO 422 `unprocessable_entity`, Vultr 400 `{"error", "status"}`) with the
 # wording the adapters' `_CAPACITY` expressions match.
 CAPACITY_STATUS = {"hetzner": 412, "digitalocean": 422, "vultr": 400}
+INVALID_STATUS = {"hetzner": 422, "digitalocean": 422, "vultr": 400}
 
 
 @pytest.fixture(scope="module")
@@ -248,6 +249,11 @@ def test_refusals_through_the_adapter(sim: RunningSim, name: str) -> None:
         provider.create(vm_request(name, agent), bootstrap(agent))
     sim.clear_faults()
 
+    # A location the provider does not have: refused as bad input (Hetzner and DigitalOcean 422, Vultr 400), and
+    # never mistaken for a capacity refusal, which would send failover elsewhere.
+    with pytest.raises(ProviderRejected):
+        provider.create(vm_request(name, agent, location="zz9"), bootstrap(agent))
+
     with pytest.raises(ProviderRejected):  # 401
         adapter(name, replace(sim, tokens={**sim.tokens, name: "wrong-token"})).find(agent)
 
@@ -259,7 +265,7 @@ def test_refusals_through_the_adapter(sim: RunningSim, name: str) -> None:
 
     seen = traffic.exchanges()
     statuses = {ex.status for ex in seen}
-    assert {CAPACITY_STATUS[name], 401} <= statuses, statuses
+    assert {CAPACITY_STATUS[name], INVALID_STATUS[name], 401} <= statuses, statuses
     assert_documented(seen)
 
 
