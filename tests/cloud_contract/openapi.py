@@ -100,7 +100,7 @@ class Document:
                     continue
                 op = item[method]
                 params = {**shared, **{(p["in"], p["name"]): p for p in op.get("parameters", [])}}
-                regex = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))
+                regex = re.sub(r"\\\{[^}]+\\\}", "([^/]+)", re.escape(template))
                 self.operations.append(Operation(method, template, re.compile(f"^{regex}$"), op, params))
         # A literal segment wins over a parameter (`/droplets/actions` before `/droplets/{droplet_id}`).
         self.operations.sort(key=lambda o: -sum(1 for s in o.template.split("/") if s and not s.startswith("{")))
@@ -118,17 +118,18 @@ class Document:
         return None
 
     def path_params(self, op: Operation, path: str) -> dict[str, str]:
-        names = re.findall(r"\{([^}]+)\}", op.template)
-        regex = re.sub(r"\\\{[^}]+\\\}", "([^/]+)", re.escape(op.template))
-        found = re.match(f"^{regex}$", self.doc_path(path))
-        return dict(zip(names, found.groups(), strict=True)) if found else {}
+        found = op.pattern.match(self.doc_path(path))
+        return dict(zip(re.findall(r"\{([^}]+)\}", op.template), found.groups(), strict=True)) if found else {}
 
     # --- requests ---------------------------------------------------------------------------------------------------
+
+    def _unknown(self, ex: Exchange) -> list[Finding]:
+        return [Finding(self.provider, f"{ex.method} {self.doc_path(ex.path)}", "operation not in the document")]
 
     def check_request(self, ex: Exchange) -> list[Finding]:
         op = self.match(ex.method, ex.path)
         if op is None:
-            return [Finding(self.provider, f"{ex.method} {self.doc_path(ex.path)}", "operation not in the document")]
+            return self._unknown(ex)
         found: list[Finding] = []
 
         def finding(problem: str, detail: str = "") -> None:
@@ -186,7 +187,7 @@ class Document:
     def check_response(self, ex: Exchange) -> list[Finding]:
         op = self.match(ex.method, ex.path)
         if op is None:
-            return [Finding(self.provider, f"{ex.method} {self.doc_path(ex.path)}", "operation not in the document")]
+            return self._unknown(ex)
         found: list[Finding] = []
 
         def finding(problem: str, detail: str = "") -> None:

@@ -475,6 +475,8 @@ def test_the_checker_fails_what_the_document_lacks() -> None:
     assert [(f.problem, f.detail) for f in document("vultr").check_response(invented)] == [
         ("undocumented field", "$.instances[0].x")
     ]
+    bad_id = Exchange("GET", "/hetzner/v1/servers/abc", "", "", 404, {}, "", True)
+    assert [f.problem for f in document("hetzner").check_request(bad_id)] == ["path parameter id invalid"]
     extra_query = Exchange("GET", "/digitalocean/v2/droplets/", "colour=red", "", 200, {}, "", True)
     assert [f.problem for f in document("digitalocean").check_request(extra_query)] == [
         "query parameter colour not documented"
