@@ -37,6 +37,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--token", type=_token, action="append", default=[], help="PROVIDER=TOKEN (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="seed for fault rolls and generated ids")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--record", type=Path, default=None, help="append every provider request and answer to FILE (JSON lines)"
+    )
     return parser.parse_args(argv)
 
 
@@ -47,7 +50,7 @@ async def serve(args: argparse.Namespace, sim: Sim) -> None:
     host, port = sock.getsockname()[:2]
     sim.state.set_ip_block(port)
     config = uvicorn.Config(
-        build_app(sim),
+        build_app(sim, record=args.record),
         log_level=args.log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=3,

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -14,10 +15,12 @@ from cloudsim.control import control_routes
 from cloudsim.digitalocean import DigitalOceanAPI
 from cloudsim.hetzner import HetznerAPI
 from cloudsim.pipeline import ProviderAPI, Sim
+from cloudsim.recording import Recorder
 from cloudsim.vultr import VultrAPI
 
 
-def build_app(sim: Sim) -> Starlette:
+def build_app(sim: Sim, *, record: Path | None = None) -> Starlette:
+    """`record`: a file to append every provider request and its answer to (contract tests only)."""
     apis: dict[str, ProviderAPI] = {
         "hetzner": HetznerAPI(sim),
         "digitalocean": DigitalOceanAPI(sim),
@@ -40,7 +43,8 @@ def build_app(sim: Sim) -> Starlette:
                 return api.error(404, "not found")
         return JSONResponse({"error": "not found"}, status_code=404)
 
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found})
+    middleware = [Middleware(Recorder, path=record)] if record is not None else []
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found}, middleware=middleware)
 
 
 def make_sim(*, state_dir: Path, seed: int, boot_latency_s: float, tokens: dict[str, str]) -> Sim:

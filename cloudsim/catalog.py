@@ -122,6 +122,12 @@ def hetzner_server_type(name: str) -> dict[str, Any]:
         "storage_type": "local",
         "cpu_type": cpu_type,
         "architecture": arch,
+        # Required by the spec's Server Type: the locations that offer it (here: those it is orderable in).
+        "locations": [
+            {"id": loc[0], "name": loc_name, "deprecation": None, "recommended": False, "available": True}
+            for loc_name, loc in HETZNER_LOCATIONS.items()
+            if hetzner_server_type_offered(name, loc_name)
+        ],
     }
 
 

@@ -23,6 +23,7 @@ from cloudsim.pipeline import Handler, ProviderAPI, json_body
 from cloudsim.state import VM, Action
 
 USER_DATA_LIMIT = 64 * 1024
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 _IDS = {
     400: "bad_request",
     401: "Unauthorized",
@@ -108,6 +109,9 @@ class DigitalOceanAPI(ProviderAPI):
         image_slug = _image_slug(image)
         if image_slug is None:
             return self.unprocessable("You specified an invalid image for Droplet creation.")
+        if "vpc_uuid" in body and not isinstance(body["vpc_uuid"], str):
+            # The spec's vpc_uuid is a string, not nullable: leave it out for the region's default VPC.
+            return self.unprocessable("vpc_uuid must be a string: the UUID of a VPC in the region.")
         tags = body.get("tags") or []
         if not isinstance(tags, list) or not all(isinstance(t, str) and _TAG.match(t) for t in tags):
             return self.unprocessable("Tag names may only contain letters, numbers, colons, dashes, and underscores.")
@@ -139,7 +143,9 @@ class DigitalOceanAPI(ProviderAPI):
             )
             action = state.add_action(self.name, "create", vm_id, region=region)
             action.status = "in-progress"
-            vm.extra.update(boot_actions=[action], actions=[action.id], ipv6=bool(body.get("ipv6")))
+            vm.extra.update(
+                boot_actions=[action], actions=[action.id], ipv6=bool(body.get("ipv6")), vpc_uuid=body.get("vpc_uuid")
+            )
             state.add_vm(vm)
         self.sim.booter.schedule(vm)
         link = {"id": action.id, "rel": "create", "href": self._url(request, f"/actions/{action.id}")}
@@ -147,11 +153,15 @@ class DigitalOceanAPI(ProviderAPI):
 
     async def list_droplets(self, request: Request) -> Response:
         params = request.query_params
+        if "tag_name" in params and ("name" in params or "type" in params):
+            # Spec: `tag_name` "can not be combined with `name` or `type`".
+            return self.unprocessable("tag_name can not be combined with name or type.")
         vms = self.sim.state.list_vms(self.name)
         if params.get("tag_name"):
             vms = [vm for vm in vms if params["tag_name"] in vm.tags]
         if params.get("name"):
-            vms = [vm for vm in vms if vm.name == params["name"]]
+            # Spec: "returning only exact matches. It is case-insensitive".
+            vms = [vm for vm in vms if vm.name.lower() == params["name"].lower()]
         try:
             page = max(1, int(params.get("page", 1)))
             per_page = min(max(1, int(params.get("per_page", 20))), 200)
@@ -180,7 +190,8 @@ class DigitalOceanAPI(ProviderAPI):
     async def delete_droplet(self, request: Request) -> Response:
         if self.sim.remove_vm(self.name, request.path_params["id"]) is None:
             return self.error(404)
-        return Response(status_code=204)
+        # Spec: "the response body is empty. This response has content-type set."
+        return Response(status_code=204, media_type=JSON_CONTENT_TYPE)
 
     async def get_action(self, request: Request) -> Response:
         raw = request.path_params["action_id"]
@@ -303,7 +314,7 @@ class DigitalOceanAPI(ProviderAPI):
             "networks": {"v4": v4, "v6": v6},
             "region": self._region(vm.location),
             "tags": list(vm.tags),
-            "vpc_uuid": str(uuid.UUID(int=int(vm.id), version=4)),
+            "vpc_uuid": vm.extra.get("vpc_uuid") or str(uuid.UUID(int=int(vm.id), version=4)),
         }
 
     def render_action(self, action: Action) -> dict[str, Any]:

@@ -23,13 +23,15 @@ from cloudsim.pipeline import ProviderAPI, json_body
 from cloudsim.state import VM, Action
 
 USER_DATA_LIMIT = 32 * 1024
+MAX_PER_PAGE = 50
 _CODES = {
-    400: "invalid_input",
+    400: "json_error",
     401: "unauthorized",
     403: "forbidden",
     404: "not_found",
     409: "conflict",
     412: "resource_unavailable",
+    422: "invalid_input",
     423: "locked",
     429: "rate_limit_exceeded",
     500: "server_error",
@@ -90,7 +92,8 @@ class HetznerAPI(ProviderAPI):
 
     def invalid(self, field: str, message: str) -> JSONResponse:
         details = {"fields": [{"name": field, "messages": [message]}]}
-        return self.error(400, f"invalid input in field '{field}': {message}", "invalid_input", details)
+        # Spec "Error Codes": invalid_input is a 422 (400 is only json_error).
+        return self.error(422, f"invalid input in field '{field}': {message}", "invalid_input", details)
 
     # --- handlers
     async def create_server(self, request: Request) -> Response:
@@ -111,7 +114,7 @@ class HetznerAPI(ProviderAPI):
         if location not in catalog.HETZNER_LOCATIONS:
             return self.invalid("location", f"location {location!r} not found")
         if not catalog.hetzner_server_type_offered(server_type, location):
-            return self.error(400, "unsupported location for server type", "invalid_input")
+            return self.invalid("location", f"server type {server_type} is not supported in {location}")
         labels = body.get("labels") or {}
         if not isinstance(labels, dict) or not all(
             isinstance(k, str) and isinstance(v, str) and _LABEL_KEY.match(k) and _LABEL_VALUE.match(v)
@@ -182,7 +185,9 @@ class HetznerAPI(ProviderAPI):
             return self.invalid("page", "must be an integer")
         if page < 1:
             return self.invalid("page", "must be at least 1")
-        per_page = min(max(per_page, 1), 50)
+        # Spec "Pagination": "the maximum value is 50"; a larger page is refused, never silently cut.
+        if not 1 <= per_page <= MAX_PER_PAGE:
+            return self.invalid("per_page", f"must be between 1 and {MAX_PER_PAGE}")
         total = len(vms)
         last = max(1, math.ceil(total / per_page))
         chunk = vms[(page - 1) * per_page : page * per_page]
@@ -194,7 +199,8 @@ class HetznerAPI(ProviderAPI):
             "last_page": last,
             "total_entries": total,
         }
-        return JSONResponse({"servers": [self.render(vm) for vm in chunk], "meta": {"pagination": pagination}})
+        response = JSONResponse({"servers": [self.render(vm) for vm in chunk], "meta": {"pagination": pagination}})
+        return _with_page_links(response, request, pagination)
 
     async def get_server(self, request: Request) -> Response:
         vm = self.sim.state.get_vm(self.name, request.path_params["id"])
@@ -254,6 +260,7 @@ class HetznerAPI(ProviderAPI):
                 "name": f"{vm.location}-dc1",
                 "description": f"{location['description']} DC 1",
                 "location": location,
+                "server_types": _datacenter_server_types(vm.location),
             },
             "location": location,
             "image": {
@@ -302,6 +309,29 @@ class HetznerAPI(ProviderAPI):
             "resources": [{"id": action.resource_id, "type": "server"}],
             "error": None,
         }
+
+
+def _datacenter_server_types(location: str) -> dict[str, list[int]]:
+    offered = [
+        type_id
+        for name, (type_id, *_rest) in catalog.HETZNER_SERVER_TYPES.items()
+        if catalog.hetzner_server_type_offered(name, location)
+    ]
+    return {"supported": offered, "available": offered, "available_for_migration": offered}
+
+
+def _with_page_links(response: Response, request: Request, pagination: dict[str, Any]) -> Response:
+    """Spec "Pagination": a `Link` header with prev/next/last, and the GET /servers answer's `x-next` header."""
+
+    def url(page: int) -> str:
+        return str(request.url.include_query_params(page=page, per_page=pagination["per_page"]))
+
+    rels = {"prev": pagination["previous_page"], "next": pagination["next_page"], "last": pagination["last_page"]}
+    links = [f'<{url(page)}>; rel="{rel}"' for rel, page in rels.items() if page is not None]
+    response.headers["Link"] = ", ".join(links)
+    if pagination["next_page"] is not None:
+        response.headers["x-next"] = url(pagination["next_page"])
+    return response
 
 
 def parse_label_selector(selector: str) -> Any:

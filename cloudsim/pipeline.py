@@ -172,7 +172,7 @@ class ProviderAPI(ABC):
             sim.state.count_injected(provider, "slow")
             await asyncio.sleep(slow / 1000)
         token = _bearer(request)
-        decision = sim.limiter.check(provider, token)
+        decision = sim.limiter.check(provider, token, request.client.host if request.client else "")
         if not decision.allowed:
             sim.state.count_rate_limited(provider)
             return _with_headers(self.rate_limited(), decision.headers)

@@ -4,7 +4,8 @@
   so a token bucket. Headers RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset (unix time of full recovery).
 - DigitalOcean: 5000/hour AND 250/minute; "each request has its own timer" (sliding window). Headers ratelimit-limit
   (hourly), ratelimit-remaining, ratelimit-reset ("the time when the oldest request will expire").
-- Vultr: 30 requests/second; no rate-limit headers documented, a 429 carries Retry-After here.
+- Vultr: 30 requests/second per IP address (not per API key); no rate-limit header at all, not even Retry-After on
+  a 429, so clients guess the wait.
 
 Windows and limits are configurable (POST /_sim/config) so a time-compressed bench can shrink or stretch them.
 """
@@ -72,13 +73,14 @@ class RateLimiter:
             self._buckets.clear()
             self._windows.clear()
 
-    def check(self, provider: str, token: str) -> Decision:
+    def check(self, provider: str, token: str, address: str = "") -> Decision:
+        """Count one request with API key `token` from client `address` (Vultr limits per address)."""
         with self._lock:
             cfg = self.config[provider]
             now = time.time()
             if provider == "hetzner":
                 return self._hetzner(cfg, token, now)
-            return self._sliding(provider, cfg, token, now)
+            return self._sliding(provider, cfg, address if provider == "vultr" else token, now)
 
     def storm_headers(self, provider: str, retry_after_s: float) -> dict[str, str]:
         """Headers of a 429 that says: come back in `retry_after_s` seconds."""
@@ -88,7 +90,7 @@ class RateLimiter:
             return {"RateLimit-Limit": limit, "RateLimit-Remaining": "0", "RateLimit-Reset": reset}
         if provider == "digitalocean":
             return {"ratelimit-limit": limit, "ratelimit-remaining": "0", "ratelimit-reset": reset}
-        return {"Retry-After": str(max(1, math.ceil(retry_after_s)))}
+        return {}  # Vultr: no header says when
 
     def _hetzner(self, cfg: dict[str, Any], token: str, now: float) -> Decision:
         limit = int(cfg["limit"])
@@ -107,8 +109,8 @@ class RateLimiter:
         }
         return Decision(allowed, headers, 0.0 if allowed else (1.0 - bucket.remaining) / per_s)
 
-    def _sliding(self, provider: str, cfg: dict[str, Any], token: str, now: float) -> Decision:
-        windows = self._windows.setdefault((provider, token), _Windows())
+    def _sliding(self, provider: str, cfg: dict[str, Any], key: str, now: float) -> Decision:
+        windows = self._windows.setdefault((provider, key), _Windows())
         limit, window = int(cfg["limit"]), float(cfg["window_s"])
         short_limit, short_window = int(cfg.get("minute_limit", 0)), float(cfg.get("minute_window_s", 0.0))
         while windows.long and windows.long[0] <= now - window:
@@ -134,5 +136,5 @@ class RateLimiter:
                 "ratelimit-reset": str(math.ceil(reset)),
             }
         else:
-            headers = {} if allowed else {"Retry-After": str(max(1, math.ceil(retry_after)))}
+            headers = {}
         return Decision(allowed, headers, retry_after)

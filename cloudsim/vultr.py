@@ -1,4 +1,4 @@
-"""Vultr API v2 (`{url}/vultr/v2`): instances and account, shaped like vultr/govultr's `Instance` and `Meta`.
+"""Vultr API v2 (`{url}/vultr/v2`): instances and account; an instance has exactly the fields of the API document.
 
 Errors are `{"error": message, "status": code}`. Lists use cursor pagination: `per_page` (default 100, max 500) and
 `cursor`; `meta.links.next`/`prev` are cursors to pass back (empty at the ends) and `meta.total` counts every match.
@@ -125,7 +125,9 @@ class VultrAPI(ProviderAPI):
                 tags=list(dict.fromkeys(tags)),
                 user_data=user_data,
             )
-            vm.extra.update(hostname=hostname or f"vultr-guest-{vm_id[:8]}", os_id=os_id)
+            vm.extra.update(
+                hostname=hostname or f"vultr-guest-{vm_id[:8]}", os_id=os_id, ipv6=body.get("enable_ipv6") is True
+            )
             state.add_vm(vm)
         self.sim.booter.schedule(vm)
         rendered = self.render(vm)
@@ -203,9 +205,7 @@ class VultrAPI(ProviderAPI):
             "gateway_v4": "127.0.0.1" if vm.phase != "provisioning" else "0.0.0.0",  # noqa: S104
             "power_status": "running",
             "server_status": self.server_status(vm),
-            "v6_network": "",
-            "v6_main_ip": "",
-            "v6_network_size": 0,
+            "v6_networks": self.v6_networks(vm),
             "label": vm.name,
             "internal_ip": "",
             "kvm": f"https://my.vultr.com/subs/vps/novnc/api.php?data={vm.id}",
@@ -216,6 +216,11 @@ class VultrAPI(ProviderAPI):
             "app_id": 0,
             "image_id": "",
             "firewall_group_id": "",
-            "features": [],
-            "user_scheme": "root",
+            "features": ["ipv6"] if vm.extra.get("ipv6") else [],
         }
+
+    def v6_networks(self, vm: VM) -> list[dict[str, Any]]:
+        if not vm.extra.get("ipv6") or vm.phase == "provisioning":
+            return []
+        net = int(vm.created) % 65536
+        return [{"network": f"2001:db8:{net:x}::", "main_ip": f"2001:db8:{net:x}::1", "network_size": 64}]

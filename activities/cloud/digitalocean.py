@@ -10,6 +10,8 @@ The SDK needs three things it cannot do by itself, so the adapter uses small sub
 - errors: the SDK turns every failure into `DataReadError(message)`, dropping the status and the rate-limit
   headers. The wrapper raises `_HTTPError` (status, error id, message, headers) for any non-2xx answer other than
   404 before the SDK reads it; 404 is left to the SDK's `NotFoundError`.
+- null fields: `Droplet.create` posts `vpc_uuid: null` (and any other unset field as null), which the API refuses;
+  the wrapper drops null fields from a POST body.
 Each call builds fresh SDK objects: they carry per-call state (rate-limit attributes, round-robin token index) and
 adapters run concurrently in worker threads.
 """
@@ -22,7 +24,7 @@ from typing import Any
 
 import digitalocean
 import requests
-from digitalocean.baseapi import GET, BaseAPI
+from digitalocean.baseapi import GET, POST, BaseAPI
 
 from activities.cloud.adapter_support import (
     first_location,
@@ -85,6 +87,10 @@ class _Observed:
 
     def _BaseAPI__perform_request(self, url: str, type: str = GET, params: dict[str, Any] | None = None) -> Any:
         self.lobstack_calls.record()
+        if type == POST and params:
+            # Droplet.create sends every optional field, null when unset; the API's are not nullable (`vpc_uuid: null`
+            # is refused): unset means absent.
+            params = {key: value for key, value in params.items() if value is not None}
         # The SDK's private, name-mangled request method (see the module docstring): not in our stub on purpose.
         perform = BaseAPI._BaseAPI__perform_request  # type: ignore[attr-defined]  # private, see above
         response: requests.Response = perform(self, url, type, params)

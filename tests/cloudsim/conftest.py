@@ -13,6 +13,10 @@ from cloudsim.testing import RunningSim, start_cloudsim
 
 T = TypeVar("T")
 
+# python-digitalocean's Droplet.create posts `vpc_uuid: null` unless given one, and the API's vpc_uuid is not nullable
+# (the adapter drops null fields instead).
+VPC_UUID = "760e09ef-dc84-11e8-981e-3cfdfeaae000"
+
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSim]:

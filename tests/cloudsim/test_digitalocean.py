@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from cloudsim.testing import RunningSim
-from tests.cloudsim.conftest import wait_for
+from tests.cloudsim.conftest import VPC_UUID, wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -20,7 +20,7 @@ def endpoint(sim: RunningSim, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def droplet(sim: RunningSim, name: str, **kwargs: object) -> digitalocean.Droplet:
-    fields = {"region": "fra1", "size_slug": "s-1vcpu-2gb", "image": "ubuntu-24-04-x64"} | kwargs
+    fields = {"region": "fra1", "size_slug": "s-1vcpu-2gb", "image": "ubuntu-24-04-x64", "vpc_uuid": VPC_UUID} | kwargs
     return digitalocean.Droplet(token=sim.tokens["digitalocean"], end_point=sim.digitalocean_url, name=name, **fields)
 
 

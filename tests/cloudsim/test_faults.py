@@ -15,7 +15,7 @@ from hcloud.server_types import ServerType
 from hcloud.servers import CreateServerResponse
 
 from cloudsim.testing import RunningSim
-from tests.cloudsim.conftest import sim_vms
+from tests.cloudsim.conftest import VPC_UUID, sim_vms
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +39,12 @@ def hetzner_create(sim: RunningSim, name: str, location: str = "hel1") -> Create
 
 def droplet(sim: RunningSim, name: str, region: str = "fra1") -> digitalocean.Droplet:
     return digitalocean.Droplet(
-        token=sim.tokens["digitalocean"], name=name, region=region, size_slug="s-1vcpu-2gb", image="ubuntu-24-04-x64"
+        token=sim.tokens["digitalocean"],
+        name=name,
+        region=region,
+        size_slug="s-1vcpu-2gb",
+        image="ubuntu-24-04-x64",
+        vpc_uuid=VPC_UUID,  # the SDK would post null, which the API refuses
     )
 
 

@@ -59,7 +59,7 @@ def test_vultr_per_second_limit_recovers(sim: RunningSim) -> None:
     assert statuses == [200, 200, 200, 429]
     limited = get(sim, "vultr", "/instances")
     assert limited.json()["status"] == 429
-    assert int(limited.headers["Retry-After"]) >= 1
+    assert "Retry-After" not in limited.headers  # Vultr says nothing about when: clients guess
     wait_for(lambda: get(sim, "vultr", "/instances").status_code == 200, timeout_s=5, what="the window to slide")
 
 
@@ -79,7 +79,8 @@ def test_storm_then_success_after_reset(sim: RunningSim, provider: str) -> None:
             retry_at = float(limited.headers["ratelimit-reset"])
         else:
             assert limited.json()["status"] == 429
-            retry_at = time.time() + float(limited.headers["Retry-After"])
+            assert "Retry-After" not in limited.headers  # no header says when: wait what the storm was set to
+            retry_at = time.time() + 1
         assert retry_at > time.time()
     # Honour what the headers said, as a client must, then the storm is over.
     time.sleep(max(0.0, retry_at - time.time()))
