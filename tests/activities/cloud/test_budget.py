@@ -10,12 +10,13 @@ import pytest
 from activities.cloud.base import VM
 from activities.cloud.budget import ApiBudget, Budgeted, TokenBucket
 from activities.cloud.calls import ProviderCalls, counting
+from activities.cloud.catalog import CatalogReads, Offer
 from activities.errors import ProviderRateLimited
 from contracts.regions import ProviderName
 from tests.activities.cloud.conftest import bootstrap, vm_request
 
 
-class FakeCloud:
+class FakeCloud(CatalogReads):
     """Records requests the way the real adapters do; `get` answers 429 `storm` times first."""
 
     # Any provider name: the fake stands for whichever cloud the budget wraps.
@@ -54,6 +55,10 @@ class FakeCloud:
     def list_managed(self) -> list[VM]:
         for _ in range(3):  # three pages
             self.calls.record()
+        return []
+
+    def catalog(self) -> list[Offer]:
+        self.calls.record()
         return []
 
 
