@@ -47,6 +47,7 @@ UNITS = (
             "clients.db_cli",
             "clients.webhooks_cli",
             "clients.approvers_cli",
+            "clients.catalog_cli",
         ),
     ),
     Unit(11, "chaos", ("chaos",)),
