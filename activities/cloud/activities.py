@@ -21,6 +21,7 @@ from activities.cloud.adapter_support import first_location
 from activities.cloud.base import VM, CloudProvider
 from activities.cloud.calls import counting
 from activities.cloud.catalog import Offer, plan_name
+from activities.cloud.local import LOCAL_LOCATION
 from activities.errors import ProviderRateLimited, ProviderRejected, ProviderUnavailable, VMLeftBehind, VMNameTaken
 from activities.polling import PollSchedule
 from contracts.bootstrap import BootstrapConfig
@@ -117,7 +118,8 @@ class CloudActivities:
         is looked up or created, so a size the location does not sell fails (or fails over) at once, never retried."""
         location = request.location
         if not location:
-            location = "local" if request.provider == "local" else first_location(request.provider, request.region)
+            local = request.provider == "local"
+            location = LOCAL_LOCATION if local else first_location(request.provider, request.region)
         return provider.offer(location, plan_name(request.provider, request.size))
 
     @staticmethod

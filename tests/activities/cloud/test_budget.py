@@ -130,3 +130,18 @@ def test_bucket_pause_holds_back_tokens_until_it_ends() -> None:
     t0 = time.monotonic()
     bucket.take()
     assert time.monotonic() - t0 >= 0.19
+
+
+def test_a_catalog_read_is_paid_for_after_the_fact_and_a_cached_one_costs_nothing() -> None:
+    inner = FakeCloud()
+    b = budgeted(inner, rate=0.001)
+    b.catalog()
+    assert tokens(b) == pytest.approx(9, abs=0.01)  # the fake reads on every call: one request, one token
+    cached = budgeted(CachedCatalog(), rate=0.001)
+    cached.catalog()
+    assert tokens(cached) == pytest.approx(10, abs=0.01)
+
+
+class CachedCatalog(FakeCloud):
+    def catalog(self) -> list[Offer]:
+        return []

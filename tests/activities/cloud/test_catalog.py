@@ -14,7 +14,7 @@ from activities.cloud.activities import CloudActivities
 from activities.cloud.base import CloudProvider
 from activities.cloud.catalog import CatalogCache, Money, plan_name
 from activities.cloud.local import LocalProvider
-from activities.errors import PlanNotOffered
+from activities.errors import PlanNotOffered, ProviderUnavailable
 from contracts.bootstrap import BootstrapConfig
 from contracts.regions import PLANS
 from tests.activities.cloud.conftest import bootstrap, direct_adapter, new_agent_id, sim_calls, vm_request
@@ -136,3 +136,13 @@ def test_the_local_provider_sells_our_three_sizes_for_nothing(tmp_path: Path) ->
         (size, size, Money(Decimal(0), "USD")) for size in ("small", "medium", "large")
     ]
     assert local.monthly_price("anywhere", plan_name("local", "large")).amount == 0
+
+
+def test_a_catalog_that_cannot_be_read_is_retried_and_nothing_is_cached(name: str, sim: Any) -> None:
+    adapter = direct_adapter(name, sim)
+    sim.set_faults(provider=name, endpoint="catalog", error_rate=1.0, status=503)
+    with pytest.raises(ProviderUnavailable) as failure:
+        adapter.offers(PRICES[name][0])
+    assert failure.value.retryable
+    sim.clear_faults()
+    assert PRICES[name][1] in [offer.plan for offer in adapter.offers(PRICES[name][0])]
