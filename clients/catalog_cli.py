@@ -17,16 +17,18 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from activities.cloud.base import CloudProvider
-from activities.cloud.catalog import Offer, plan_name
-from activities.cloud.local import LocalProvider
-from activities.cloud.providers import CLOUD_PROVIDER_NAMES, build_providers
-from activities.errors import PlanNotOffered, ProviderError, ProviderRejected
 from clients.cli_common import EXIT_UNAVAILABLE, EXIT_USAGE, CommandFailed
-from contracts.regions import LOCATIONS, PROVIDER_NAMES, placements
+from contracts.regions import CLOUD_PROVIDERS, LOCATIONS, PLANS, PROVIDER_NAMES, placements
 from contracts.spec import REGIONS, SIZES, AgentSpec, SpecError
+
+if TYPE_CHECKING:
+    from activities.cloud.base import CloudProvider
+    from activities.cloud.catalog import Offer
+
+# The adapters (and their SDKs, a fifth of a second to import) load only when a command reads a catalog: every other
+# command, and `agent create` for the local provider, starts without them.
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,10 @@ class Row:
 
 def configured_providers(names: Iterable[str], env: Mapping[str, str]) -> dict[str, CloudProvider]:
     """The named providers this environment has credentials for (the local provider needs none)."""
+    from activities.cloud.local import LocalProvider
+    from activities.cloud.providers import build_providers
+    from activities.errors import ProviderRejected
+
     found: dict[str, CloudProvider] = {}
     for name in names:
         if name == "local":
@@ -64,14 +70,16 @@ def check_offered(spec: AgentSpec, env: Mapping[str, str]) -> None:
     """
     if spec.provider == "local":
         return
-    wanted = CLOUD_PROVIDER_NAMES if spec.provider == "auto" else (spec.provider,)
+    from activities.errors import PlanNotOffered, ProviderError
+
+    wanted = CLOUD_PROVIDERS if spec.provider == "auto" else (spec.provider,)
     providers = configured_providers(wanted, env)
     if set(providers) != set(wanted):
         return
     refusals: list[str] = []
     for location in placements(spec.provider, spec.region, exact_only=spec.strict_region):
         try:
-            providers[location.provider].offer(location.code, plan_name(location.provider, spec.size))
+            providers[location.provider].offer(location.code, _plan(location.provider, spec.size))
         except PlanNotOffered as refused:
             refusals.append(str(refused).removeprefix("size: "))
             continue
@@ -92,7 +100,7 @@ def catalog_rows(providers: Mapping[str, CloudProvider], regions: Iterable[str],
             for code in codes:
                 offers = {offer.plan: offer for offer in provider.offers(code)}
                 for size in SIZES:
-                    plan = plan_name(name, size)
+                    plan = _plan(name, size)
                     rows.append(Row(region, name, code, size, plan, offers.get(plan)))
                 if all_plans:
                     rows += [Row(region, name, code, "", o.plan, o) for o in offers.values() if not o.size]
@@ -104,6 +112,9 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         raise SpecError("provider", f"{args.provider!r} is not allowed; choose one of: {', '.join(PROVIDER_NAMES)}")
     if args.region is not None and args.region not in REGIONS:
         raise SpecError("region", f"{args.region!r} is not allowed; choose one of: {', '.join(REGIONS)}")
+    from activities.cloud.providers import build_providers
+    from activities.errors import ProviderError, ProviderRejected
+
     env = dict(os.environ)
     if args.provider is not None and args.provider != "local":
         try:
@@ -112,7 +123,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
             raise CommandFailed(str(err), EXIT_USAGE) from None
     else:
         providers = configured_providers(PROVIDER_NAMES if args.provider is None else ("local",), env)
-        skipped = [name for name in CLOUD_PROVIDER_NAMES if name not in providers and args.provider is None]
+        skipped = [name for name in CLOUD_PROVIDERS if name not in providers and args.provider is None]
         if skipped:
             print(f"not shown (no credentials in the environment): {', '.join(skipped)}", file=sys.stderr)
     regions = [args.region] if args.region else list(REGIONS)
@@ -135,6 +146,11 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         else:
             print(f"{head} {o.vcpus:>4} {o.memory_mb / 1024:>5g} GB {o.disk_gb:>4} GB {o.monthly!s:>14}")
     return 0
+
+
+def _plan(provider: str, size: str) -> str:
+    # activities.cloud.catalog.plan_name, without importing the adapters' package for it.
+    return PLANS[provider][size] if provider in PLANS else size
 
 
 def _as_json(row: Row) -> dict[str, object]:

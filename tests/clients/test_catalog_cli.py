@@ -8,6 +8,8 @@ instead, so exit 2 proves the refusal came first.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from cloudsim.testing import RunningSim
 from devstack import free_port
@@ -74,3 +76,10 @@ def test_create_passes_the_check_when_a_placement_sells_the_size(sim: RunningSim
     # Without credentials for the provider the CLI cannot ask: the worker checks at create.
     code, err = create(sim, "--provider", "hetzner", "--region", "ap-southeast", "--size", "large", env={})
     assert code == 3 and "cannot reach Temporal" in err
+
+
+def test_the_command_line_loads_no_cloud_sdk_until_a_catalog_is_read() -> None:
+    sdks = ("hcloud", "digitalocean", "activities.cloud")
+    code = f"import sys, clients.cli; print(sorted(m for m in {sdks!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.strip() == "[]"
