@@ -5,6 +5,7 @@
     │   ├── ProviderUnavailable      5xx, timeout, connection refused           yes        yes         -
     │   ├── ProviderRateLimited      429 (retried after `retry_after_s`)        yes        yes         -
     │   ├── ProviderCapacityError    no capacity / location unavailable         -          yes         yes
+    │   ├── PlanNotOffered           the location does not sell the size        -          yes         yes
     │   ├── ProviderRejected         invalid input, auth, VM stopped            -          -           yes
     │   ├── VMNameTaken              the VM's name is held by another VM        yes        yes         yes
     │   └── VMLeftBehind             verification found the agent's VM          yes (cleanup runs again)
@@ -77,6 +78,13 @@ class ProviderRateLimited(ProviderError):
 
 
 class ProviderCapacityError(ProviderError):
+    fails_over = True
+    created_nothing = True
+
+
+class PlanNotOffered(ProviderError):
+    """The provider's catalog does not sell the size in that location: never retried there, another placement may."""
+
     fails_over = True
     created_nothing = True
 
@@ -176,6 +184,7 @@ __all__ = [
     "AgentError",
     "AgentUnhealthy",
     "LobstackError",
+    "PlanNotOffered",
     "ProviderCapacityError",
     "ProviderError",
     "ProviderRateLimited",

@@ -20,6 +20,7 @@ from typing import Any
 
 from clients.approvers_cli import add_approvers_commands
 from clients.audit_cli import add_audit_commands
+from clients.catalog_cli import add_catalog_commands, check_offered
 from clients.cli_common import (
     EXIT_INTERRUPTED,
     EXIT_STATUS_HELP,
@@ -101,6 +102,7 @@ def cmd_agent_create(args: argparse.Namespace) -> int:
         idle_timeout_s=parse_duration("idle-timeout", args.idle_timeout) if args.idle_timeout else 0,
     )
     validate_spec(spec)
+    check_offered(spec, os.environ)  # a size the provider does not sell there: exit 2 with what it sells
     wait_s = args.wait_timeout if args.wait_timeout is not None else args.health_timeout + 120
 
     async def go() -> int:
@@ -481,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     destroy.set_defaults(func=cmd_agent_destroy)
     add_ops_commands(sub)
+    add_catalog_commands(sub)
     add_audit_commands(sub)
     add_approvers_commands(sub)
     add_limits_commands(sub)

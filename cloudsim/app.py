@@ -11,6 +11,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from cloudsim.catalog_api import catalog_routes
 from cloudsim.control import control_routes
 from cloudsim.digitalocean import DigitalOceanAPI
 from cloudsim.hetzner import HetznerAPI
@@ -27,6 +28,7 @@ def build_app(sim: Sim, *, record: Path | None = None) -> Starlette:
         "vultr": VultrAPI(sim),
     }
     routes = [route for api in apis.values() for route in api.routes()]
+    routes += catalog_routes(apis)
     routes += control_routes(sim, apis)
 
     @contextlib.asynccontextmanager

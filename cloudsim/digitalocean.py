@@ -105,6 +105,8 @@ class DigitalOceanAPI(ProviderAPI):
         size = body.get("size")
         if size not in catalog.DO_SIZES:
             return self.unprocessable("You specified an invalid size for Droplet creation.")
+        if region not in catalog.do_size_regions(size):
+            return self.unprocessable(f"Size {size} is not available in {region}.")
         image = body.get("image")
         image_slug = _image_slug(image)
         if image_slug is None:
@@ -239,7 +241,7 @@ class DigitalOceanAPI(ProviderAPI):
             "slug": slug,
             "features": ["backups", "ipv6", "metadata", "install_agent", "storage", "image_transfer"],
             "available": True,
-            "sizes": list(catalog.DO_SIZES),
+            "sizes": catalog.do_region(slug)["sizes"],
         }
 
     def render(self, vm: VM) -> dict[str, Any]:
@@ -306,7 +308,7 @@ class DigitalOceanAPI(ProviderAPI):
                 "transfer": 2.0,
                 "price_monthly": price,
                 "price_hourly": round(price / 672, 5),
-                "regions": list(catalog.DO_REGIONS),
+                "regions": catalog.do_size_regions(vm.plan),
                 "available": True,
                 "description": "Basic",
             },

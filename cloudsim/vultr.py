@@ -85,6 +85,8 @@ class VultrAPI(ProviderAPI):
         plan = body.get("plan")
         if plan not in catalog.VULTR_PLANS:
             return self.error(400, "Invalid plan chosen.")
+        if region not in catalog.vultr_plan_locations(plan):
+            return self.error(400, f"Plan {plan} is not available in {region}.")
         os_id = body.get("os_id")
         if os_id not in catalog.VULTR_OS:
             return self.error(400, "Invalid os_id chosen.")

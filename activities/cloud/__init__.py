@@ -3,7 +3,8 @@
 - `base`: `CloudProvider`, our own `VM` record, `VMStatus`;
 - `activities`: `CloudActivities` (create, wait running, delete, look up) with the bootstrap credential minted inside;
 - `local`, `hetzner`, `digitalocean`, `vultr`: the adapters; `providers`: building them from settings;
-- `budget`, `calls`: API budgets and call counting; `userdata`, `adapter_support`: what a VM boots with.
+- `budget`, `calls`: API budgets and call counting; `userdata`, `adapter_support`: what a VM boots with;
+- `catalog`: what each provider sells where and at which price (`Offer`, `Money`), cached per adapter.
 
 This `__init__` imports nothing: each adapter pulls in its own SDK only when it is used.
 """
@@ -14,6 +15,7 @@ __all__ = [
     "base",
     "budget",
     "calls",
+    "catalog",
     "digitalocean",
     "hetzner",
     "local",

@@ -22,8 +22,11 @@ from typing import Protocol, TypeVar
 
 from temporalio import activity
 
+from activities.cloud.adapter_support import first_location
 from activities.cloud.base import VM, CloudProvider
 from activities.cloud.calls import counting
+from activities.cloud.catalog import Offer, plan_name
+from activities.cloud.local import LOCAL_LOCATION
 from activities.errors import ProviderRateLimited, ProviderRejected, ProviderUnavailable, VMLeftBehind, VMNameTaken
 from activities.polling import PollSchedule
 from contracts.bootstrap import BootstrapConfig
@@ -92,6 +95,9 @@ class CloudActivities:
         past it (`VMNameTaken`), and the VM the other attempt made is adopted.
         """
         provider = self._provider(request.provider)
+        # Outside `counting()`: the catalog is read once an hour per worker, not once per lifecycle (its requests
+        # still count in the adapter's total, and cloudsim counts them under `catalog`).
+        self._offer(provider, request)
         with counting() as calls:
             existing = provider.find(request.agent_id)
             if existing is not None and existing.status != "stopped":
@@ -114,6 +120,16 @@ class CloudActivities:
                 return self._adopted(raced, request, calls.total)
         activity.logger.info("created VM %s for agent %s", vm.vm_id, request.agent_id)
         return _ref(vm, calls.total, request.location)
+
+    @staticmethod
+    def _offer(provider: CloudProvider, request: CreateVMRequest) -> Offer:
+        """The request's plan as sold at its location, or `PlanNotOffered` listing what is: checked before anything
+        is looked up or created, so a size the location does not sell fails (or fails over) at once, never retried."""
+        location = request.location
+        if not location:
+            local = request.provider == "local"
+            location = LOCAL_LOCATION if local else first_location(request.provider, request.region)
+        return provider.offer(location, plan_name(request.provider, request.size))
 
     @staticmethod
     def _adopted(vm: VM, request: CreateVMRequest, api_calls: int) -> VMRef:

@@ -4,6 +4,9 @@ Adapters return `VM`, never an SDK object, and raise only `activities.errors.Pro
 Idempotency rests on two things every adapter keeps: a deterministic name and the `lobstack-agent=<id>` label,
 so a retried create finds the VM the first attempt made instead of making a second one. Finding, adopting and
 replacing are the create activity's (`activities.cloud.activities`); an adapter's `create` only creates.
+
+Each adapter also reads its provider's catalog (`activities.cloud.catalog`): what it sells where and at which price,
+cached for an hour, to refuse a size a location does not sell before anything is created and to price a VM.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from activities.cloud.catalog import Money, Offer
 from contracts.bootstrap import BootstrapConfig
 from contracts.identifiers import ACCOUNT_LABEL, AGENT_LABEL, vm_name
 from contracts.models import CreateVMRequest
@@ -58,4 +62,20 @@ class CloudProvider(Protocol):
 
     def list_managed(self) -> list[VM]:
         """Every VM carrying the agent label, for verification and the orphan sweep."""
+        ...
+
+    def catalog(self) -> list[Offer]:
+        """Every plan in every location that sells it, with its monthly price; read through the SDK, cached."""
+        ...
+
+    def offers(self, location: str) -> list[Offer]:
+        """The plans sold in `location`, cheapest first."""
+        ...
+
+    def offer(self, location: str, plan: str) -> Offer:
+        """`plan` as sold in `location`; raises `PlanNotOffered`, listing what is sold there, when it is not."""
+        ...
+
+    def monthly_price(self, location: str, plan: str) -> Money:
+        """What one VM of `plan` in `location` costs a month (raises `PlanNotOffered` like `offer`)."""
         ...

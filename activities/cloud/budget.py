@@ -20,6 +20,7 @@ from typing import TypeVar
 
 from activities.cloud.base import VM, CloudProvider
 from activities.cloud.calls import counting
+from activities.cloud.catalog import CatalogReads, Offer
 from activities.errors import ProviderRateLimited
 from contracts.bootstrap import BootstrapConfig
 from contracts.models import CreateVMRequest
@@ -109,7 +110,7 @@ class TokenBucket:
             self._stamp = max(self._stamp, now + seconds)
 
 
-class Budgeted:
+class Budgeted(CatalogReads):
     """A CloudProvider that spends one token of its budget per HTTP request before passing each call on.
 
     A call pays one token up front and, once it returns, one more for every further request it made (further pages
@@ -166,3 +167,12 @@ class Budgeted:
 
     def list_managed(self) -> list[VM]:
         return self._spend(lambda: self.inner.list_managed())
+
+    def catalog(self) -> list[Offer]:
+        # Paid for after the fact: the adapter answers from its cache nearly always (one read an hour), and taking a
+        # token up front would hold every create back by one token interval for a call that is not made.
+        with counting() as calls:
+            try:
+                return self.inner.catalog()
+            finally:
+                self._bucket.charge(calls.total)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import digitalocean
@@ -36,6 +37,7 @@ from activities.cloud.adapter_support import (
 )
 from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, VM, VMStatus, vm_name
 from activities.cloud.calls import ProviderCalls
+from activities.cloud.catalog import DEFAULT_CATALOG_TTL_S, CatalogCache, CatalogReads, Money, Offer
 from activities.errors import (
     ProviderCapacityError,
     ProviderError,
@@ -48,6 +50,7 @@ from contracts.models import CreateVMRequest
 from contracts.regions import IMAGES, ProviderName, plan
 
 DEFAULT_ENDPOINT = "https://api.digitalocean.com/v2/"
+CURRENCY = "USD"  # DigitalOcean's prices are in US dollars
 
 # Tags allow letters, digits, ":", "-" and "_" (no "="). The bare agent tag marks every managed Droplet, so
 # list_managed can filter server-side: DigitalOcean filters by exact tag name only.
@@ -110,7 +113,7 @@ class _Droplet(_Observed, digitalocean.Droplet):
 _SDK_ERRORS = (_HTTPError, digitalocean.Error, requests.RequestException)
 
 
-class DigitalOceanProvider:
+class DigitalOceanProvider(CatalogReads):
     name: ProviderName = "digitalocean"
 
     def __init__(
@@ -122,8 +125,10 @@ class DigitalOceanProvider:
         connect_timeout_s: float = 5.0,
         page_size: int = 200,
         max_retry_after_s: float = 60.0,
+        catalog_ttl_s: float = DEFAULT_CATALOG_TTL_S,
     ) -> None:
         self._token = token  # kept only to scrub it from any text that reaches an exception
+        self._catalog: CatalogCache[list[Offer]] = CatalogCache(catalog_ttl_s)
         # The SDK joins relative paths onto the end point, so it must end with "/" ("…/v2/"), or "v2" is dropped.
         self.endpoint = endpoint if endpoint.endswith("/") else endpoint + "/"
         self.page_size = page_size
@@ -191,7 +196,39 @@ class DigitalOceanProvider:
             raise ProviderUnavailable(f"digitalocean create droplet {name}: unexpected answer") from exc
         return VM(self.name, str(droplet.id), name, request.agent_id, "creating")
 
+    def catalog(self) -> list[Offer]:
+        """Every size in every region that sells it, with its monthly price (cached)."""
+        return self._catalog.get(self._read_catalog)
+
     # --- helpers --------------------------------------------------------------------------------------------------
+
+    def _read_catalog(self) -> list[Offer]:
+        try:
+            # The SDK asks for 200 a page and follows links.pages.next itself.
+            sizes = _Manager(**self._sdk()).get_all_sizes()
+        except _SDK_ERRORS as exc:
+            raise self._error(exc, "list sizes") from exc
+        offers: list[Offer] = []
+        for size in sizes:
+            try:
+                monthly = Decimal(str(size.price_monthly)).quantize(Decimal("0.01"))
+            except InvalidOperation:
+                continue  # a size without a price is not one we can sell
+            if size.available is False:
+                continue
+            offers.extend(
+                Offer(
+                    provider=self.name,
+                    plan=str(size.slug),
+                    location=str(region),
+                    vcpus=int(size.vcpus or 0),
+                    memory_mb=int(size.memory or 0),
+                    disk_gb=int(size.disk or 0),
+                    monthly=Money(monthly, CURRENCY),
+                )
+                for region in size.regions or []
+            )
+        return offers
 
     def _list(self, tag: str) -> list[VM]:
         try:
@@ -245,4 +282,4 @@ def _droplet_id(vm_id: str) -> int:
     return numeric_id(vm_id, "a DigitalOcean droplet id")
 
 
-__all__ = ["DEFAULT_ENDPOINT", "DigitalOceanProvider"]
+__all__ = ["CURRENCY", "DEFAULT_ENDPOINT", "DigitalOceanProvider"]

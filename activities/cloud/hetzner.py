@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import requests
@@ -37,6 +38,7 @@ from activities.cloud.adapter_support import (
 )
 from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, VM, VMStatus, vm_name
 from activities.cloud.calls import ProviderCalls
+from activities.cloud.catalog import DEFAULT_CATALOG_TTL_S, CatalogCache, CatalogReads, Money, Offer
 from activities.errors import (
     ProviderCapacityError,
     ProviderError,
@@ -50,6 +52,8 @@ from contracts.models import CreateVMRequest
 from contracts.regions import IMAGES, ProviderName, plan
 
 DEFAULT_ENDPOINT = "https://api.hetzner.cloud/v1"
+# Hetzner prices every project in euros (`GET /pricing` says `"currency": "EUR"`); server types carry no currency.
+CURRENCY = "EUR"
 
 # Server.status -> ours. A migrating server keeps running; "unknown" is transient, so it keeps the caller waiting.
 _STATUS: dict[str, VMStatus] = {
@@ -109,7 +113,7 @@ class _ObservingAdapter(HTTPAdapter):
         return getattr(self._local, "last", None)
 
 
-class HetznerProvider:
+class HetznerProvider(CatalogReads):
     name: ProviderName = "hetzner"
 
     def __init__(
@@ -121,12 +125,14 @@ class HetznerProvider:
         connect_timeout_s: float = 5.0,
         page_size: int = 50,
         max_retry_after_s: float = 60.0,
+        catalog_ttl_s: float = DEFAULT_CATALOG_TTL_S,
     ) -> None:
         self._token = token  # kept only to scrub it from any text that reaches an exception
         self.endpoint = endpoint.rstrip("/")
         self.page_size = page_size
         self.max_retry_after_s = max_retry_after_s
         self.calls = ProviderCalls(self.name)
+        self._catalog: CatalogCache[list[Offer]] = CatalogCache(catalog_ttl_s)
         self._client = Client(
             token=token,
             api_endpoint=self.endpoint,
@@ -189,7 +195,41 @@ class HetznerProvider:
             raise self._error(exc, what) from exc
         return self._vm(response.server)
 
+    def catalog(self) -> list[Offer]:
+        """Every server type in every location that sells it, with its monthly price before VAT (cached)."""
+        return self._catalog.get(self._read_catalog)
+
     # --- helpers --------------------------------------------------------------------------------------------------
+
+    def _read_catalog(self) -> list[Offer]:
+        try:
+            server_types = self._client.server_types.get_all()  # one page: Hetzner sells far fewer than 50
+        except (HCloudException, requests.RequestException) as exc:
+            raise self._error(exc, "list server types") from exc
+        offers: list[Offer] = []
+        for server_type in server_types:
+            # Sold where it is listed as available and not deprecated; priced per location.
+            sold = {
+                where.location.name
+                for where in server_type.locations or []
+                if where.available is not False and where.deprecation is None
+            }
+            for price in server_type.prices or []:
+                monthly = _net(price.get("price_monthly"))
+                if price.get("location") not in sold or monthly is None:
+                    continue
+                offers.append(
+                    Offer(
+                        provider=self.name,
+                        plan=str(server_type.name),
+                        location=str(price["location"]),
+                        vcpus=int(server_type.cores or 0),
+                        memory_mb=round(float(server_type.memory or 0) * 1024),
+                        disk_gb=int(server_type.disk or 0),
+                        monthly=Money(monthly, CURRENCY),
+                    )
+                )
+        return offers
 
     def _list(self, selector: str) -> list[VM]:
         vms: list[VM] = []
@@ -253,6 +293,16 @@ class HetznerProvider:
         )
 
 
+def _net(price: object) -> Decimal | None:
+    """A Hetzner price object's net amount (`{"net": "4.3500000000", "gross": ...}`), to the cent."""
+    if not isinstance(price, Mapping):
+        return None
+    try:
+        return Decimal(str(price.get("net"))).quantize(Decimal("0.01"))
+    except InvalidOperation:
+        return None
+
+
 def _server_id(vm_id: str) -> int:
     return numeric_id(vm_id, "a Hetzner server id")
 
@@ -261,4 +311,4 @@ def _not_found(exc: Exception) -> bool:
     return isinstance(exc, APIException) and exc.code in ("not_found", 404)
 
 
-__all__ = ["DEFAULT_ENDPOINT", "HetznerProvider"]
+__all__ = ["CURRENCY", "DEFAULT_ENDPOINT", "HetznerProvider"]

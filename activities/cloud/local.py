@@ -23,15 +23,20 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, VM, vm_name
+from activities.cloud.catalog import CatalogReads, Money, Offer
 from activities.errors import ProviderRejected, ProviderUnavailable, VMNameTaken
 from contracts.bootstrap import MAX_SOCKET_PATH_BYTES, BootstrapConfig
 from contracts.models import CreateVMRequest
 from contracts.regions import ProviderName
 
 _PREFIX = "local-"
+# Our three sizes, each a process on this machine: nominal shapes (what the clouds' plans for them give) at no cost.
+_SIZES = {"small": (1, 2048, 0), "medium": (2, 4096, 0), "large": (4, 8192, 0)}
+LOCAL_LOCATION = "local"
 
 
 def _atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
@@ -60,7 +65,7 @@ def pid_alive(pid: int) -> bool:
     return _process_alive(pid)
 
 
-class LocalProvider:
+class LocalProvider(CatalogReads):
     name: ProviderName = "local"
 
     def __init__(
@@ -194,6 +199,16 @@ class LocalProvider:
             shutil.rmtree(self.agent_socket(agent_id).parent, ignore_errors=True)
             (self.state_dir / f".{agent_id}.lock").unlink(missing_ok=True)
         return meta is not None
+
+    def catalog(self) -> list[Offer]:
+        return self.offers(LOCAL_LOCATION)
+
+    def offers(self, location: str) -> list[Offer]:
+        """The three sizes, wherever asked: every local "location" is this machine."""
+        return [
+            Offer(self.name, size, location, vcpus, memory_mb, disk_gb, Money(Decimal(0), "USD"))
+            for size, (vcpus, memory_mb, disk_gb) in _SIZES.items()
+        ]
 
     def list_managed(self) -> list[VM]:
         if not self.state_dir.exists():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
@@ -18,6 +19,7 @@ import httpx
 from activities.cloud.adapter_support import first_location, pick, short, vm_user_data
 from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, VM, VMStatus, vm_name
 from activities.cloud.calls import ProviderCalls
+from activities.cloud.catalog import DEFAULT_CATALOG_TTL_S, CatalogCache, CatalogReads, Money, Offer
 from activities.errors import (
     ProviderCapacityError,
     ProviderError,
@@ -30,6 +32,7 @@ from contracts.models import CreateVMRequest
 from contracts.regions import IMAGES, ProviderName, plan
 
 DEFAULT_ENDPOINT = "https://api.vultr.com/v2"
+CURRENCY = "USD"  # Vultr's prices are in US dollars
 
 # Tags are free text: `lobstack-agent=<id>` finds one agent's instance, the bare `lobstack-agent` every managed one
 # (the list filter matches a whole tag only).
@@ -43,7 +46,7 @@ DEFAULT_RETRY_AFTER_S = 1.0
 _CAPACITY = re.compile(r"not available|unavailable|capacity|sold out|out of stock", re.IGNORECASE)
 
 
-class VultrProvider:
+class VultrProvider(CatalogReads):
     name: ProviderName = "vultr"
 
     def __init__(
@@ -56,8 +59,10 @@ class VultrProvider:
         page_size: int = 100,
         max_retry_after_s: float = 60.0,
         transport: httpx.BaseTransport | None = None,
+        catalog_ttl_s: float = DEFAULT_CATALOG_TTL_S,
     ) -> None:
         self._token = token  # kept only to scrub it from any text that reaches an exception
+        self._catalog: CatalogCache[list[Offer]] = CatalogCache(catalog_ttl_s)
         self.endpoint = endpoint.rstrip("/")
         self.page_size = page_size
         self.max_retry_after_s = max_retry_after_s
@@ -116,7 +121,44 @@ class VultrProvider:
             raise ProviderUnavailable(f"vultr create instance {name}: answer without an instance id")
         return self._vm(instance)
 
+    def catalog(self) -> list[Offer]:
+        """Every plan in every region that sells it, with its monthly cost (cached)."""
+        return self._catalog.get(self._read_catalog)
+
     # --- helpers --------------------------------------------------------------------------------------------------
+
+    def _read_catalog(self) -> list[Offer]:
+        offers: list[Offer] = []
+        for item in self._pages("plans", "plans", "list plans"):
+            try:
+                monthly = Decimal(str(item.get("monthly_cost"))).quantize(Decimal("0.01"))
+            except InvalidOperation:
+                continue  # a plan without a price is not one we can sell
+            offers.extend(
+                Offer(
+                    provider=self.name,
+                    plan=str(item.get("id", "")),
+                    location=str(location),
+                    vcpus=int(item.get("vcpu_count") or 0),
+                    memory_mb=int(item.get("ram") or 0),
+                    disk_gb=int(item.get("disk") or 0),
+                    monthly=Money(monthly, CURRENCY),
+                )
+                for location in item.get("locations") or []
+            )
+        return offers
+
+    def _pages(self, path: str, key: str, what: str, **params: Any) -> list[dict[str, Any]]:
+        """Every item of a cursor-paginated list (`meta.links.next` is the cursor to pass back, empty at the end)."""
+        items: list[dict[str, Any]] = []
+        query: dict[str, Any] = {**params, "per_page": self.page_size}
+        while True:
+            data = _json(self._request("GET", path, what, params=query))
+            items.extend(item for item in data.get(key) or [] if isinstance(item, dict))
+            cursor = ((data.get("meta") or {}).get("links") or {}).get("next") or ""
+            if not cursor:
+                return items
+            query = {**query, "cursor": cursor}
 
     def _list(self, tag: str) -> list[VM]:
         vms: list[VM] = []
@@ -215,4 +257,4 @@ def _error_message(response: httpx.Response) -> str:
     return str(data.get("error", "")) if isinstance(data, dict) else ""
 
 
-__all__ = ["DEFAULT_ENDPOINT", "DEFAULT_RETRY_AFTER_S", "VultrProvider"]
+__all__ = ["CURRENCY", "DEFAULT_ENDPOINT", "DEFAULT_RETRY_AFTER_S", "VultrProvider"]

@@ -37,6 +37,18 @@ class Droplet(BaseAPI):
     def destroy(self) -> bool: ...
     def get_action(self, action_id: int) -> Action: ...
 
+class Size(BaseAPI):
+    slug: str | None
+    memory: int | None
+    vcpus: int | None
+    disk: int | None
+    transfer: float | None
+    price_monthly: float | None
+    price_hourly: float | None
+    regions: list[str]
+    available: bool | None
+
 class Manager(BaseAPI):
     def get_account(self) -> Account: ...
+    def get_all_sizes(self) -> list[Size]: ...
     def get_all_droplets(self, params: dict[str, Any] | None = ..., tag_name: str | None = ...) -> list[Droplet]: ...

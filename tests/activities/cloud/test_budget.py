@@ -10,12 +10,13 @@ import pytest
 from activities.cloud.base import VM
 from activities.cloud.budget import ApiBudget, Budgeted, TokenBucket
 from activities.cloud.calls import ProviderCalls, counting
+from activities.cloud.catalog import CatalogReads, Offer
 from activities.errors import ProviderRateLimited
 from contracts.regions import ProviderName
 from tests.activities.cloud.conftest import bootstrap, vm_request
 
 
-class FakeCloud:
+class FakeCloud(CatalogReads):
     """Records requests the way the real adapters do; `get` answers 429 `storm` times first."""
 
     # Any provider name: the fake stands for whichever cloud the budget wraps.
@@ -54,6 +55,10 @@ class FakeCloud:
     def list_managed(self) -> list[VM]:
         for _ in range(3):  # three pages
             self.calls.record()
+        return []
+
+    def catalog(self) -> list[Offer]:
+        self.calls.record()
         return []
 
 
@@ -125,3 +130,18 @@ def test_bucket_pause_holds_back_tokens_until_it_ends() -> None:
     t0 = time.monotonic()
     bucket.take()
     assert time.monotonic() - t0 >= 0.19
+
+
+def test_a_catalog_read_is_paid_for_after_the_fact_and_a_cached_one_costs_nothing() -> None:
+    inner = FakeCloud()
+    b = budgeted(inner, rate=0.001)
+    b.catalog()
+    assert tokens(b) == pytest.approx(9, abs=0.01)  # the fake reads on every call: one request, one token
+    cached = budgeted(CachedCatalog(), rate=0.001)
+    cached.catalog()
+    assert tokens(cached) == pytest.approx(10, abs=0.01)
+
+
+class CachedCatalog(FakeCloud):
+    def catalog(self) -> list[Offer]:
+        return []

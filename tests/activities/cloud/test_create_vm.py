@@ -55,6 +55,7 @@ def test_a_create_costs_one_look_up_and_the_create(
 ) -> None:
     agent_id = new_agent_id()
     cleanup.append((adapter, agent_id))
+    adapter.catalog()  # read once per worker and TTL, not per create (tests/activities/cloud/test_catalog.py)
     before = sim_calls(sim, name)
     ref = _create(adapter, agent_id)
     assert ref.api_calls == sim_calls(sim, name) - before == 2
