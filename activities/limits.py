@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+
 from temporalio import activity
 
-from activities.errors import AdmissionRefused
+from activities.cloud.base import CloudProvider
+from activities.cloud.catalog import plan_name
+from activities.errors import AdmissionRefused, PlanNotOffered
 from activities.registry import _translate_errors
 from contracts.limits import AccountLimits, Admission, Admitted, LimitsChange
+from contracts.regions import placements
 from contracts.spec import SpecError
 from store.account_limits import AccountLimitsStore, OverQuota
 from store.registry import Registry
@@ -17,9 +24,33 @@ __all__ = ["LimitsActivities"]
 class LimitsActivities:
     """Plain `def` activities (SQLAlchemy is synchronous); database errors are the registry's."""
 
-    def __init__(self, limits: AccountLimitsStore, registry: Registry) -> None:
+    def __init__(
+        self, limits: AccountLimitsStore, registry: Registry, providers: Mapping[str, CloudProvider] | None = None
+    ) -> None:
         self.limits = limits
         self.registry = registry
+        self.providers = dict(providers or {})
+
+    def priced(self, admission: Admission) -> Admission:
+        """The admission with its VM's monthly list price per currency, from the providers' catalogs (cached): the
+        most any candidate placement costs, as the agent may land on any. A placement whose location does not sell
+        the size costs nothing here (its create fails as PlanNotOffered); an unreadable catalog is retried."""
+        cents: dict[str, int] = {}
+        provider = admission.provider
+        candidates = (
+            [] if provider == "local" else placements(provider, admission.region, exact_only=admission.strict_region)
+        )
+        for place in candidates:
+            cloud = self.providers.get(place.provider)
+            if cloud is None:
+                continue
+            try:
+                price = cloud.monthly_price(place.code, plan_name(place.provider, admission.size))
+            except PlanNotOffered:
+                continue
+            amount = math.ceil(price.amount * 100)
+            cents[price.currency] = max(cents.get(price.currency, 0), amount)
+        return replace(admission, monthly_usd_cents=cents.get("USD", 0), monthly_eur_cents=cents.get("EUR", 0))
 
     @activity.defn
     def admit_agent(self, admission: Admission) -> Admitted:
@@ -27,7 +58,7 @@ class LimitsActivities:
         try:
             with _translate_errors("admit_agent"):
                 try:
-                    return self.limits.admit(self.registry, admission)
+                    return self.limits.admit(self.registry, self.priced(admission))
                 except SpecError as err:  # a lifetime above the account's maximum: the agent's fault, not the store's
                     raise AdmissionRefused(str(err)) from None
         except OverQuota as err:

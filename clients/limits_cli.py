@@ -48,6 +48,9 @@ def _print(limits: AccountLimits, as_json: bool) -> None:
     print(f"account: {limits.account_id}")
     print(f"max agents: {limits.max_agents or 'no limit'}")
     print(f"max vCPUs: {limits.max_vcpus or 'no limit'}")
+    for currency in ("usd", "eur"):
+        cap = getattr(limits, f"max_monthly_{currency}")
+        print(f"max monthly spend in {currency.upper()}: {f'{cap} {currency.upper()}' if cap else 'no limit'}")
     print(f"default max lifetime: {_shown(limits.default_max_lifetime_s, 'none')}")
     print(f"default idle timeout: {_shown(limits.default_idle_timeout_s, 'none')}")
     print(f"max lifetime an agent may ask for: {_shown(limits.max_lifetime_s, 'no limit')}")
@@ -61,6 +64,8 @@ def cmd_limits(args: argparse.Namespace) -> int:
     if args.limits_command == "set":
         change.max_agents = args.max_agents
         change.max_vcpus = args.max_vcpus
+        change.max_monthly_usd = args.max_monthly_usd
+        change.max_monthly_eur = args.max_monthly_eur
         for name in ("default_max_lifetime", "default_idle_timeout", "max_lifetime"):
             text = getattr(args, name)
             if text is not None:
@@ -84,6 +89,13 @@ def add_limits_commands(subparsers: Any) -> None:
     )
     change.add_argument("--max-agents", type=_amount("max-agents"), metavar="N", help="live agents at once")
     change.add_argument("--max-vcpus", type=_amount("max-vcpus"), metavar="N", help="vCPUs of the live agents")
+    for currency, who in (("usd", "DigitalOcean and Vultr"), ("eur", "Hetzner")):
+        change.add_argument(
+            f"--max-monthly-{currency}",
+            type=_amount(f"max-monthly-{currency}"),
+            metavar="N",
+            help=f"whole {currency.upper()} a month the live agents' VMs may cost at {who}'s list prices",
+        )
     duration = "a duration: 90s, 15m, 2h, 3d, or 0/none"
     change.add_argument("--default-max-lifetime", metavar="DURATION", help=f"for agents that set none; {duration}")
     change.add_argument(

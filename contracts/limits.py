@@ -54,7 +54,19 @@ MAX_VCPUS_CEILING = 10_000_000
 
 # vCPUs of each provider's plan for our sizes (contracts.regions.PLANS), as the providers' catalogs state them; the
 # local provider's processes count as the size's nominal vCPUs, so a quota behaves the same before a cloud is used.
-_FIELDS = ("max_agents", "max_vcpus", "default_max_lifetime_s", "default_idle_timeout_s", "max_lifetime_s")
+_FIELDS = (
+    "max_agents",
+    "max_vcpus",
+    "max_monthly_usd",
+    "max_monthly_eur",
+    "default_max_lifetime_s",
+    "default_idle_timeout_s",
+    "max_lifetime_s",
+)
+# Monthly spend quotas are whole units of each currency the providers price in (Hetzner EUR; DigitalOcean and Vultr
+# USD): no exchange rate is guessed, so an account caps each currency it may spend.
+SPEND_CURRENCIES = ("USD", "EUR")
+MAX_SPEND_CEILING = 100_000_000
 _PLAN_VCPUS: dict[str, int] = {
     "cpx11": 2,
     "cpx21": 3,
@@ -87,6 +99,9 @@ class AccountLimits:
     account_id: str
     max_agents: int = 0
     max_vcpus: int = 0
+    # Monthly list price of the live agents' VMs, before tax, in whole dollars and euros (catalog prices).
+    max_monthly_usd: int = 0
+    max_monthly_eur: int = 0
     # Lifetimes applied to agents whose spec leaves them at 0, and the most a spec may ask for.
     default_max_lifetime_s: int = 0
     default_idle_timeout_s: int = 0
@@ -101,6 +116,8 @@ class LimitsChange:
     action: LimitsAction = "show"
     max_agents: int | None = None
     max_vcpus: int | None = None
+    max_monthly_usd: int | None = None
+    max_monthly_eur: int | None = None
     default_max_lifetime_s: int | None = None
     default_idle_timeout_s: int | None = None
     max_lifetime_s: int | None = None
@@ -112,6 +129,9 @@ class Usage:
 
     agents: int = 0
     vcpus: int = 0
+    # Monthly list prices, in cents.
+    monthly_usd_cents: int = 0
+    monthly_eur_cents: int = 0
 
 
 @dataclass
@@ -127,11 +147,16 @@ class Admission:
     # The spec's own lifetimes (0: the account's default).
     max_lifetime_s: int = 0
     idle_timeout_s: int = 0
+    strict_region: bool = False
     # The state the agent is registered in: pending_approval or provisioning.
     state: str = "provisioning"
     event_key: str = ""
     # Recorded as the agent's first event, `agent.requested`, with the usage it was admitted at.
     reason: str = ""
+    # Its VM's monthly list price in cents, set by the admitting activity from the providers' catalogs: for `auto`
+    # or a region with several locations, the most any candidate placement costs in each currency.
+    monthly_usd_cents: int = 0
+    monthly_eur_cents: int = 0
 
 
 @dataclass
@@ -163,6 +188,8 @@ def validate_limits_change(change: LimitsChange) -> None:
             _check_amount(name, value, MAX_AGENTS_CEILING)
         elif name == "max_vcpus":
             _check_amount(name, value, MAX_VCPUS_CEILING)
+        elif name.startswith("max_monthly_"):
+            _check_amount(name, value, MAX_SPEND_CEILING)
         else:
             validate_lifetime(name, value)
 
@@ -171,16 +198,7 @@ def apply_limits_change(limits: AccountLimits, change: LimitsChange) -> AccountL
     """The limits after `change` (already validated); then checked whole: a default above the maximum is refused."""
     after = AccountLimits(
         account_id=limits.account_id,
-        **{
-            name: getattr(limits, name) if getattr(change, name) is None else getattr(change, name)
-            for name in (
-                "max_agents",
-                "max_vcpus",
-                "default_max_lifetime_s",
-                "default_idle_timeout_s",
-                "max_lifetime_s",
-            )
-        },
+        **{name: getattr(limits, name) if getattr(change, name) is None else getattr(change, name) for name in _FIELDS},
     )
     if after.max_lifetime_s and after.default_max_lifetime_s > after.max_lifetime_s:
         raise SpecError(
@@ -202,8 +220,13 @@ def effective_lifetimes(admission: Admission, limits: AccountLimits) -> tuple[in
     return lifetime, admission.idle_timeout_s or limits.default_idle_timeout_s
 
 
-def quota_refusal(limits: AccountLimits, before: Usage, size_vcpus: int) -> str:
-    """Why one more agent of `size_vcpus` would break a quota ("" when it fits), naming the quota and the usage."""
+def _money(cents: int, currency: str) -> str:
+    return f"{cents / 100:.2f} {currency}"
+
+
+def quota_refusal(limits: AccountLimits, before: Usage, size_vcpus: int, admission: Admission | None = None) -> str:
+    """Why one more agent would break a quota ("" when it fits), naming the quota and the usage. `size_vcpus` is what
+    it holds; its monthly prices are the admission's."""
     account = limits.account_id
     if limits.max_agents and before.agents + 1 > limits.max_agents:
         return (
@@ -215,6 +238,16 @@ def quota_refusal(limits: AccountLimits, before: Usage, size_vcpus: int) -> str:
             f"quota max_vcpus of account {account} is {limits.max_vcpus}; its live agents hold {before.vcpus} and "
             f"this one needs {size_vcpus}; pick a smaller size, destroy an agent or raise the quota"
         )
+    for currency, cap, held, needs in (
+        ("USD", limits.max_monthly_usd, before.monthly_usd_cents, admission.monthly_usd_cents if admission else 0),
+        ("EUR", limits.max_monthly_eur, before.monthly_eur_cents, admission.monthly_eur_cents if admission else 0),
+    ):
+        if cap and needs and held + needs > cap * 100:
+            return (
+                f"quota max_monthly_{currency.lower()} of account {account} is {cap} {currency}; its live agents "
+                f"cost {_money(held, currency)} a month and this one {_money(needs, currency)}; pick a smaller "
+                "size, destroy an agent or raise the quota"
+            )
     return ""
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, RowMapping, select
+from sqlalchemy import Connection, Engine, RowMapping, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from contracts.limits import (
@@ -35,7 +35,15 @@ from store.tenancy import DbRoles, Scope, scoped_connection
 __all__ = ["AccountLimitsStore", "OverQuota"]
 
 _T = ACCOUNT_LIMITS
-_FIELDS = ("max_agents", "max_vcpus", "default_max_lifetime_s", "default_idle_timeout_s", "max_lifetime_s")
+_FIELDS = (
+    "max_agents",
+    "max_vcpus",
+    "max_monthly_usd",
+    "max_monthly_eur",
+    "default_max_lifetime_s",
+    "default_idle_timeout_s",
+    "max_lifetime_s",
+)
 _ENDED = tuple(state.value for state in AgentState if state.terminal)
 
 
@@ -57,13 +65,18 @@ def _locked_limits(conn: Connection, account_id: str) -> AccountLimits:
 
 
 def usage(conn: Connection, account_id: str, *, besides: str = "") -> Usage:
-    """The account's live agents (other than `besides`) and their vCPUs, as registered."""
+    """The account's live agents (other than `besides`), their vCPUs and their monthly prices, as registered."""
     rows = conn.execute(
-        select(AGENTS.c.provider, AGENTS.c.size).where(
+        select(AGENTS.c.provider, AGENTS.c.size, AGENTS.c.monthly_usd_cents, AGENTS.c.monthly_eur_cents).where(
             AGENTS.c.account_id == account_id, AGENTS.c.state.not_in(_ENDED), AGENTS.c.agent_id != besides
         )
     ).all()
-    return Usage(agents=len(rows), vcpus=sum(vcpus(provider, size) for provider, size in rows))
+    return Usage(
+        agents=len(rows),
+        vcpus=sum(vcpus(provider, size) for provider, size, _, _ in rows),
+        monthly_usd_cents=sum(usd for _, _, usd, _ in rows),
+        monthly_eur_cents=sum(eur for _, _, _, eur in rows),
+    )
 
 
 class AccountLimitsStore:
@@ -113,10 +126,26 @@ class AccountLimitsStore:
             lifetime, idle = effective_lifetimes(admission, limits)
             before = usage(conn, admission.account_id, besides=admission.agent_id)
             need = vcpus(admission.provider, admission.size)
-            why = quota_refusal(limits, before, need)
+            why = quota_refusal(limits, before, need, admission)
             if why:
                 raise OverQuota(why)
-            found["admitted"] = Admitted(lifetime, idle, Usage(before.agents + 1, before.vcpus + need))
+            found["admitted"] = Admitted(
+                lifetime,
+                idle,
+                Usage(
+                    before.agents + 1,
+                    before.vcpus + need,
+                    before.monthly_usd_cents + admission.monthly_usd_cents,
+                    before.monthly_eur_cents + admission.monthly_eur_cents,
+                ),
+            )
+
+        def priced(conn: Connection) -> None:
+            conn.execute(
+                update(AGENTS)
+                .where(AGENTS.c.agent_id == admission.agent_id, AGENTS.c.account_id == admission.account_id)
+                .values(monthly_usd_cents=admission.monthly_usd_cents, monthly_eur_cents=admission.monthly_eur_cents)
+            )
 
         registry.record(
             Transition(
@@ -134,6 +163,7 @@ class AccountLimitsStore:
                 at=at or datetime.now(UTC),
             ),
             before_write=check,
+            after_write=priced,
         )
         admitted: Admitted = found["admitted"]
         return admitted

@@ -26,6 +26,9 @@ class AgentRecord:
     updated_at: datetime
     last_error: str = ""
     unhealthy_threshold: int = 3
+    # Its VM's monthly list price as admitted, in cents (spend quotas, store.account_limits).
+    monthly_usd_cents: int = 0
+    monthly_eur_cents: int = 0
 
 
 @dataclass(frozen=True)

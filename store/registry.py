@@ -104,11 +104,18 @@ class Registry(MaintenanceStore):
 
     # --- writes ----------------------------------------------------------------------------------------------------
 
-    def record(self, t: Transition, *, before_write: Callable[[Connection], None] | None = None) -> bool:
+    def record(
+        self,
+        t: Transition,
+        *,
+        before_write: Callable[[Connection], None] | None = None,
+        after_write: Callable[[Connection], None] | None = None,
+    ) -> bool:
         """Upsert the agent row and append the audit event in one transaction; False if `t.event_key` was seen before.
 
         `before_write` runs first in that transaction (an admission's quota check, store.account_limits): what it
-        reads cannot change before the write commits, and what it raises leaves nothing written.
+        reads cannot change before the write commits, and what it raises leaves nothing written. `after_write` runs
+        after the agent row is written, in the same transaction (the admitted agent's price).
         Raises SpecError (a ValueError) naming the field for a bad transition, and for an agent id already registered
         under another account.
         """
@@ -161,6 +168,8 @@ class Registry(MaintenanceStore):
                 raise
             if upserted is None:
                 raise moved
+            if after_write is not None:
+                after_write(conn)
         return True
 
     # --- reads -----------------------------------------------------------------------------------------------------

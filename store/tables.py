@@ -51,6 +51,9 @@ class AgentRow(SQLModel, table=True):
     last_error: str = Field(default="", max_length=LAST_ERROR_MAX)
     # The spec's unhealthy_threshold: the fleet monitor tells the lifecycle exactly when its failures reach it.
     unhealthy_threshold: int = Field(default=3)
+    # Its VM's monthly list price in cents, as admitted (store.account_limits): what spend quotas add up.
+    monthly_usd_cents: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    monthly_eur_cents: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class AuditEvent(SQLModel, table=True):
@@ -162,6 +165,8 @@ class AccountLimitsRow(SQLModel, table=True):
     account_id: str = Field(primary_key=True, max_length=40)
     max_agents: int = 0
     max_vcpus: int = 0
+    max_monthly_usd: int = 0
+    max_monthly_eur: int = 0
     default_max_lifetime_s: int = 0
     default_idle_timeout_s: int = 0
     max_lifetime_s: int = 0

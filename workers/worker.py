@@ -145,7 +145,9 @@ def build_workers(
         ApprovalPolicies(engine=services.registry.engine, roles=services.registry.roles)
     )
     limits_acts = LimitsActivities(
-        AccountLimitsStore(engine=services.registry.engine, roles=services.registry.roles), services.registry
+        AccountLimitsStore(engine=services.registry.engine, roles=services.registry.roles),
+        services.registry,
+        services.providers,
     )
     health_acts = HealthActivities()
     # The seal check of system messages; the fleet monitor seals with the same key (activities/internal_messages.py).

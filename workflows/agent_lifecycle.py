@@ -217,6 +217,7 @@ class AgentLifecycleWorkflow:
             provider=spec.provider,
             region=spec.region,
             size=spec.size,
+            strict_region=spec.strict_region,
             max_lifetime_s=spec.max_lifetime_s,
             idle_timeout_s=spec.idle_timeout_s,
             state=(AgentState.PENDING_APPROVAL if spec.require_approval else AgentState.PROVISIONING).value,

@@ -134,3 +134,28 @@ async def test_three_creates_racing_for_two_places(stack_any_db: Stack) -> None:
         for agent_id in admitted:
             await stack.client.destroy(agent_id, requested_by="bob", reason="done")
             assert (await stack.client.result(agent_id)).state == AgentState.DESTROYED
+
+
+async def test_monthly_spend_is_capped_per_currency(database_url: str) -> None:
+    upgrade_database(database_url)
+    registry = Registry.from_url(database_url)
+    limits = AccountLimitsStore(engine=registry.engine, roles=registry.roles)
+    try:
+        limits.change(LimitsChange(account_id="acme", action="set", max_monthly_usd=30, max_monthly_eur=10))
+        first = _admission("d-1", "medium", "digitalocean")
+        first.monthly_usd_cents = 2400
+        limits.admit(registry, first)
+        second = _admission("v-1", "small", "vultr")
+        second.monthly_usd_cents = 1000
+        with pytest.raises(OverQuota) as refused:
+            limits.admit(registry, second)
+        assert str(refused.value) == (
+            "quota max_monthly_usd of account acme is 30 USD; its live agents cost 24.00 USD a month and this one "
+            "10.00 USD; pick a smaller size, destroy an agent or raise the quota"
+        )
+        euro = _admission("h-1", "small", "hetzner")
+        euro.monthly_eur_cents = 470  # another currency's cap, untouched by the dollars
+        limits.admit(registry, euro)
+        assert (limits.usage("acme").monthly_usd_cents, limits.usage("acme").monthly_eur_cents) == (2400, 470)
+    finally:
+        registry.close()

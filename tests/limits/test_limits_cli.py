@@ -23,19 +23,22 @@ async def test_the_cli_sets_shows_and_enforces_limits(stack: Stack) -> None:
         assert shown.code == 0 and "max agents: no limit" in shown.out, shown
         changed = await arun(
             "limits", "set", "--account", "acme", "--max-agents", "0", "--max-vcpus", "1",
-            "--default-idle-timeout", "2h", "--max-lifetime", "3d", "--json", env=env,
+            "--default-idle-timeout", "2h", "--max-lifetime", "3d", "--max-monthly-eur", "50", "--json", env=env,
         )  # fmt: skip
         assert changed.code == 0, changed
         assert json.loads(changed.out) == {
             "account_id": "acme",
             "max_agents": 0,
             "max_vcpus": 1,
+            "max_monthly_usd": 0,
+            "max_monthly_eur": 50,
             "default_max_lifetime_s": 0,
             "default_idle_timeout_s": 7200,
             "max_lifetime_s": 259200,
         }
         shown = await arun("limits", "show", "--account", "acme", env=env)
         assert "max vCPUs: 1" in shown.out and "default idle timeout: 2h (7200s)" in shown.out, shown
+        assert "max monthly spend in EUR: 50 EUR" in shown.out and "max monthly spend in USD: no limit" in shown.out
         assert "max lifetime an agent may ask for: 3d (259200s)" in shown.out
 
         # A medium agent needs 2 vCPUs (the local provider counts a size's nominal vCPUs): refused, nothing created.

@@ -222,6 +222,8 @@ def test_an_older_database_is_upgraded_and_its_events_chained(registry: Registry
             conn.execute(text("DROP INDEX ix_agent_health_account_id"))
         for column in ("seq", "prev_hash", "hash"):
             conn.execute(text(f"ALTER TABLE audit_events DROP COLUMN {column}"))
+        for column in ("monthly_usd_cents", "monthly_eur_cents"):  # revision 0004
+            conn.execute(text(f"ALTER TABLE agents DROP COLUMN {column}"))
         # PostgreSQL: CASCADE drops the RLS policy on it too; the upgrade must put it back.
         cascade = " CASCADE" if conn.dialect.name == "postgresql" else ""
         conn.execute(text(f"ALTER TABLE agent_health DROP COLUMN account_id{cascade}"))

@@ -1,4 +1,7 @@
-"""Account limits: each account's quotas (agents, vCPUs) and agent lifetimes (issue 14).
+"""Account limits: each account's quotas (agents, vCPUs, monthly spend) and agent lifetimes (issue 14).
+
+Also each agent's monthly list price (`agents.monthly_usd_cents`, `monthly_eur_cents`), which spend quotas add up;
+agents registered before it count as costing nothing.
 
 Revision ID: 0004
 Revises: 0003
@@ -31,11 +34,15 @@ def upgrade() -> None:
         sa.Column("account_id", sa.String(40), primary_key=True),
         sa.Column("max_agents", sa.Integer(), nullable=False),
         sa.Column("max_vcpus", sa.Integer(), nullable=False),
+        sa.Column("max_monthly_usd", sa.Integer(), nullable=False),
+        sa.Column("max_monthly_eur", sa.Integer(), nullable=False),
         sa.Column("default_max_lifetime_s", sa.Integer(), nullable=False),
         sa.Column("default_idle_timeout_s", sa.Integer(), nullable=False),
         sa.Column("max_lifetime_s", sa.Integer(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
+    for column in ("monthly_usd_cents", "monthly_eur_cents"):
+        op.add_column("agents", sa.Column(column, sa.Integer(), nullable=False, server_default="0"))
     if op.get_bind().dialect.name != "postgresql":
         return
     roles: DbRoles = context.config.attributes.get("roles") or DbRoles.from_env()
@@ -48,3 +55,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table(_TABLE)
+    with op.batch_alter_table("agents") as batch:
+        batch.drop_column("monthly_eur_cents")
+        batch.drop_column("monthly_usd_cents")
