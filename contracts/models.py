@@ -138,6 +138,8 @@ class LifecycleState:
     # Providers a create was sent to, in order, and those of them that may hold a VM of the agent until proven empty.
     tried: list[ProviderName] = field(default_factory=list)
     may_have_vm: list[ProviderName] = field(default_factory=list)
+    # Providers an agent firewall was asked for: each may hold one until cleanup deletes it and verifies it gone.
+    firewalls_on: list[ProviderName] = field(default_factory=list)
 
     def create_sent(self, provider: ProviderName) -> None:
         """A create goes to `provider`: until it says otherwise, a VM may be there (a lost response still makes one)."""
@@ -304,6 +306,30 @@ class CreateVMRequest:
     size: str
     # The provider's location code chosen by the workflow; empty means the region's first location.
     location: str = ""
+    # The agent's firewall on this provider (FirewallActivities.ensure_firewall), attached at create; empty: none.
+    firewall_id: str = ""
+
+
+@dataclass
+class FirewallRequest:
+    """The agent's firewall on one provider: ensured before its VM is created there, deleted after it is gone."""
+
+    provider: ProviderName
+    agent_id: str
+    account_id: str = ""
+
+
+@dataclass
+class FirewallRef:
+    provider: ProviderName
+    firewall_id: str
+    api_calls: int = 0
+
+
+@dataclass
+class FirewallsDeleted:
+    firewall_ids: list[str] = field(default_factory=list)
+    api_calls: int = 0
 
 
 @dataclass
@@ -340,10 +366,11 @@ class Residue:
     roles: int = 0
     keys: int = 0
     tokens: int = 0
+    firewalls: int = 0
 
     @property
     def total(self) -> int:
-        return self.vms + self.secrets + self.policies + self.roles + self.keys + self.tokens
+        return self.vms + self.secrets + self.policies + self.roles + self.keys + self.tokens + self.firewalls
 
 
 @dataclass

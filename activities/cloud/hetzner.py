@@ -21,6 +21,7 @@ from typing import Any
 
 import requests
 from hcloud import APIException, Client, HCloudException
+from hcloud.firewalls import BoundFirewall, Firewall, FirewallRule
 from hcloud.images import Image
 from hcloud.locations import Location
 from hcloud.server_types import ServerType
@@ -37,7 +38,9 @@ from activities.cloud.adapter_support import (
 )
 from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, VM, VMStatus, vm_name
 from activities.cloud.calls import ProviderCalls
+from activities.cloud.firewalls import ProviderFirewall
 from activities.errors import (
+    FirewallInUse,
     ProviderCapacityError,
     ProviderError,
     ProviderRateLimited,
@@ -46,6 +49,7 @@ from activities.errors import (
     VMNameTaken,
 )
 from contracts.bootstrap import BRIDGE_PORT, BootstrapConfig
+from contracts.firewall import FirewallRules, firewall_name
 from contracts.models import CreateVMRequest
 from contracts.regions import IMAGES, ProviderName, plan
 
@@ -181,6 +185,8 @@ class HetznerProvider:
                 location=Location(name=location),
                 user_data=user_data,
                 labels={AGENT_LABEL: request.agent_id, ACCOUNT_LABEL: request.account_id},
+                # Applied at create: the VM never runs a moment without it.
+                firewalls=[Firewall(id=_firewall_id(request.firewall_id))] if request.firewall_id else None,
             )
         except (HCloudException, requests.RequestException) as exc:
             if isinstance(exc, APIException) and exc.code == "uniqueness_error":
@@ -188,6 +194,66 @@ class HetznerProvider:
                 raise VMNameTaken(f"hetzner {what}: the name is already used (uniqueness_error)") from exc
             raise self._error(exc, what) from exc
         return self._vm(response.server)
+
+    # --- FirewallProvider (activities/cloud/firewalls.py) -----------------------------------------------------------
+
+    def ensure_firewall(self, agent_id: str, account_id: str, rules: FirewallRules) -> ProviderFirewall:
+        found = self.find_firewalls(agent_id)
+        if found:
+            return found[0]
+        name = firewall_name(agent_id)
+        labels = {AGENT_LABEL: agent_id, ACCOUNT_LABEL: account_id}
+        try:
+            response = self._client.firewalls.create(
+                name=name,
+                rules=[_rule(rule.direction, rule.protocol, rule.port, list(rule.cidrs)) for rule in rules.rules],
+                labels=labels,  # type: ignore[arg-type]  # hcloud 2.27 annotates it as str, sends the dict
+            )
+        except (HCloudException, requests.RequestException) as exc:
+            if isinstance(exc, APIException) and exc.code == "uniqueness_error":
+                # Another attempt made it after our look-up (names are unique per project): that one is ours.
+                raced = self.find_firewalls(agent_id)
+                if raced:
+                    return raced[0]
+            raise self._error(exc, f"create firewall {name}") from exc
+        return self._firewall(response.firewall)
+
+    def find_firewalls(self, agent_id: str) -> list[ProviderFirewall]:
+        return self._list_firewalls(f"{AGENT_LABEL}={agent_id}")
+
+    def list_managed_firewalls(self) -> list[ProviderFirewall]:
+        return self._list_firewalls(AGENT_LABEL)
+
+    def delete_firewall(self, firewall_id: str) -> bool:
+        fw_id = _firewall_id(firewall_id)
+        try:
+            self._client.firewalls.delete(Firewall(id=fw_id))
+        except (HCloudException, requests.RequestException) as exc:
+            if _not_found(exc):
+                return False
+            if isinstance(exc, APIException) and exc.code == "resource_in_use":
+                raise FirewallInUse(
+                    f"hetzner delete firewall {fw_id}: still applied to a server (resource_in_use)"
+                ) from exc
+            raise self._error(exc, f"delete firewall {fw_id}") from exc
+        return True
+
+    def _list_firewalls(self, selector: str) -> list[ProviderFirewall]:
+        found: list[ProviderFirewall] = []
+        page: int | None = 1
+        try:
+            while page:
+                result = self._client.firewalls.get_list(label_selector=selector, page=page, per_page=self.page_size)
+                found.extend(self._firewall(firewall) for firewall in result.firewalls)
+                meta = result.meta
+                page = meta.pagination.next_page if meta and meta.pagination else None
+        except (HCloudException, requests.RequestException) as exc:
+            raise self._error(exc, f"list firewalls ({selector}, page {page})") from exc
+        return found
+
+    def _firewall(self, firewall: BoundFirewall) -> ProviderFirewall:
+        labels = firewall.labels or {}
+        return ProviderFirewall(self.name, str(firewall.id), labels.get(AGENT_LABEL, ""))
 
     # --- helpers --------------------------------------------------------------------------------------------------
 
@@ -255,6 +321,19 @@ class HetznerProvider:
 
 def _server_id(vm_id: str) -> int:
     return numeric_id(vm_id, "a Hetzner server id")
+
+
+def _firewall_id(firewall_id: str) -> int:
+    return numeric_id(firewall_id, "a Hetzner firewall id")
+
+
+def _rule(direction: str, protocol: str, port: str, cidrs: list[str]) -> FirewallRule:
+    """Hetzner's rule: `source_ips` for inbound, `destination_ips` for outbound."""
+    if direction == "in":
+        return FirewallRule(direction="in", protocol=protocol, source_ips=cidrs, port=port, description="lobstack")
+    return FirewallRule(
+        direction="out", protocol=protocol, source_ips=[], destination_ips=cidrs, port=port, description="lobstack"
+    )
 
 
 def _not_found(exc: Exception) -> bool:

@@ -9,6 +9,7 @@ requests that then time out are counted too.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
 from typing import Any
 from urllib.parse import quote
@@ -18,6 +19,7 @@ import httpx
 from activities.cloud.adapter_support import first_location, pick, short, vm_user_data
 from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, VM, VMStatus, vm_name
 from activities.cloud.calls import ProviderCalls
+from activities.cloud.firewalls import ProviderFirewall
 from activities.errors import (
     ProviderCapacityError,
     ProviderError,
@@ -26,6 +28,7 @@ from activities.errors import (
     ProviderUnavailable,
 )
 from contracts.bootstrap import BRIDGE_PORT, BootstrapConfig
+from contracts.firewall import FirewallRules, firewall_description
 from contracts.models import CreateVMRequest
 from contracts.regions import IMAGES, ProviderName, plan
 
@@ -109,12 +112,87 @@ class VultrProvider:
             "user_data": base64.b64encode(user_data.encode()).decode(),
             "backups": "disabled",
         }
+        if request.firewall_id:
+            # Attached at create: the instance never runs a moment without it.
+            body["firewall_group_id"] = request.firewall_id
         response = self._request("POST", "instances", f"create instance {name} in {location}", json=body)
         instance = _json(response).get("instance")
         if not isinstance(instance, dict) or not instance.get("id"):
             # The instance may exist; the retry's look-up adopts it.
             raise ProviderUnavailable(f"vultr create instance {name}: answer without an instance id")
         return self._vm(instance)
+
+    # --- FirewallProvider (activities/cloud/firewalls.py) -----------------------------------------------------------
+    # A firewall group has only a description (`lobstack-agent=<id>`) and filters inbound traffic only: its rules
+    # admit the orchestrator and the gateway to the bridge port, and nothing else comes in. Outbound rules have no
+    # place in a Vultr group (README "Firewalls").
+
+    def ensure_firewall(self, agent_id: str, account_id: str, rules: FirewallRules) -> ProviderFirewall:
+        found = self.find_firewalls(agent_id)
+        if found:
+            group = found[0]
+        else:
+            description = firewall_description(agent_id)
+            response = self._request(
+                "POST", "firewalls", f"create firewall group {description}", json={"description": description}
+            )
+            group_id = str((_json(response).get("firewall_group") or {}).get("id") or "")
+            if not group_id:
+                raise ProviderUnavailable(f"vultr create firewall group {description}: answer without an id")
+            group = ProviderFirewall(self.name, group_id, agent_id)
+        # Rules are added one by one: an attempt cut short is completed by the next one, never duplicated.
+        path = f"firewalls/{quote(group.firewall_id, safe='')}/rules"
+        present = {
+            (str(r.get("protocol")), str(r.get("subnet")), int(r.get("subnet_size") or 0), str(r.get("port") or ""))
+            for r in _json(self._request("GET", path, f"list rules of firewall group {group.firewall_id}")).get(
+                "firewall_rules"
+            )
+            or []
+            if isinstance(r, dict)
+        }
+        for rule in rules.inbound:
+            for cidr in rule.cidrs:
+                network = ipaddress.ip_network(cidr)
+                key = (rule.protocol, str(network.network_address), network.prefixlen, rule.port)
+                if key in present:
+                    continue
+                body = {
+                    "ip_type": f"v{network.version}",
+                    "protocol": rule.protocol,
+                    "subnet": str(network.network_address),
+                    "subnet_size": network.prefixlen,
+                    "port": rule.port,
+                    "notes": "lobstack",
+                }
+                self._request("POST", path, f"add a rule to firewall group {group.firewall_id}", json=body)
+        return group
+
+    def find_firewalls(self, agent_id: str) -> list[ProviderFirewall]:
+        return [f for f in self.list_managed_firewalls() if f.agent_id == agent_id]
+
+    def list_managed_firewalls(self) -> list[ProviderFirewall]:
+        found: list[ProviderFirewall] = []
+        params: dict[str, Any] = {"per_page": self.page_size}
+        prefix = firewall_description("")
+        while True:
+            data = _json(self._request("GET", "firewalls", "list firewall groups", params=params))
+            for group in data.get("firewall_groups") or []:
+                description = str(group.get("description") or "") if isinstance(group, dict) else ""
+                if description.startswith(prefix) and description != prefix:
+                    found.append(
+                        ProviderFirewall(self.name, str(group.get("id", "")), description.removeprefix(prefix))
+                    )
+            cursor = ((data.get("meta") or {}).get("links") or {}).get("next") or ""
+            if not cursor:
+                return found
+            params = {**params, "cursor": cursor}
+
+    def delete_firewall(self, firewall_id: str) -> bool:
+        if not firewall_id:
+            raise ProviderRejected("firewall_id: empty Vultr firewall group id")
+        path = "firewalls/" + quote(firewall_id, safe="")
+        response = self._request("DELETE", path, f"delete firewall group {firewall_id}", missing_ok=True)
+        return response.status_code != 404
 
     # --- helpers --------------------------------------------------------------------------------------------------
 
