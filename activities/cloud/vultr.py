@@ -164,7 +164,12 @@ class VultrProvider:
                     "port": rule.port,
                     "notes": "lobstack",
                 }
-                self._request("POST", path, f"add a rule to firewall group {group.firewall_id}", json=body)
+                try:
+                    self._request("POST", path, f"add a rule to firewall group {group.firewall_id}", json=body)
+                except ProviderRejected:
+                    # A refused rule will be refused again: the group goes, so "rejected" still means "made nothing".
+                    self.delete_firewall(group.firewall_id)
+                    raise
         return group
 
     def find_firewalls(self, agent_id: str) -> list[ProviderFirewall]:
