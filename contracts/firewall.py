@@ -11,6 +11,10 @@ development stack runs:
     LOBSTACK_FIREWALL_GATEWAY_CIDRS       inbound and outbound           (default 127.0.0.1/32)
     LOBSTACK_FIREWALL_VAULT_CIDRS         outbound                       (default 127.0.0.1/32)
     LOBSTACK_FIREWALL_AI_API_CIDRS        outbound                       (default none)
+    LOBSTACK_FIREWALL_DNS_CIDRS           outbound, port 53 (udp, tcp)   (default none)
+
+A provider firewall with any outbound rule drops every other outbound packet, DNS included: a VM that must resolve
+names (Vault or the AI APIs by host name) needs its resolvers in LOBSTACK_FIREWALL_DNS_CIDRS.
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ ORCHESTRATOR_ENV = "LOBSTACK_FIREWALL_ORCHESTRATOR_CIDRS"
 GATEWAY_ENV = "LOBSTACK_FIREWALL_GATEWAY_CIDRS"
 VAULT_ENV = "LOBSTACK_FIREWALL_VAULT_CIDRS"
 AI_API_ENV = "LOBSTACK_FIREWALL_AI_API_CIDRS"
+DNS_ENV = "LOBSTACK_FIREWALL_DNS_CIDRS"
 DEV_DEFAULTS: dict[str, str] = {
     ORCHESTRATOR_ENV: "127.0.0.1/32",
     GATEWAY_ENV: "127.0.0.1/32",
     VAULT_ENV: "127.0.0.1/32",
     AI_API_ENV: "",
+    DNS_ENV: "",
 }
 # Outbound TCP to the allowed destinations: any port (Vault, the gateway and HTTPS APIs listen where they like).
 ALL_PORTS = "1-65535"
@@ -95,6 +101,7 @@ def firewall_rules(
     gateway: tuple[str, ...],
     vault: tuple[str, ...],
     ai_apis: tuple[str, ...],
+    dns: tuple[str, ...] = (),
     bridge_port: int = BRIDGE_PORT,
 ) -> FirewallRules:
     """The one rule set every agent gets; a rule with no address is left out (a provider firewall denies by default)."""
@@ -105,6 +112,9 @@ def firewall_rules(
         rules.append(FirewallRule("in", "tcp", str(bridge_port), inbound))
     if outbound:
         rules.append(FirewallRule("out", "tcp", ALL_PORTS, outbound))
+    if dns:
+        resolvers = tuple(sorted(set(dns)))
+        rules += [FirewallRule("out", "udp", "53", resolvers), FirewallRule("out", "tcp", "53", resolvers)]
     return FirewallRules(tuple(rules))
 
 
@@ -119,6 +129,7 @@ def rules_from_env(env: Mapping[str, str]) -> FirewallRules:
         gateway=cidrs(GATEWAY_ENV),
         vault=cidrs(VAULT_ENV),
         ai_apis=cidrs(AI_API_ENV),
+        dns=cidrs(DNS_ENV),
     )
 
 
@@ -136,6 +147,7 @@ __all__ = [
     "AI_API_ENV",
     "ALL_PORTS",
     "DEV_DEFAULTS",
+    "DNS_ENV",
     "GATEWAY_ENV",
     "MAX_CIDRS",
     "ORCHESTRATOR_ENV",

@@ -3,6 +3,7 @@
 - `base`: `CloudProvider`, our own `VM` record, `VMStatus`;
 - `activities`: `CloudActivities` (create, wait running, delete, look up) with the bootstrap credential minted inside;
 - `local`, `hetzner`, `digitalocean`, `vultr`: the adapters; `providers`: building them from settings;
+- `firewalls`: each agent's provider firewall (`FirewallProvider`, `FirewallActivities`);
 - `budget`, `calls`: API budgets and call counting; `userdata`, `adapter_support`: what a VM boots with.
 
 This `__init__` imports nothing: each adapter pulls in its own SDK only when it is used.
@@ -15,6 +16,7 @@ __all__ = [
     "budget",
     "calls",
     "digitalocean",
+    "firewalls",
     "hetzner",
     "local",
     "providers",

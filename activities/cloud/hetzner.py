@@ -198,9 +198,7 @@ class HetznerProvider:
     # --- FirewallProvider (activities/cloud/firewalls.py) -----------------------------------------------------------
 
     def ensure_firewall(self, agent_id: str, account_id: str, rules: FirewallRules) -> ProviderFirewall:
-        found = self.find_firewalls(agent_id)
-        if found:
-            return found[0]
+        # Create first, look up only when refused: names are unique per project, so one call in the usual case.
         name = firewall_name(agent_id)
         labels = {AGENT_LABEL: agent_id, ACCOUNT_LABEL: account_id}
         try:
@@ -211,10 +209,10 @@ class HetznerProvider:
             )
         except (HCloudException, requests.RequestException) as exc:
             if isinstance(exc, APIException) and exc.code == "uniqueness_error":
-                # Another attempt made it after our look-up (names are unique per project): that one is ours.
-                raced = self.find_firewalls(agent_id)
-                if raced:
-                    return raced[0]
+                # An earlier attempt (or an earlier VM of the agent) made it: that one is ours, labelled so.
+                made = self.find_firewalls(agent_id)
+                if made:
+                    return made[0]
             raise self._error(exc, f"create firewall {name}") from exc
         return self._firewall(response.firewall)
 

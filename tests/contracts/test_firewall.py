@@ -7,6 +7,7 @@ import pytest
 from contracts.bootstrap import BRIDGE_PORT
 from contracts.firewall import (
     AI_API_ENV,
+    DNS_ENV,
     GATEWAY_ENV,
     ORCHESTRATOR_ENV,
     VAULT_ENV,
@@ -32,6 +33,14 @@ def test_inbound_reaches_only_the_bridge_port_from_orchestrator_and_gateway_and_
         FirewallRule("out", "tcp", "1-65535", ("192.0.2.0/24", "198.51.100.0/28", "2001:db8::/64", "203.0.113.20/32")),
     )
     assert all(rule.port != "22" for rule in rules.rules)
+
+
+def test_resolvers_get_port_53_outbound_only_when_configured() -> None:
+    rules = rules_from_env({DNS_ENV: "185.12.64.1/32,185.12.64.2/32"})
+    assert [(r.protocol, r.port, r.cidrs) for r in rules.outbound if r.port == "53"] == [
+        ("udp", "53", ("185.12.64.1/32", "185.12.64.2/32")),
+        ("tcp", "53", ("185.12.64.1/32", "185.12.64.2/32")),
+    ]
 
 
 def test_development_defaults_are_loopback_only() -> None:
