@@ -129,6 +129,7 @@ class VultrProvider:
 
     def ensure_firewall(self, agent_id: str, account_id: str, rules: FirewallRules) -> ProviderFirewall:
         found = self.find_firewalls(agent_id)
+        fresh = not found
         if found:
             group = found[0]
         else:
@@ -140,16 +141,10 @@ class VultrProvider:
             if not group_id:
                 raise ProviderUnavailable(f"vultr create firewall group {description}: answer without an id")
             group = ProviderFirewall(self.name, group_id, agent_id)
-        # Rules are added one by one: an attempt cut short is completed by the next one, never duplicated.
+        # Rules are added one by one: an attempt cut short is completed by the next one, never duplicated. A group
+        # made just now has none to read.
         path = f"firewalls/{quote(group.firewall_id, safe='')}/rules"
-        present = {
-            (str(r.get("protocol")), str(r.get("subnet")), int(r.get("subnet_size") or 0), str(r.get("port") or ""))
-            for r in _json(self._request("GET", path, f"list rules of firewall group {group.firewall_id}")).get(
-                "firewall_rules"
-            )
-            or []
-            if isinstance(r, dict)
-        }
+        present = set() if fresh else self._rule_keys(path, group.firewall_id)
         for rule in rules.inbound:
             for cidr in rule.cidrs:
                 network = ipaddress.ip_network(cidr)
@@ -171,6 +166,14 @@ class VultrProvider:
                     self.delete_firewall(group.firewall_id)
                     raise
         return group
+
+    def _rule_keys(self, path: str, group_id: str) -> set[tuple[str, str, int, str]]:
+        data = _json(self._request("GET", path, f"list rules of firewall group {group_id}"))
+        return {
+            (str(r.get("protocol")), str(r.get("subnet")), int(r.get("subnet_size") or 0), str(r.get("port") or ""))
+            for r in data.get("firewall_rules") or []
+            if isinstance(r, dict)
+        }
 
     def find_firewalls(self, agent_id: str) -> list[ProviderFirewall]:
         return [f for f in self.list_managed_firewalls() if f.agent_id == agent_id]
