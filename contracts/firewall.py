@@ -39,6 +39,11 @@ DEV_DEFAULTS: dict[str, str] = {
     AI_API_ENV: "",
     DNS_ENV: "",
 }
+_WHAT = {
+    ORCHESTRATOR_ENV: "the workers that health-check agents' bridges",
+    GATEWAY_ENV: "the agent gateway",
+    VAULT_ENV: "Vault (OpenBao)",
+}
 # Outbound TCP to the allowed destinations: any port (Vault, the gateway and HTTPS APIs listen where they like).
 ALL_PORTS = "1-65535"
 # Providers cap addresses per rule (Hetzner: 100 CIDR blocks).
@@ -118,8 +123,19 @@ def firewall_rules(
     return FirewallRules(tuple(rules))
 
 
-def rules_from_env(env: Mapping[str, str]) -> FirewallRules:
+# In production a loopback default would shut the orchestrator's health checks out of every VM: these must be given.
+REQUIRED_IN_PRODUCTION = (ORCHESTRATOR_ENV, GATEWAY_ENV, VAULT_ENV)
+
+
+def rules_from_env(env: Mapping[str, str], *, production: bool = False) -> FirewallRules:
     """The rule set from a worker's environment (development defaults where unset); refuses a bad block by name."""
+    if production:
+        missing = [name for name in REQUIRED_IN_PRODUCTION if not env.get(name, "").strip()]
+        if missing:
+            raise FirewallSettingError(
+                f"{missing[0]} is required when LOBSTACK_ENV=production: the CIDR blocks of "
+                f"{_WHAT[missing[0]]}, comma-separated"
+            )
 
     def cidrs(name: str) -> tuple[str, ...]:
         return parse_cidrs(name, env.get(name, DEV_DEFAULTS[name]))
@@ -151,6 +167,7 @@ __all__ = [
     "GATEWAY_ENV",
     "MAX_CIDRS",
     "ORCHESTRATOR_ENV",
+    "REQUIRED_IN_PRODUCTION",
     "VAULT_ENV",
     "Direction",
     "FirewallRule",

@@ -34,6 +34,7 @@ def build_services(
         bootstrap=vault,
         providers=providers if providers is not None else default_providers(worker_settings),
         gateway_url=worker_settings.gateway_url,
+        firewall_rules=worker_settings.firewall_rules,
     )
 
 

@@ -16,6 +16,8 @@ from typing import Literal, get_args
 from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import WorkerDeploymentConfig
 
+from contracts.firewall import FirewallRules, FirewallSettingError, rules_from_env
+
 __all__ = [
     "DEFAULT_DEPLOYMENT_NAME",
     "Environment",
@@ -101,6 +103,8 @@ class WorkerSettings:
     gateway_url: str = ""
     environment: Environment = "development"
     versioning: Versioning = field(default_factory=Versioning)
+    # Every agent's firewall on the clouds (LOBSTACK_FIREWALL_*, contracts/firewall.py); development defaults.
+    firewall_rules: FirewallRules = field(default_factory=lambda: rules_from_env({}))
 
     @property
     def local_vm_dir(self) -> Path:
@@ -116,10 +120,16 @@ class WorkerSettings:
             raise SettingsError(f"LOBSTACK_ENV: {environment!r} is not allowed; one of {', '.join(allowed)}")
         checked: Environment = "production" if environment == "production" else "development"
         providers = tuple(p for p in env.get("LOBSTACK_PROVIDERS", "local").split(",") if p)
+        versioning = Versioning.from_env(env, checked)
+        try:
+            firewall_rules = rules_from_env(env, production=checked == "production")
+        except FirewallSettingError as err:
+            raise SettingsError(str(err)) from None
         return cls(
             home=lobstack_home(),
             providers=providers,
             gateway_url=env.get("LOBSTACK_GATEWAY_URL", ""),
             environment=checked,
-            versioning=Versioning.from_env(env, checked),
+            versioning=versioning,
+            firewall_rules=firewall_rules,
         )
