@@ -8,7 +8,9 @@
     │   ├── PlanNotOffered           the location does not sell the size        -          yes         yes
     │   ├── ProviderRejected         invalid input, auth, VM stopped            -          -           yes
     │   ├── VMNameTaken              the VM's name is held by another VM        yes        yes         yes
-    │   └── VMLeftBehind             verification found the agent's VM          yes (cleanup runs again)
+    │   ├── VMLeftBehind             verification found the agent's VM          yes (cleanup runs again)
+    │   ├── FirewallInUse            firewall still applied to a VM being gone  yes
+    │   └── FirewallLeftBehind       verification found the agent's firewall    yes (cleanup runs again)
     ├── SecretsError             Vault / OpenBao
     │   ├── SecretsUnavailable       sealed, 5xx, connection errors             yes
     │   ├── SecretsRejected          403, 400: configuration or policy bug      -
@@ -111,6 +113,19 @@ class VMLeftBehind(ProviderError):
     retryable = True
 
 
+class FirewallInUse(ProviderError):
+    """A firewall delete refused because it is still applied to a VM (Hetzner `resource_in_use`).
+
+    Firewalls are deleted only after the agent's VMs are verified gone, so the VM is on its way out: retried.
+    """
+
+    retryable = True
+
+
+class FirewallLeftBehind(ProviderError):
+    retryable = True
+
+
 class SecretsError(LobstackError):
     pass
 
@@ -183,6 +198,8 @@ __all__ = [
     "AgentCompromised",
     "AgentError",
     "AgentUnhealthy",
+    "FirewallInUse",
+    "FirewallLeftBehind",
     "LobstackError",
     "PlanNotOffered",
     "ProviderCapacityError",

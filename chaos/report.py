@@ -1,6 +1,7 @@
 """What a chaos run left behind, counted from each component's own state, never from what our code says it did.
 
-VMs and duplicate creates from cloudsim (`/_sim/state`: live VMs, and every create per VM name); secrets, policies,
+VMs, firewalls and duplicate creates from cloudsim (`/_sim/state`: live VMs and firewalls, and every create per VM
+name); secrets, policies,
 AppRole roles, Transit keys and live tokens from OpenBao's own listings; duplicate `vm.created` records from the
 registry's audit trail.
 """
@@ -14,13 +15,14 @@ from typing import Any
 
 from activities.cloud.base import vm_name
 from activities.secrets import AgentVault
+from contracts.firewall import firewall_description
 from contracts.models import Residue
 from store import Registry
 
 
 @dataclass
 class Leftovers:
-    # VMs, secrets, policies, roles, keys and tokens left, across every agent of the run.
+    # VMs, firewalls, secrets, policies, roles, keys and tokens left, across every agent of the run.
     residue: Residue = field(default_factory=Residue)
     # A second VM created for one agent (cloudsim's create count per name), or a second `vm.created` audit record.
     duplicate_vms: int = 0
@@ -48,6 +50,15 @@ def count_leftovers(
     # Every VM in this simulator is ours: one the run did not ask for is an orphan too.
     strangers = [vm for vm in sim_state["vms"] if vm["name"] not in names]
     found.residue.vms += len(strangers)
+
+    # Firewalls: named like the VM (Hetzner, DigitalOcean) or described `lobstack-agent=<id>` (Vultr). Every firewall
+    # in this simulator is ours too, so one the run did not ask for counts as well.
+    firewall_owners = {**names, **{firewall_description(a): a for a in agent_ids}}
+    firewalls = sim_state.get("firewalls", [])
+    found.residue.firewalls = len(firewalls)
+    found.who["firewalls"] = sorted(
+        firewall_owners.get(f.get("name", ""), firewall_owners.get(f.get("description", ""), "?")) for f in firewalls
+    )
 
     created: Counter[str] = Counter()
     for per_name in sim_state.get("created", {}).values():
@@ -85,6 +96,6 @@ def table(rows: Iterable[tuple[str, object]], title: str) -> str:
 def final_line(n: int, terminal: int, left: Leftovers) -> str:
     r = left.residue
     return (
-        f"chaos: {n} lifecycles, {terminal} terminal, orphans: VMs {r.vms} secrets {r.secrets} "
+        f"chaos: {n} lifecycles, {terminal} terminal, orphans: VMs {r.vms} firewalls {r.firewalls} secrets {r.secrets} "
         f"policies {r.policies} roles {r.roles} keys {r.keys} tokens {r.tokens}, duplicates {left.duplicates}"
     )

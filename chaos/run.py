@@ -291,6 +291,7 @@ def _print_report(
         table(
             [
                 ("VMs", left.residue.vms),
+                ("firewalls", left.residue.firewalls),
                 ("secrets", left.residue.secrets),
                 ("policies", left.residue.policies),
                 ("roles", left.residue.roles),

@@ -2,7 +2,8 @@
 
 Starts Temporal (dev server + Web UI), OpenBao and a worker; creates an agent that needs approval, approves it as an
 approver would (a signal), waits until it is healthy, destroys it, then checks that its process is gone and OpenBao
-holds nothing of it. Prints one `demo ok: ...` line and exits 0, or says what was left and exits 1.
+holds nothing of it, and that no firewall of it is left on the simulated cloud. Prints one `demo ok: ...` line and
+exits 0, or says what was left and exits 1.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import httpx
 from activities.cloud.base import vm_name
 from activities.cloud.local import pid_alive
 from clients.client import LobstackClient
+from contracts.firewall import firewall_description
 from contracts.models import AgentState
 from contracts.spec import AgentSpec
 from devstack.stack import dev_stack
@@ -76,7 +78,10 @@ async def _demo(home: Path, provider: str) -> int:
 
         await client.destroy(agent_id, requested_by="demo", reason="demo finished")
         result = await client.result(agent_id)
-        say(f"state {result.state.value} after {result.api_calls} provider API calls")
+        say(
+            f"state {result.state.value} after {result.api_calls} provider API calls for its VM and "
+            f"{result.firewall_calls} for its firewall"
+        )
 
         # Counted independently of the adapters: the simulator's own state, and the local process table.
         name = vm_name(agent_id)
@@ -85,14 +90,18 @@ async def _demo(home: Path, provider: str) -> int:
         vms += 1 if pid is not None and pid_alive(pid) else 0
         residue = stack.vault.residue(agent_id)
         residue.vms = vms
+        # Its firewall (cloud providers only): named like its VM, or described `lobstack-agent=<id>` on Vultr.
+        ours = {name, firewall_description(agent_id)}
+        state = stack.cloudsim.state()
+        residue.firewalls = sum(1 for f in state["firewalls"] if f["name"] in ours or f["description"] in ours)
     say("stopped Temporal, OpenBao and the worker")
     left = (
         f"{residue.vms} VMs, {residue.secrets} secrets, {residue.policies} policies, {residue.roles} roles, "
-        f"{residue.keys} keys, {residue.tokens} tokens"
+        f"{residue.keys} keys, {residue.tokens} tokens, {residue.firewalls} firewalls"
     )
     if result.state != AgentState.DESTROYED or residue.total:
         print(f"demo FAILED: agent {agent_id} ended {result.state.value}; left behind: {left}", file=sys.stderr)
         return 1
-    calls = f"; api calls: {result.api_calls}" if provider != "local" else ""
+    calls = f"; api calls: {result.api_calls} (firewall: {result.firewall_calls})" if provider != "local" else ""
     print(f"demo ok: agent {agent_id} destroyed; left behind: {left}{calls}")
     return 0

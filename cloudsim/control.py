@@ -32,9 +32,21 @@ def control_routes(sim: Sim, apis: dict[str, ProviderAPI]) -> list[BaseRoute]:
                 }
                 for vm in sorted(sim.state.vms.values(), key=lambda v: (v.created, str(v.id)))
             ]
+            firewalls = [
+                {
+                    "provider": f.provider,
+                    "id": f.id,
+                    "name": f.name,
+                    "description": f.description,
+                    "labels": dict(f.labels),
+                    "tags": list(f.tags),
+                }
+                for f in sorted(sim.state.firewalls.values(), key=lambda f: (f.created, str(f.id)))
+            ]
         calls, rate_limited = sim.state.snapshot_counters()
         return {
             "vms": vms,
+            "firewalls": firewalls,
             "calls": calls,
             "rate_limited": rate_limited,
             "created": sim.state.snapshot_created(),

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from cloudsim import catalog
+from cloudsim.firewalls import DigitalOceanFirewalls
 from cloudsim.pipeline import Handler, ProviderAPI, json_body
 from cloudsim.state import VM, Action
 
@@ -71,7 +72,7 @@ class DigitalOceanAPI(ProviderAPI):
             ("/droplets/{id}/actions/{action_id}", "action", self.get_action, "GET"),
             ("/account", "account", self.get_account, "GET"),
         ]
-        routes: list[BaseRoute] = []
+        routes: list[BaseRoute] = DigitalOceanFirewalls(self).routes()
         for path, key, handler, method in table:
             routes.append(self.route(path, key, handler, [method]))
             routes.append(self.route(path + "/", key, handler, [method]))

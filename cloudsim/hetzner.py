@@ -19,7 +19,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from cloudsim import catalog
-from cloudsim.pipeline import ProviderAPI, json_body
+from cloudsim.firewalls import HetznerFirewalls
+from cloudsim.pipeline import ProviderAPI, Sim, json_body
 from cloudsim.state import VM, Action
 
 USER_DATA_LIMIT = 32 * 1024
@@ -65,8 +66,13 @@ class HetznerAPI(ProviderAPI):
     name = "hetzner"
     prefix = "/hetzner/v1"
 
+    def __init__(self, sim: Sim) -> None:
+        super().__init__(sim)
+        self.firewalls = HetznerFirewalls(self)
+
     def routes(self) -> list[BaseRoute]:
         return [
+            *self.firewalls.routes(),
             self.route("/servers", "create", self.create_server, ["POST"]),
             self.route("/servers", "list", self.list_servers, ["GET"]),
             self.route("/servers/{id}", "get", self.get_server, ["GET"]),
@@ -130,6 +136,9 @@ class HetznerAPI(ProviderAPI):
             # Spec error code `resource_unavailable`: "The requested resource is currently unavailable".
             return self.error(412, f"server type {server_type} is unavailable in {location}", "resource_unavailable")
         start = body.get("start_after_create", True) is not False
+        firewall_ids = self.firewalls.attach_at_create(body.get("firewalls"))
+        if isinstance(firewall_ids, str):
+            return self.invalid("firewalls", firewall_ids)
 
         state = self.sim.state
         with state.lock:
@@ -155,6 +164,7 @@ class HetznerAPI(ProviderAPI):
             next_actions = [state.add_action(self.name, "start_server", vm_id)] if start else []
             vm.extra.update(power_on=start, boot_actions=[create, *next_actions], ipv6_net=vm_id % 65536)
             state.add_vm(vm)
+            self.firewalls.apply(firewall_ids, vm_id)
         self.sim.booter.schedule(vm)
         body_out = {
             "server": self.render(vm),
@@ -251,7 +261,7 @@ class HetznerAPI(ProviderAPI):
                     "dns_ptr": [],
                 },
                 "floating_ips": [],
-                "firewalls": [],
+                "firewalls": self.firewalls.of_server(int(vm.id)),
             },
             "private_net": [],
             "server_type": catalog.hetzner_server_type(vm.plan),

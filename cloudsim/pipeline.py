@@ -68,6 +68,7 @@ class Sim:
             vms = list(self.state.vms.values())
             self.state.vms.clear()
             self.state.live.clear()
+            self.state.firewalls.clear()
         for vm in vms:
             self.booter.cancel(vm)
         await asyncio.to_thread(stop_processes, [vm.bridge for vm in vms if vm.bridge is not None])

@@ -35,6 +35,27 @@ class Action:
 
 
 @dataclass
+class Firewall:
+    """A provider firewall (Hetzner Firewall, DigitalOcean Cloud Firewall, Vultr firewall group): state only.
+
+    Nothing is filtered on the loopback network; cloudsim keeps what the API was told, faithfully.
+    """
+
+    provider: str
+    id: int | str
+    name: str
+    created: float
+    labels: dict[str, str] = field(default_factory=dict)
+    # Provider-shaped rules, kept as the API received them (each provider renders its own).
+    rules: list[dict[str, Any]] = field(default_factory=list)
+    # Hetzner `apply_to` servers and DigitalOcean `droplet_ids` / `tags`; Vultr instances point at their group.
+    server_ids: list[int] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    description: str = ""
+    modified: float = 0.0
+
+
+@dataclass
 class VM:
     provider: str
     id: int | str
@@ -63,6 +84,7 @@ class SimState:
         self.rng = random.Random(seed)  # noqa: S311 - reproducible ids, not secrets
         self.vms: dict[tuple[str, str], VM] = {}
         self.actions: dict[tuple[str, int], Action] = {}
+        self.firewalls: dict[tuple[str, str], Firewall] = {}
         self.calls: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.rate_limited: dict[str, int] = defaultdict(int)
         # VMs ever created, per provider and name: a name created twice is a duplicate, even after both are deleted.
@@ -73,7 +95,13 @@ class SimState:
         # VMs at any moment (a failover that left the first behind) shows as a peak of 2 even after both are gone.
         self.live: dict[str, int] = defaultdict(int)
         self.peak_live: dict[str, int] = defaultdict(int)
-        self._next_id: dict[str, int] = {"hetzner": 42_000_000, "digitalocean": 510_000_000, "action": 1_200_000}
+        self._next_id: dict[str, int] = {
+            "hetzner": 42_000_000,
+            "digitalocean": 510_000_000,
+            "action": 1_200_000,
+            "firewall": 9_100_000,
+            "firewall_rule": 0,
+        }
         self._ip_block = 1
         self._ip_next = 0
 
@@ -127,6 +155,24 @@ class SimState:
         with self.lock:
             found = [vm for vm in self.vms.values() if vm.provider == provider]
         return sorted(found, key=lambda vm: (vm.created, str(vm.id)))
+
+    # --- firewalls
+    def add_firewall(self, firewall: Firewall) -> None:
+        with self.lock:
+            self.firewalls[(firewall.provider, str(firewall.id))] = firewall
+
+    def get_firewall(self, provider: str, firewall_id: str) -> Firewall | None:
+        with self.lock:
+            return self.firewalls.get((provider, firewall_id))
+
+    def pop_firewall(self, provider: str, firewall_id: str) -> Firewall | None:
+        with self.lock:
+            return self.firewalls.pop((provider, firewall_id), None)
+
+    def list_firewalls(self, provider: str) -> list[Firewall]:
+        with self.lock:
+            found = [f for f in self.firewalls.values() if f.provider == provider]
+        return sorted(found, key=lambda f: (f.created, str(f.id)))
 
     # --- actions
     def add_action(self, provider: str, command: str, resource_id: int | str, region: str = "") -> Action:

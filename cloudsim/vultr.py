@@ -20,7 +20,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from cloudsim import catalog
-from cloudsim.pipeline import ProviderAPI, json_body
+from cloudsim.firewalls import VultrFirewalls
+from cloudsim.pipeline import ProviderAPI, Sim, json_body
 from cloudsim.state import VM
 
 USER_DATA_LIMIT = 64 * 1024
@@ -58,8 +59,13 @@ class VultrAPI(ProviderAPI):
     name = "vultr"
     prefix = "/vultr/v2"
 
+    def __init__(self, sim: Sim) -> None:
+        super().__init__(sim)
+        self.firewalls = VultrFirewalls(self)
+
     def routes(self) -> list[BaseRoute]:
         return [
+            *self.firewalls.routes(),
             self.route("/instances", "create", self.create_instance, ["POST"]),
             self.route("/instances", "list", self.list_instances, ["GET"]),
             self.route("/instances/{id}", "get", self.get_instance, ["GET"]),
@@ -108,6 +114,11 @@ class VultrAPI(ProviderAPI):
                 return self.error(400, "Invalid user_data: it must be base64 encoded.")
             if len(raw) > USER_DATA_LIMIT:
                 return self.error(400, "Invalid user_data: it must not exceed 64 KiB.")
+        firewall_group_id = body.get("firewall_group_id") or ""
+        if not isinstance(firewall_group_id, str) or (
+            firewall_group_id and not self.firewalls.exists(firewall_group_id)
+        ):
+            return self.error(400, "Invalid firewall_group_id.")
         if self.sim.faults.capacity_blocks(self.name, region):
             return self.error(400, f"Plan {plan} is not available in {region}: this location is sold out.")
 
@@ -128,7 +139,10 @@ class VultrAPI(ProviderAPI):
                 user_data=user_data,
             )
             vm.extra.update(
-                hostname=hostname or f"vultr-guest-{vm_id[:8]}", os_id=os_id, ipv6=body.get("enable_ipv6") is True
+                hostname=hostname or f"vultr-guest-{vm_id[:8]}",
+                os_id=os_id,
+                ipv6=body.get("enable_ipv6") is True,
+                firewall_group_id=firewall_group_id,
             )
             state.add_vm(vm)
         self.sim.booter.schedule(vm)
@@ -217,7 +231,7 @@ class VultrAPI(ProviderAPI):
             "os_id": os_id,
             "app_id": 0,
             "image_id": "",
-            "firewall_group_id": "",
+            "firewall_group_id": vm.extra.get("firewall_group_id", ""),
             "features": ["ipv6"] if vm.extra.get("ipv6") else [],
         }
 

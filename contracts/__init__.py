@@ -7,6 +7,7 @@ them downward. Modules:
 - `models`, `maintenance_models`: the workflows' messages; `spec`: AgentSpec and its validation;
 - `identifiers`: agent, approval, workflow, VM and Vault names; `regions`: regions, locations and plans;
 - `bootstrap`: what a VM receives; `health`: the bridge's status values; `errors`: what callers catch;
+- `firewall`: the rule set of every agent's provider firewall, and its settings;
 - `queues`, `workflow_names`: task queues and the names workflows and handlers are reached by;
 - `messages`: decoding a message of any shape without failing a workflow task;
 - `webhooks`: approval notices, their wire formats and their signature.
@@ -17,6 +18,7 @@ This `__init__` imports none of them, so `import contracts.identifiers` costs on
 __all__ = [
     "bootstrap",
     "errors",
+    "firewall",
     "health",
     "identifiers",
     "maintenance_models",

@@ -103,6 +103,12 @@ class OrphanVM:
 
 
 @dataclass
+class OrphanFirewall:
+    provider: str
+    firewall_id: str
+
+
+@dataclass
 class Orphan:
     """An agent id some resource names while no running lifecycle owns it."""
 
@@ -112,6 +118,8 @@ class Orphan:
     data_items: int = 0
     # Open tool approvals of the agent (workflow ids): closed as cancelled, nothing may run for a gone agent.
     approvals: list[str] = field(default_factory=list)
+    # The agent's provider firewalls (deleted after its VMs: Hetzner refuses while one is applied).
+    firewalls: list[OrphanFirewall] = field(default_factory=list)
 
 
 @dataclass
@@ -143,12 +151,25 @@ class SweepCounts:
     tokens: int = 0
     data: int = 0
     approvals: int = 0
+    firewalls: int = 0
     # Candidates whose lifecycle turned out to be running at the final check: left alone.
     skipped_live: int = 0
     agent_ids: list[str] = field(default_factory=list)
 
     def add(self, other: SweepCounts) -> None:
-        kinds = ("agents", "vms", "secrets", "policies", "roles", "keys", "tokens", "data", "approvals", "skipped_live")
+        kinds = (
+            "agents",
+            "vms",
+            "firewalls",
+            "secrets",
+            "policies",
+            "roles",
+            "keys",
+            "tokens",
+            "data",
+            "approvals",
+            "skipped_live",
+        )
         for name in kinds:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.agent_ids = (self.agent_ids + other.agent_ids)[:REPORT_IDS_MAX]

@@ -153,6 +153,11 @@ class LifecycleState:
             return None
         return self.serving_since + timedelta(seconds=self.max_lifetime_s)
 
+    # Providers an agent firewall was asked for: each may hold one until cleanup deletes it and verifies it gone.
+    firewalls_on: list[ProviderName] = field(default_factory=list)
+    # Provider API calls made for the agent's firewalls, counted apart from its VM's `api_calls`.
+    firewall_calls: int = 0
+
     def create_sent(self, provider: ProviderName) -> None:
         """A create goes to `provider`: until it says otherwise, a VM may be there (a lost response still makes one)."""
         if provider not in self.tried:
@@ -184,6 +189,7 @@ class LifecycleState:
             running_at=self.running_at,
             finished_at=self.finished_at,
             api_calls=self.api_calls,
+            firewall_calls=self.firewall_calls,
             consecutive_failures=self.consecutive_failures,
             expires_at=self.expires_at,
             idle_timeout_s=self.idle_timeout_s,
@@ -279,6 +285,7 @@ class AgentStatus:
     running_at: datetime | None = None
     finished_at: datetime | None = None
     api_calls: int = 0
+    firewall_calls: int = 0
     # Failed health checks in a row (the agent degrades at the spec's `unhealthy_threshold`).
     consecutive_failures: int = 0
     # When its maximum lifetime destroys it, and after how long without agent API requests it is destroyed (0: never).
@@ -291,7 +298,9 @@ class LifecycleResult:
     agent_id: str
     state: AgentState
     reason: str = ""
+    # Provider API calls for the agent's VM, and apart from them for its firewall.
     api_calls: int = 0
+    firewall_calls: int = 0
 
 
 # --- activity inputs and outputs -----------------------------------------------------------------------------------
@@ -323,6 +332,30 @@ class CreateVMRequest:
     size: str
     # The provider's location code chosen by the workflow; empty means the region's first location.
     location: str = ""
+    # The agent's firewall on this provider (FirewallActivities.ensure_firewall), attached at create; empty: none.
+    firewall_id: str = ""
+
+
+@dataclass
+class FirewallRequest:
+    """The agent's firewall on one provider: ensured before its VM is created there, deleted after it is gone."""
+
+    provider: ProviderName
+    agent_id: str
+    account_id: str = ""
+
+
+@dataclass
+class FirewallRef:
+    provider: ProviderName
+    firewall_id: str
+    api_calls: int = 0
+
+
+@dataclass
+class FirewallsDeleted:
+    firewall_ids: list[str] = field(default_factory=list)
+    api_calls: int = 0
 
 
 @dataclass
@@ -361,12 +394,13 @@ class Residue:
     roles: int = 0
     keys: int = 0
     tokens: int = 0
+    firewalls: int = 0
     # What proving it cost against a cloud provider's API budget (the lifecycle's api_calls); not a residue.
     api_calls: int = 0
 
     @property
     def total(self) -> int:
-        return self.vms + self.secrets + self.policies + self.roles + self.keys + self.tokens
+        return self.vms + self.secrets + self.policies + self.roles + self.keys + self.tokens + self.firewalls
 
 
 @dataclass

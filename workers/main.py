@@ -35,6 +35,7 @@ def build_services(
         providers=providers if providers is not None else default_providers(worker_settings),
         gateway_url=worker_settings.gateway_url,
         vm_boot_s=worker_settings.vm_boot_s,
+        firewall_rules=worker_settings.firewall_rules,
     )
 
 

@@ -17,6 +17,7 @@ from temporalio.common import WorkerDeploymentVersion
 from temporalio.worker import WorkerDeploymentConfig
 
 from activities.cloud.boot_time import vm_boot_times
+from contracts.firewall import FirewallRules, rules_from_env
 
 __all__ = [
     "DEFAULT_DEPLOYMENT_NAME",
@@ -106,6 +107,8 @@ class WorkerSettings:
     # Typical seconds from create to running per provider, when the first status look happens (LOBSTACK_VM_BOOT_S_*,
     # activities/cloud/boot_time.py). Empty here (look at once); from_env fills in the providers' defaults.
     vm_boot_s: Mapping[str, float] = field(default_factory=dict)
+    # Every agent's firewall on the clouds (LOBSTACK_FIREWALL_*, contracts/firewall.py); development defaults.
+    firewall_rules: FirewallRules = field(default_factory=lambda: rules_from_env({}))
 
     @property
     def local_vm_dir(self) -> Path:
@@ -121,15 +124,18 @@ class WorkerSettings:
             raise SettingsError(f"LOBSTACK_ENV: {environment!r} is not allowed; one of {', '.join(allowed)}")
         checked: Environment = "production" if environment == "production" else "development"
         providers = tuple(p for p in env.get("LOBSTACK_PROVIDERS", "local").split(",") if p)
+        versioning = Versioning.from_env(env, checked)
         try:
             vm_boot_s = vm_boot_times(env)
-        except ValueError as err:
+            firewall_rules = rules_from_env(env, production=checked == "production")
+        except ValueError as err:  # FirewallSettingError is one too
             raise SettingsError(str(err)) from None
         return cls(
             home=lobstack_home(),
             providers=providers,
             gateway_url=env.get("LOBSTACK_GATEWAY_URL", ""),
             environment=checked,
-            versioning=Versioning.from_env(env, checked),
+            versioning=versioning,
             vm_boot_s=vm_boot_s,
+            firewall_rules=firewall_rules,
         )

@@ -31,6 +31,7 @@ from activities.caller_identity import CallerIdentityActivities
 from activities.cloud.activities import BootstrapIssuer, CloudActivities
 from activities.cloud.base import CloudProvider
 from activities.cloud.budget import ApiBudget, Budgeted
+from activities.cloud.firewalls import FirewallActivities
 from activities.cloud.local import LocalProvider
 from activities.cloud.providers import build_providers
 from activities.health import HealthActivities
@@ -40,6 +41,7 @@ from activities.maintenance import maintenance_activities
 from activities.registry import RegistryActivities
 from activities.secrets import SecretsActivities
 from activities.webhooks import DEFAULT_UI_URL, WebhookActivities, WebhookSecrets
+from contracts.firewall import FirewallRules, rules_from_env
 from contracts.queues import WORKFLOW_QUEUE, cloud_queue
 from store import Registry
 from store.account_limits import AccountLimitsStore
@@ -92,6 +94,8 @@ class Services:
     ui_url: str = ""
     # Typical boot seconds per provider: when wait_vm_running first looks (WorkerSettings.vm_boot_s).
     vm_boot_s: Mapping[str, float] = field(default_factory=dict)
+    # Every agent's firewall rules on the clouds; None: from LOBSTACK_FIREWALL_* (contracts/firewall.py).
+    firewall_rules: FirewallRules | None = None
 
 
 def default_providers(settings: WorkerSettings, env: Mapping[str, str] | None = None) -> dict[str, CloudProvider]:
@@ -165,6 +169,9 @@ def build_workers(
         gateway_url=services.gateway_url,
         vm_boot_s=services.vm_boot_s,
     )
+    firewall_acts = FirewallActivities(
+        providers=services.providers, rules=services.firewall_rules or rules_from_env(os.environ)
+    )
     # --- maintenance: KeyRotation, OrphanSweep, FleetHealth and agent-data cleanup, on the workflow queue ---
     maintenance = maintenance_activities(
         vault=services.secrets.vault,
@@ -212,6 +219,12 @@ def build_workers(
         cloud_acts.delete_vm,
         cloud_acts.verify_vm_gone,
     ]
+    # The local provider has no firewall; each cloud provider's queue also makes and deletes agents' firewalls.
+    firewall_activities: Sequence[Callable[..., object]] = [
+        firewall_acts.ensure_firewall,
+        firewall_acts.delete_firewall,
+        firewall_acts.verify_firewall_gone,
+    ]
     for name, provider in services.providers.items():
         # Temporal enforces this across every worker on the queue: the fleet-wide share of the provider's budget.
         rate = provider.budget.activities_per_s if isinstance(provider, Budgeted) else None
@@ -219,7 +232,7 @@ def build_workers(
             Worker(
                 client,
                 task_queue=cloud_queue(name, task_queue),
-                activities=cloud_activities,
+                activities=[*cloud_activities, *(firewall_activities if name in firewall_acts.providers else [])],
                 max_task_queue_activities_per_second=rate,
                 **common,
             )

@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.approvals import ApprovalActivities
     from activities.approver_policy import ApproverPolicyActivities
     from activities.cloud.activities import CloudActivities
+    from activities.cloud.firewalls import FirewallActivities
     from activities.errors import error_class
     from activities.health import HealthActivities
     from activities.internal_messages import InternalMessageActivities
@@ -48,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         CreateVMRequest,
         Decision,
         DestroyRequest,
+        FirewallRequest,
         HealthChange,
         HealthCheckRequest,
         LifecycleInput,
@@ -80,6 +82,7 @@ with workflow.unsafe.imports_passed_through():
         BOOT_WAIT_RETRY,
         CLEANUP_RETRY,
         CREATE_RETRY,
+        FIREWALL_RETRY,
         HEALTH_WAIT_RETRY,
         PROVISION_RETRY,
         REGISTRY_RETRY,
@@ -100,6 +103,8 @@ PATCH_APPROVAL_ATTRIBUTES = "approval-search-attributes"
 PATCH_ACCOUNT_APPROVERS = "account-approvers"
 # ... and before an agent was admitted within its account's quotas, with the lifetimes that then apply.
 PATCH_ACCOUNT_LIMITS = "account-limits"
+# ... and before each agent on a cloud provider got its own firewall there (activities/cloud/firewalls.py).
+PATCH_AGENT_FIREWALL = "agent-firewall"
 
 # The Web UI renders current details as Markdown: example values, never <placeholders> it would swallow as HTML.
 DESTROY_BODY = json.dumps({"requested_by": "your-name", "reason": "why"})
@@ -204,7 +209,13 @@ class AgentLifecycleWorkflow:
         await self._notices.drain()
         await workflow.wait_condition(workflow.all_handlers_finished)
         reason = self._agent.destroy.reason if self._agent.destroy else ""
-        return LifecycleResult(spec.agent_id, AgentState.DESTROYED, reason, api_calls=self._agent.api_calls)
+        return LifecycleResult(
+            spec.agent_id,
+            AgentState.DESTROYED,
+            reason,
+            api_calls=self._agent.api_calls,
+            firewall_calls=self._agent.firewall_calls,
+        )
 
     async def _admit(self) -> bool:
         """Register the agent within its account's quotas (atomic with every other create of the account), and
@@ -443,9 +454,7 @@ class AgentLifecycleWorkflow:
         spec = self._spec
         candidates = _placements(spec)
         for index, place in enumerate(candidates):
-            self._agent.create_sent(place.provider)
             where = f"{place.provider}/{place.code}" if place.code else place.provider
-            self._set_waiting(f"Provisioning agent {spec.agent_id}: creating its VM on {where}. {abort}")
             request = CreateVMRequest(
                 spec.agent_id, spec.account_id, spec.name, place.provider, spec.region, spec.size, location=place.code
             )
@@ -462,6 +471,10 @@ class AgentLifecycleWorkflow:
                 )
 
             try:
+                # The firewall first: the VM is created with it attached (a failure here fails over like a create's).
+                request.firewall_id = await self._ensure_firewall(request.provider, where, abort)
+                self._agent.create_sent(place.provider)
+                self._set_waiting(f"Provisioning agent {spec.agent_id}: creating its VM on {where}. {abort}")
                 vm = await self._race(create)
             except ActivityError as err:
                 kind = _failure_type(err)
@@ -486,6 +499,37 @@ class AgentLifecycleWorkflow:
         raise ApplicationError(
             f"no placement for {spec.provider} in {spec.region}", type="NoPlacement", non_retryable=True
         )
+
+    async def _ensure_firewall(self, provider: ProviderName, where: str, abort: str) -> str:
+        """The agent's own firewall on a cloud provider (none on `local`): its id, to attach at the VM's create."""
+        if provider == "local" or not workflow.patched(PATCH_AGENT_FIREWALL):
+            return ""
+        spec = self._spec
+        # Before the request: a lost answer may still have made it, and cleanup looks wherever one was asked for.
+        if provider not in self._agent.firewalls_on:
+            self._agent.firewalls_on.append(provider)
+        self._set_waiting(f"Provisioning agent {spec.agent_id}: making its firewall on {where}. {abort}")
+        request = FirewallRequest(provider, spec.agent_id, spec.account_id)
+        try:
+            firewall = await self._race(
+                lambda: workflow.execute_activity_method(
+                    FirewallActivities.ensure_firewall,
+                    request,
+                    task_queue=cloud_queue(provider, workflow.info().task_queue),
+                    start_to_close_timeout=timedelta(minutes=2),
+                    retry_policy=FIREWALL_RETRY,
+                    # Cleanup must not look for the firewall before an abandoned attempt has finished making it.
+                    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+                )
+            )
+        except ActivityError as err:
+            error = error_class(_failure_type(err))
+            if error is not None and error.created_nothing and not is_cancelled_exception(err):
+                # Refused (a revoked token, say) before anything was made: cleanup has nothing to look for there.
+                self._agent.firewalls_on.remove(provider)
+            raise
+        self._count_calls(firewall.api_calls, firewall=True)
+        return firewall.firewall_id
 
     async def _retire_abandoned(self, provider: ProviderName, where: str, abort: str) -> None:
         """Find and delete the VM a create at `where` may have made, and revoke every token of the agent.
@@ -784,8 +828,8 @@ class AgentLifecycleWorkflow:
         spec = self._spec
         self._agent.state = AgentState.DESTROYING
         self._set_waiting(
-            f"Destroying agent {spec.agent_id}: revoking every secret and token, deleting its VM, then "
-            "verifying nothing is left. No action needed."
+            f"Destroying agent {spec.agent_id}: revoking every secret and token, deleting its VM and firewall, "
+            "then verifying nothing is left. No action needed."
         )
         if self._step is not None and not self._step.done():
             self._step.cancel()
@@ -828,19 +872,36 @@ class AgentLifecycleWorkflow:
                 task_queue=cloud_queue(provider, workflow.info().task_queue),
             )
         await self._record("vm.deleted")
+        if self._agent.firewalls_on and workflow.patched(PATCH_AGENT_FIREWALL):
+            # After the VMs: a provider may refuse to delete a firewall that a VM still holds (Hetzner).
+            for provider in self._agent.firewalls_on:
+                await self._until_clean(
+                    FirewallActivities.delete_firewall,
+                    FirewallActivities.verify_firewall_gone,
+                    FirewallRequest(provider, spec.agent_id, spec.account_id),
+                    task_queue=cloud_queue(provider, workflow.info().task_queue),
+                    firewall=True,
+                )
+            await self._record("firewall.deleted", details={"providers": ",".join(self._agent.firewalls_on)})
 
         self._agent.state = final
         self._agent.health = "gone"
         self._agent.finished_at = workflow.now()
         outcome = "destroyed" if final == AgentState.DESTROYED else f"{final.value} ({self._agent.last_error})"
         self._set_waiting(
-            f"Finished: agent {spec.agent_id} {outcome}; its VM, secrets, policy, role, key and "
+            f"Finished: agent {spec.agent_id} {outcome}; its VM, firewall, secrets, policy, role, key and "
             "tokens were removed and verified gone."
         )
         await self._record(action, actor=actor, reason=self._agent.last_error or (destroy.reason if destroy else ""))
 
     async def _until_clean(
-        self, delete: Callable[..., object], verify: Callable[..., object], arg: object, task_queue: str | None = None
+        self,
+        delete: Callable[..., object],
+        verify: Callable[..., object],
+        arg: object,
+        task_queue: str | None = None,
+        *,
+        firewall: bool = False,
     ) -> None:
         """Delete, then verify, until verification passes. Both are idempotent.
 
@@ -857,7 +918,7 @@ class AgentLifecycleWorkflow:
                     start_to_close_timeout=timedelta(minutes=2),
                     retry_policy=CLEANUP_RETRY,
                 )
-                self._agent.api_calls += getattr(deleted, "api_calls", 0)
+                self._count_calls(getattr(deleted, "api_calls", 0), firewall=firewall)
                 verified = await workflow.execute_activity_method(
                     verify,
                     arg,
@@ -866,7 +927,7 @@ class AgentLifecycleWorkflow:
                     retry_policy=VERIFY_RETRY,
                 )
                 # The proof of absence is one of the lifecycle's provider calls too (not a command: replays as before).
-                self._agent.api_calls += getattr(verified, "api_calls", 0)
+                self._count_calls(getattr(verified, "api_calls", 0), firewall=firewall)
                 return
             except ActivityError as err:
                 blocker = _failure_message(err)
@@ -879,6 +940,13 @@ class AgentLifecycleWorkflow:
                 delay = min(delay * 2, 300.0)
 
     # --- helpers --------------------------------------------------------------------------------------------------
+
+    def _count_calls(self, calls: int, *, firewall: bool = False) -> None:
+        """A cloud step's provider API calls: the VM's (at most five a lifecycle) apart from its firewall's."""
+        if firewall:
+            self._agent.firewall_calls += calls
+        else:
+            self._agent.api_calls += calls
 
     async def _race(self, start: Callable[[], Awaitable[T]]) -> T:
         """Run one provisioning step, abandoning it (and cancelling its activity) if `destroy` arrives."""

@@ -15,6 +15,10 @@ from temporalio.common import RetryPolicy
 CREATE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30), maximum_attempts=5
 )
+# Making the agent's firewall before its VM: a few tries on one placement (each looks up first), then fail over.
+FIREWALL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30), maximum_attempts=5
+)
 # Waiting for a VM to boot: each attempt already polls through a run of failed status calls.
 BOOT_WAIT_RETRY = RetryPolicy(maximum_attempts=3)
 # The health check: each attempt already probes until the deadline.
@@ -59,6 +63,7 @@ __all__ = [
     "BOOT_WAIT_RETRY",
     "CLEANUP_RETRY",
     "CREATE_RETRY",
+    "FIREWALL_RETRY",
     "FLEET_PROBE_RETRY",
     "HEALTH_WAIT_RETRY",
     "IDENTITY_RETRY",

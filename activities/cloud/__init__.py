@@ -4,7 +4,8 @@
 - `activities`: `CloudActivities` (create, wait running, delete, look up) with the bootstrap credential minted inside;
 - `local`, `hetzner`, `digitalocean`, `vultr`: the adapters; `providers`: building them from settings;
 - `budget`, `calls`: API budgets and call counting; `userdata`, `adapter_support`: what a VM boots with;
-- `catalog`: what each provider sells where and at which price (`Offer`, `Money`), cached per adapter.
+- `catalog`: what each provider sells where and at which price (`Offer`, `Money`), cached per adapter;
+- `firewalls`: each agent's provider firewall (`FirewallProvider`, `FirewallActivities`).
 
 This `__init__` imports nothing: each adapter pulls in its own SDK only when it is used.
 """
@@ -17,6 +18,7 @@ __all__ = [
     "calls",
     "catalog",
     "digitalocean",
+    "firewalls",
     "hetzner",
     "local",
     "providers",

@@ -21,8 +21,10 @@ from typing import TypeVar
 from activities.cloud.base import VM, CloudProvider
 from activities.cloud.calls import counting
 from activities.cloud.catalog import CatalogReads, Offer
-from activities.errors import ProviderRateLimited
+from activities.cloud.firewalls import FirewallProvider, ProviderFirewall
+from activities.errors import ProviderRateLimited, ProviderRejected
 from contracts.bootstrap import BootstrapConfig
+from contracts.firewall import FirewallRules
 from contracts.models import CreateVMRequest
 
 # Documented limits, in requests per second: Hetzner 3600/h per project; DigitalOcean 5000/h and 250/min (the hourly
@@ -176,3 +178,22 @@ class Budgeted(CatalogReads):
                 return self.inner.catalog()
             finally:
                 self._bucket.charge(calls.total)
+
+    # --- firewalls (activities/cloud/firewalls.py), passed on when the adapter has them
+
+    def _firewalls(self) -> FirewallProvider:
+        if not isinstance(self.inner, FirewallProvider):
+            raise ProviderRejected(f"provider {self.name!r} has no firewalls")
+        return self.inner
+
+    def ensure_firewall(self, agent_id: str, account_id: str, rules: FirewallRules) -> ProviderFirewall:
+        return self._spend(lambda: self._firewalls().ensure_firewall(agent_id, account_id, rules))
+
+    def find_firewalls(self, agent_id: str) -> list[ProviderFirewall]:
+        return self._spend(lambda: self._firewalls().find_firewalls(agent_id))
+
+    def delete_firewall(self, firewall_id: str) -> bool:
+        return self._spend(lambda: self._firewalls().delete_firewall(firewall_id))
+
+    def list_managed_firewalls(self) -> list[ProviderFirewall]:
+        return self._spend(lambda: self._firewalls().list_managed_firewalls())

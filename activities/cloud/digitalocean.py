@@ -38,6 +38,7 @@ from activities.cloud.adapter_support import (
 from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, VM, VMStatus, vm_name
 from activities.cloud.calls import ProviderCalls
 from activities.cloud.catalog import DEFAULT_CATALOG_TTL_S, CatalogCache, CatalogReads, Money, Offer
+from activities.cloud.firewalls import ProviderFirewall
 from activities.errors import (
     ProviderCapacityError,
     ProviderError,
@@ -46,6 +47,7 @@ from activities.errors import (
     ProviderUnavailable,
 )
 from contracts.bootstrap import BRIDGE_PORT, BootstrapConfig
+from contracts.firewall import FirewallRules, firewall_name
 from contracts.models import CreateVMRequest
 from contracts.regions import IMAGES, ProviderName, plan
 
@@ -107,6 +109,10 @@ class _Manager(_Observed, digitalocean.Manager):
 
 
 class _Droplet(_Observed, digitalocean.Droplet):
+    pass
+
+
+class _Firewall(_Observed, digitalocean.Firewall):
     pass
 
 
@@ -199,6 +205,68 @@ class DigitalOceanProvider(CatalogReads):
     def catalog(self) -> list[Offer]:
         """Every size in every region that sells it, with its monthly price (cached)."""
         return self._catalog.get(self._read_catalog)
+
+    # --- FirewallProvider (activities/cloud/firewalls.py) -----------------------------------------------------------
+    # Cloud Firewalls have no labels: the agent's is named like its Droplet and applies to the agent's tag, which the
+    # Droplet carries from its create on, so it is protected from its first packet with no attach call.
+
+    def ensure_firewall(self, agent_id: str, account_id: str, rules: FirewallRules) -> ProviderFirewall:
+        found = self.find_firewalls(agent_id)
+        if found:
+            return found[0]
+        name = firewall_name(agent_id)
+        firewall = _Firewall(
+            name=name,
+            tags=[_AGENT_TAG + agent_id],
+            inbound_rules=[
+                digitalocean.InboundRule(
+                    protocol=r.protocol, ports=r.port, sources=digitalocean.Sources(addresses=list(r.cidrs))
+                )
+                for r in rules.inbound
+            ],
+            outbound_rules=[
+                digitalocean.OutboundRule(
+                    protocol=r.protocol, ports=r.port, destinations=digitalocean.Destinations(addresses=list(r.cidrs))
+                )
+                for r in rules.outbound
+            ],
+            **self._sdk(),
+        )
+        try:
+            firewall.create()
+        except _SDK_ERRORS as exc:
+            raise self._error(exc, f"create firewall {name}") from exc
+        except (KeyError, IndexError, TypeError) as exc:
+            # It may exist: the retry's look-up finds it by name and tag.
+            raise ProviderUnavailable(f"digitalocean create firewall {name}: unexpected answer") from exc
+        return ProviderFirewall(self.name, str(firewall.id), agent_id)
+
+    def find_firewalls(self, agent_id: str) -> list[ProviderFirewall]:
+        return [f for f in self.list_managed_firewalls() if f.agent_id == agent_id]
+
+    def list_managed_firewalls(self) -> list[ProviderFirewall]:
+        """Ours: named `lobstack-<agent_id>` and applied to that agent's tag; any other firewall is left alone."""
+        try:
+            # DigitalOcean filters firewalls by nothing: every page is read (the SDK follows links.pages.next).
+            firewalls = _Manager(**self._sdk()).get_all_firewalls()
+        except _SDK_ERRORS as exc:
+            raise self._error(exc, "list firewalls") from exc
+        found: list[ProviderFirewall] = []
+        for firewall in firewalls:
+            tags = firewall.tags or []
+            agent_id = next((t.removeprefix(_AGENT_TAG) for t in tags if t.startswith(_AGENT_TAG)), "")
+            if agent_id and firewall.name == firewall_name(agent_id):
+                found.append(ProviderFirewall(self.name, str(firewall.id), agent_id))
+        return found
+
+    def delete_firewall(self, firewall_id: str) -> bool:
+        try:
+            _Firewall(id=firewall_id, **self._sdk()).destroy()
+        except digitalocean.NotFoundError:
+            return False
+        except _SDK_ERRORS as exc:
+            raise self._error(exc, f"delete firewall {firewall_id}") from exc
+        return True
 
     # --- helpers --------------------------------------------------------------------------------------------------
 

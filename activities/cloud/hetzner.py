@@ -22,6 +22,7 @@ from typing import Any
 
 import requests
 from hcloud import APIException, Client, HCloudException
+from hcloud.firewalls import BoundFirewall, Firewall, FirewallRule
 from hcloud.images import Image
 from hcloud.locations import Location
 from hcloud.server_types import ServerType
@@ -39,7 +40,9 @@ from activities.cloud.adapter_support import (
 from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, VM, VMStatus, vm_name
 from activities.cloud.calls import ProviderCalls
 from activities.cloud.catalog import DEFAULT_CATALOG_TTL_S, CatalogCache, CatalogReads, Money, Offer
+from activities.cloud.firewalls import ProviderFirewall
 from activities.errors import (
+    FirewallInUse,
     ProviderCapacityError,
     ProviderError,
     ProviderRateLimited,
@@ -48,6 +51,7 @@ from activities.errors import (
     VMNameTaken,
 )
 from contracts.bootstrap import BRIDGE_PORT, BootstrapConfig
+from contracts.firewall import FirewallRules, firewall_name
 from contracts.models import CreateVMRequest
 from contracts.regions import IMAGES, ProviderName, plan
 
@@ -187,6 +191,8 @@ class HetznerProvider(CatalogReads):
                 location=Location(name=location),
                 user_data=user_data,
                 labels={AGENT_LABEL: request.agent_id, ACCOUNT_LABEL: request.account_id},
+                # Applied at create: the VM never runs a moment without it.
+                firewalls=[Firewall(id=_firewall_id(request.firewall_id))] if request.firewall_id else None,
             )
         except (HCloudException, requests.RequestException) as exc:
             if isinstance(exc, APIException) and exc.code == "uniqueness_error":
@@ -198,6 +204,64 @@ class HetznerProvider(CatalogReads):
     def catalog(self) -> list[Offer]:
         """Every server type in every location that sells it, with its monthly price before VAT (cached)."""
         return self._catalog.get(self._read_catalog)
+
+    # --- FirewallProvider (activities/cloud/firewalls.py) -----------------------------------------------------------
+
+    def ensure_firewall(self, agent_id: str, account_id: str, rules: FirewallRules) -> ProviderFirewall:
+        # Create first, look up only when refused: names are unique per project, so one call in the usual case.
+        name = firewall_name(agent_id)
+        labels = {AGENT_LABEL: agent_id, ACCOUNT_LABEL: account_id}
+        try:
+            response = self._client.firewalls.create(
+                name=name,
+                rules=[_rule(rule.direction, rule.protocol, rule.port, list(rule.cidrs)) for rule in rules.rules],
+                labels=labels,  # type: ignore[arg-type]  # hcloud 2.27 annotates it as str, sends the dict
+            )
+        except (HCloudException, requests.RequestException) as exc:
+            if isinstance(exc, APIException) and exc.code == "uniqueness_error":
+                # An earlier attempt (or an earlier VM of the agent) made it: that one is ours, labelled so.
+                made = self.find_firewalls(agent_id)
+                if made:
+                    return made[0]
+            raise self._error(exc, f"create firewall {name}") from exc
+        return self._firewall(response.firewall)
+
+    def find_firewalls(self, agent_id: str) -> list[ProviderFirewall]:
+        return self._list_firewalls(f"{AGENT_LABEL}={agent_id}")
+
+    def list_managed_firewalls(self) -> list[ProviderFirewall]:
+        return self._list_firewalls(AGENT_LABEL)
+
+    def delete_firewall(self, firewall_id: str) -> bool:
+        fw_id = _firewall_id(firewall_id)
+        try:
+            self._client.firewalls.delete(Firewall(id=fw_id))
+        except (HCloudException, requests.RequestException) as exc:
+            if _not_found(exc):
+                return False
+            if isinstance(exc, APIException) and exc.code == "resource_in_use":
+                raise FirewallInUse(
+                    f"hetzner delete firewall {fw_id}: still applied to a server (resource_in_use)"
+                ) from exc
+            raise self._error(exc, f"delete firewall {fw_id}") from exc
+        return True
+
+    def _list_firewalls(self, selector: str) -> list[ProviderFirewall]:
+        found: list[ProviderFirewall] = []
+        page: int | None = 1
+        try:
+            while page:
+                result = self._client.firewalls.get_list(label_selector=selector, page=page, per_page=self.page_size)
+                found.extend(self._firewall(firewall) for firewall in result.firewalls)
+                meta = result.meta
+                page = meta.pagination.next_page if meta and meta.pagination else None
+        except (HCloudException, requests.RequestException) as exc:
+            raise self._error(exc, f"list firewalls ({selector}, page {page})") from exc
+        return found
+
+    def _firewall(self, firewall: BoundFirewall) -> ProviderFirewall:
+        labels = firewall.labels or {}
+        return ProviderFirewall(self.name, str(firewall.id), labels.get(AGENT_LABEL, ""))
 
     # --- helpers --------------------------------------------------------------------------------------------------
 
@@ -305,6 +369,19 @@ def _net(price: object) -> Decimal | None:
 
 def _server_id(vm_id: str) -> int:
     return numeric_id(vm_id, "a Hetzner server id")
+
+
+def _firewall_id(firewall_id: str) -> int:
+    return numeric_id(firewall_id, "a Hetzner firewall id")
+
+
+def _rule(direction: str, protocol: str, port: str, cidrs: list[str]) -> FirewallRule:
+    """Hetzner's rule: `source_ips` for inbound, `destination_ips` for outbound."""
+    if direction == "in":
+        return FirewallRule(direction="in", protocol=protocol, source_ips=cidrs, port=port, description="lobstack")
+    return FirewallRule(
+        direction="out", protocol=protocol, source_ips=[], destination_ips=cidrs, port=port, description="lobstack"
+    )
 
 
 def _not_found(exc: Exception) -> bool:

@@ -9,6 +9,7 @@ requests that then time out are counted too.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -20,6 +21,7 @@ from activities.cloud.adapter_support import first_location, pick, short, vm_use
 from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, VM, VMStatus, vm_name
 from activities.cloud.calls import ProviderCalls
 from activities.cloud.catalog import DEFAULT_CATALOG_TTL_S, CatalogCache, CatalogReads, Money, Offer
+from activities.cloud.firewalls import ProviderFirewall
 from activities.errors import (
     ProviderCapacityError,
     ProviderError,
@@ -28,6 +30,7 @@ from activities.errors import (
     ProviderUnavailable,
 )
 from contracts.bootstrap import BRIDGE_PORT, BootstrapConfig
+from contracts.firewall import FirewallRules, firewall_description
 from contracts.models import CreateVMRequest
 from contracts.regions import IMAGES, ProviderName, plan
 
@@ -114,6 +117,9 @@ class VultrProvider(CatalogReads):
             "user_data": base64.b64encode(user_data.encode()).decode(),
             "backups": "disabled",
         }
+        if request.firewall_id:
+            # Attached at create: the instance never runs a moment without it.
+            body["firewall_group_id"] = request.firewall_id
         response = self._request("POST", "instances", f"create instance {name} in {location}", json=body)
         instance = _json(response).get("instance")
         if not isinstance(instance, dict) or not instance.get("id"):
@@ -124,6 +130,86 @@ class VultrProvider(CatalogReads):
     def catalog(self) -> list[Offer]:
         """Every plan in every region that sells it, with its monthly cost (cached)."""
         return self._catalog.get(self._read_catalog)
+
+    # --- FirewallProvider (activities/cloud/firewalls.py) -----------------------------------------------------------
+    # A firewall group has only a description (`lobstack-agent=<id>`) and filters inbound traffic only: its rules
+    # admit the orchestrator and the gateway to the bridge port, and nothing else comes in. Outbound rules have no
+    # place in a Vultr group (README "Firewalls").
+
+    def ensure_firewall(self, agent_id: str, account_id: str, rules: FirewallRules) -> ProviderFirewall:
+        found = self.find_firewalls(agent_id)
+        fresh = not found
+        if found:
+            group = found[0]
+        else:
+            description = firewall_description(agent_id)
+            response = self._request(
+                "POST", "firewalls", f"create firewall group {description}", json={"description": description}
+            )
+            group_id = str((_json(response).get("firewall_group") or {}).get("id") or "")
+            if not group_id:
+                raise ProviderUnavailable(f"vultr create firewall group {description}: answer without an id")
+            group = ProviderFirewall(self.name, group_id, agent_id)
+        # Rules are added one by one: an attempt cut short is completed by the next one, never duplicated. A group
+        # made just now has none to read.
+        path = f"firewalls/{quote(group.firewall_id, safe='')}/rules"
+        present = set() if fresh else self._rule_keys(path, group.firewall_id)
+        for rule in rules.inbound:
+            for cidr in rule.cidrs:
+                network = ipaddress.ip_network(cidr)
+                key = (rule.protocol, str(network.network_address), network.prefixlen, rule.port)
+                if key in present:
+                    continue
+                body = {
+                    "ip_type": f"v{network.version}",
+                    "protocol": rule.protocol,
+                    "subnet": str(network.network_address),
+                    "subnet_size": network.prefixlen,
+                    "port": rule.port,
+                    "notes": "lobstack",
+                }
+                try:
+                    self._request("POST", path, f"add a rule to firewall group {group.firewall_id}", json=body)
+                except ProviderRejected:
+                    # A refused rule will be refused again: the group goes, so "rejected" still means "made nothing".
+                    self.delete_firewall(group.firewall_id)
+                    raise
+        return group
+
+    def _rule_keys(self, path: str, group_id: str) -> set[tuple[str, str, int, str]]:
+        data = _json(self._request("GET", path, f"list rules of firewall group {group_id}"))
+        return {
+            (str(r.get("protocol")), str(r.get("subnet")), int(r.get("subnet_size") or 0), str(r.get("port") or ""))
+            for r in data.get("firewall_rules") or []
+            if isinstance(r, dict)
+        }
+
+    def find_firewalls(self, agent_id: str) -> list[ProviderFirewall]:
+        return [f for f in self.list_managed_firewalls() if f.agent_id == agent_id]
+
+    def list_managed_firewalls(self) -> list[ProviderFirewall]:
+        found: list[ProviderFirewall] = []
+        params: dict[str, Any] = {"per_page": self.page_size}
+        prefix = firewall_description("")
+        while True:
+            data = _json(self._request("GET", "firewalls", "list firewall groups", params=params))
+            for group in data.get("firewall_groups") or []:
+                description = str(group.get("description") or "") if isinstance(group, dict) else ""
+                if description.startswith(prefix) and description != prefix:
+                    found.append(
+                        ProviderFirewall(self.name, str(group.get("id", "")), description.removeprefix(prefix))
+                    )
+            cursor = ((data.get("meta") or {}).get("links") or {}).get("next") or ""
+            if not cursor:
+                return found
+            params = {**params, "cursor": cursor}
+
+    def delete_firewall(self, firewall_id: str) -> bool:
+        if not firewall_id:
+            raise ProviderRejected("firewall_id: empty Vultr firewall group id")
+        path = "firewalls/" + quote(firewall_id, safe="")
+        response = self._request("DELETE", path, f"delete firewall group {firewall_id}", missing_ok=True)
+        return response.status_code != 404
 
     # --- helpers --------------------------------------------------------------------------------------------------
 

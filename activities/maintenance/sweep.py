@@ -16,12 +16,15 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.approvals import cancel_approvals, open_approvals
 from activities.cloud.base import CloudProvider
+from activities.cloud.firewalls import FirewallProvider
+from activities.errors import FirewallInUse
 from activities.registry import _translate_errors as registry_errors
 from activities.secrets.agent_vault import AgentVault
 from contracts.identifiers import agent_of, is_agent_id, workflow_id
 from contracts.maintenance_models import (
     SWEEP_ACTOR,
     Orphan,
+    OrphanFirewall,
     OrphanReport,
     OrphanVM,
     RemoveOrphans,
@@ -56,10 +59,11 @@ class SweepActivities:
     @activity.defn
     async def find_orphans(self, request: SweepInput) -> OrphanReport:
         vms, in_vault, data = await asyncio.to_thread(self._resources)
+        firewalls = await asyncio.to_thread(self._firewalls)
         approvals = await open_approvals(self.temporal)
         # Only now the lifecycles: see the module docstring.
         live = await self._live_agents()
-        named = set(vms) | in_vault | set(data) | set(approvals)
+        named = set(vms) | in_vault | set(data) | set(approvals) | set(firewalls)
         orphan_ids = sorted(named - live)
         report = OrphanReport(
             agents_seen=len(named), live=len(named & live), truncated=len(orphan_ids) > request.max_agents
@@ -72,6 +76,7 @@ class SweepActivities:
                     in_vault=agent_id in in_vault,
                     data_items=data.get(agent_id, 0),
                     approvals=approvals.get(agent_id, []),
+                    firewalls=firewalls.get(agent_id, []),
                 )
             )
         activity.logger.info(
@@ -92,6 +97,17 @@ class SweepActivities:
         with registry_errors("agent_data_counts"):
             data = self.registry.agent_data_counts()
         return vms, in_vault, data
+
+    def _firewalls(self) -> dict[str, list[OrphanFirewall]]:
+        found: dict[str, list[OrphanFirewall]] = {}
+        for name, provider in self.providers.items():
+            if not isinstance(provider, FirewallProvider):
+                continue  # the local provider has none
+            for firewall in provider.list_managed_firewalls():
+                # One whose label, tag or description is not a valid agent id was not made by us.
+                if is_agent_id(firewall.agent_id):
+                    found.setdefault(firewall.agent_id, []).append(OrphanFirewall(name, firewall.firewall_id))
+        return found
 
     async def _live_agents(self) -> set[str]:
         live: set[str] = set()
@@ -137,6 +153,18 @@ class SweepActivities:
             if provider is None:
                 continue
             counts.vms += 1 if request.dry_run else int(provider.delete(vm.vm_id))
+        for firewall in orphan.firewalls:
+            holder = self.providers.get(firewall.provider)
+            if not isinstance(holder, FirewallProvider):
+                continue
+            if request.dry_run:
+                counts.firewalls += 1
+                continue
+            try:
+                counts.firewalls += int(holder.delete_firewall(firewall.firewall_id))
+            except FirewallInUse:
+                # Its VM, deleted just above, is still going: the next sweep deletes the firewall.
+                activity.logger.info("sweep: firewall %s of agent %s still in use", firewall.firewall_id, agent_id)
         if orphan.in_vault:
             found = self.vault.residue(agent_id) if request.dry_run else self.vault.destroy(agent_id)
             _add_residue(counts, found)
@@ -171,6 +199,7 @@ class SweepActivities:
                     reason="no running lifecycle owned these resources",
                     details={
                         "vms": str(counts.vms),
+                        "firewalls": str(counts.firewalls),
                         "secrets": str(counts.secrets),
                         "policies": str(counts.policies),
                         "roles": str(counts.roles),
@@ -194,7 +223,7 @@ def _add_residue(counts: SweepCounts, found: Residue) -> None:
 
 def _describe(c: SweepCounts) -> str:
     return (
-        f"vms={c.vms} secrets={c.secrets} policies={c.policies} roles={c.roles} keys={c.keys} "
+        f"vms={c.vms} firewalls={c.firewalls} secrets={c.secrets} policies={c.policies} roles={c.roles} keys={c.keys} "
         f"tokens={c.tokens} data={c.data} approvals={c.approvals}"
     )
 

@@ -79,7 +79,8 @@ def test_count_leftovers_sees_each_kind(vault: AgentVault, tmp_path: Path) -> No
     clean = count_leftovers({"vms": [], "created": {}}, vault, registry, ["a1", "a2"])
     assert clean.total == 0
     assert final_line(2, 2, clean) == (
-        "chaos: 2 lifecycles, 2 terminal, orphans: VMs 0 secrets 0 policies 0 roles 0 keys 0 tokens 0, duplicates 0"
+        "chaos: 2 lifecycles, 2 terminal, orphans: VMs 0 firewalls 0 secrets 0 policies 0 roles 0 keys 0 tokens 0, "
+        "duplicates 0"
     )
 
     vault.mint("a1", account_id="acct")  # its secret, policy, role and key stay behind
@@ -87,12 +88,14 @@ def test_count_leftovers_sees_each_kind(vault: AgentVault, tmp_path: Path) -> No
     _vm_created(registry, "a2", "wf/run2/3")  # a second VM recorded for one agent
     sim_state = {
         "vms": [{"name": "lobstack-a1"}, {"name": "lobstack-stranger"}],
+        "firewalls": [{"name": "lobstack-a1", "description": ""}, {"name": "", "description": "lobstack-agent=a2"}],
         "created": {"hetzner": {"lobstack-a1": 1, "lobstack-a2": 2}, "vultr": {"lobstack-a2": 1}},
     }
     left = count_leftovers(sim_state, vault, registry, ["a1", "a2"])
     registry.close()
     r = left.residue
-    assert (r.vms, r.secrets, r.policies, r.roles, r.keys) == (2, 1, 1, 1, 1)
+    assert (r.vms, r.firewalls, r.secrets, r.policies, r.roles, r.keys) == (2, 2, 1, 1, 1, 1)
+    assert left.who["firewalls"] == ["a1", "a2"]
     assert (left.duplicate_vms, left.duplicate_audit, left.duplicates) == (2, 1, 3)  # a2: 3 creates, 2 too many
     assert left.who["vms"] == ["a1"] and left.who["duplicate_audit"] == ["a2"]
     assert left.who["duplicate_vms"] == ["a2"]

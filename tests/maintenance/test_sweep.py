@@ -7,9 +7,11 @@ from typing import Any
 import pytest
 
 from activities.cloud.base import vm_name
+from activities.cloud.firewalls import FirewallProvider
 from activities.cloud.local import pid_alive
 from activities.secrets.agent_data import AgentDataStore
 from cloudsim.testing import RunningSim
+from contracts.firewall import firewall_description, rules_from_env
 from contracts.identifiers import workflow_id
 from contracts.maintenance_models import SweepInput, SweepResult
 from contracts.models import AgentState, Residue
@@ -24,6 +26,10 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 def sim_vms(sim: RunningSim, agent_id: str) -> list[dict[str, Any]]:
     return [vm for vm in sim.state()["vms"] if vm["name"] == vm_name(agent_id)]
+
+
+def sim_firewalls(sim: RunningSim, agent_id: str) -> list[dict[str, Any]]:
+    return [f for f in sim.state()["firewalls"] if f["description"] == firewall_description(agent_id)]
 
 
 async def test_sweep_removes_what_a_terminated_lifecycle_left_and_nothing_else(stack: Stack, sim: RunningSim) -> None:
@@ -44,12 +50,20 @@ async def test_sweep_removes_what_a_terminated_lifecycle_left_and_nothing_else(s
         for agent_id in (dead, dead_cloud):
             await stack.temporal.get_workflow_handle(workflow_id(agent_id)).terminate(reason="test: no cleanup")
         assert stack.vault.residue(dead).total > 0 and stack.vms_of(dead) == 1 and len(sim_vms(sim, dead_cloud)) == 1
+        assert len(sim_firewalls(sim, dead_cloud)) == 1
+        # A firewall alone, of an agent nothing else names (its lifecycle lost before the VM was made).
+        vultr = providers["vultr"]
+        assert isinstance(vultr, FirewallProvider)
+        lonely = "lonely-" + dead_cloud[-8:]
+        vultr.ensure_firewall(lonely, "acme", rules_from_env({}))
 
         # Dry run: reports both orphans, changes nothing.
         report: SweepResult = await run_now(stack, OrphanSweepWorkflow.run, SweepInput(dry_run=True), "sweep")
         assert report.dry_run and {dead, dead_cloud} <= set(report.found.agent_ids)
         assert alive not in report.found.agent_ids
         assert report.found.vms >= 2 and report.found.policies >= 2 and report.found.data >= 2
+        assert lonely in report.found.agent_ids and report.found.firewalls >= 2
+        assert len(sim_firewalls(sim, dead_cloud)) == 1 and len(sim_firewalls(sim, lonely)) == 1
         assert report.found.tokens >= 2, "each orphan's VM logged in; its token counts as residue"
         assert stack.vms_of(dead) == 1 and len(sim_vms(sim, dead_cloud)) == 1
         assert stack.vault.residue(dead).total > 0 and len(stack.registry.agent_data_of(dead)) == 1
@@ -66,6 +80,9 @@ async def test_sweep_removes_what_a_terminated_lifecycle_left_and_nothing_else(s
             assert record is not None and record.state == AgentState.DESTROYED
         assert stack.vms_of(dead) == 0 and dead_pid is not None and not pid_alive(dead_pid)
         assert sim_vms(sim, dead_cloud) == []
+        assert sim_firewalls(sim, dead_cloud) == [] and sim_firewalls(sim, lonely) == []
+        [event] = [e for e in stack.registry.events(agent_id=dead_cloud) if e.action == "orphan.swept"]
+        assert event.details["firewalls"] == "1"
 
         # The running lifecycle's agent is untouched.
         status = await stack.client.status(alive)

@@ -10,6 +10,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.cloud.base import CloudProvider, vm_name
 from cloudsim.testing import RunningSim
+from contracts.firewall import firewall_description
 from contracts.models import AgentState, Residue
 from contracts.regions import CLOUD_PROVIDERS
 from contracts.spec import SpecError
@@ -34,9 +35,16 @@ def sim_vms(sim: RunningSim, agent_id: str) -> list[dict[str, Any]]:
     return [vm for vm in sim.state()["vms"] if vm["name"] == vm_name(agent_id)]
 
 
+def sim_firewalls(sim: RunningSim, agent_id: str) -> list[dict[str, Any]]:
+    """The agent's firewalls as cloudsim holds them: by name (Hetzner, DigitalOcean) or description (Vultr)."""
+    ours = {vm_name(agent_id), firewall_description(agent_id)}
+    return [f for f in sim.state()["firewalls"] if f["name"] in ours or f["description"] in ours]
+
+
 def assert_clean(stack: Stack, sim: RunningSim, agent_id: str) -> None:
     assert stack.vault.residue(agent_id) == Residue()
     assert sim_vms(sim, agent_id) == []
+    assert sim_firewalls(sim, agent_id) == []
 
 
 @pytest.mark.parametrize("provider", CLOUD_PROVIDERS)
@@ -50,6 +58,8 @@ async def test_full_lifecycle(stack: Stack, sim: RunningSim, provider: str) -> N
         assert running.address == f"http://{vm['ip']}:8787" and running.health == "healthy"
         assert running.location == {"hetzner": "sin", "digitalocean": "sgp1", "vultr": "sgp"}[provider]
         assert vm["bridge_pid"], "the simulated VM runs the real bridge"
+        [firewall] = sim_firewalls(sim, agent_id)
+        assert firewall["provider"] == provider
         await stack.client.destroy(agent_id)
         result = await stack.client.result(agent_id)
     assert result.state == AgentState.DESTROYED

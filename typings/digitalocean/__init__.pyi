@@ -48,7 +48,43 @@ class Size(BaseAPI):
     regions: list[str]
     available: bool | None
 
+class _Targets:
+    addresses: list[str]
+    droplet_ids: list[int]
+    load_balancer_uids: list[str]
+    tags: list[str]
+    def __init__(self, **kwargs: Any) -> None: ...
+
+class Sources(_Targets): ...
+class Destinations(_Targets): ...
+
+class InboundRule:
+    protocol: str
+    ports: str
+    sources: Sources
+    def __init__(self, protocol: str = ..., ports: str = ..., sources: Any = ...) -> None: ...
+
+class OutboundRule:
+    protocol: str
+    ports: str
+    destinations: Destinations
+    def __init__(self, protocol: str = ..., ports: str = ..., destinations: Any = ...) -> None: ...
+
+class Firewall(BaseAPI):
+    # None until the API answered (create or load).
+    id: str | None
+    name: str | None
+    status: str | None
+    droplet_ids: list[int] | None
+    tags: list[str] | None
+    inbound_rules: list[InboundRule]
+    outbound_rules: list[OutboundRule]
+    def load(self) -> Firewall: ...
+    def create(self, *args: Any, **kwargs: Any) -> Firewall: ...
+    def destroy(self) -> Any: ...
+
 class Manager(BaseAPI):
+    def get_all_firewalls(self) -> list[Firewall]: ...
     def get_account(self) -> Account: ...
     def get_all_sizes(self) -> list[Size]: ...
     def get_all_droplets(self, params: dict[str, Any] | None = ..., tag_name: str | None = ...) -> list[Droplet]: ...
