@@ -48,6 +48,8 @@ class LobstackError(Exception):
     retryable: ClassVar[bool] = False
     fails_over: ClassVar[bool] = False
     created_nothing: ClassVar[bool] = False
+    # The account's limits refuse the agent: its lifecycle ends `rejected` with nothing made.
+    refuses_agent: ClassVar[bool] = False
 
     def to_application_error(self) -> ApplicationError:
         return ApplicationError(str(self), type=type(self).__name__, non_retryable=not self.retryable)
@@ -180,6 +182,8 @@ class WebhookRejected(WebhookError):
 
 class AdmissionRefused(LobstackError):
     """The account's quotas or lifetime limits refuse the agent; nothing was created (store.account_limits)."""
+
+    refuses_agent = True
 
 
 def error_class(type_name: str) -> type[LobstackError] | None:

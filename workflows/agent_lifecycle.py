@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.approver_policy import ApproverPolicyActivities
     from activities.cloud.activities import CloudActivities
     from activities.cloud.firewalls import FirewallActivities
-    from activities.errors import error_class
+    from activities.errors import AdmissionRefused, error_class
     from activities.health import HealthActivities
     from activities.internal_messages import InternalMessageActivities
     from activities.limits import LimitsActivities
@@ -243,7 +243,8 @@ class AgentLifecycleWorkflow:
                 retry_policy=REGISTRY_RETRY,
             )
         except ActivityError as err:
-            if _failure_type(err) != "AdmissionRefused":
+            refusal = error_class(_failure_type(err))
+            if refusal is None or not refusal.refuses_agent:
                 raise
             cause = err.cause
             why = self._agent.last_error = cause.message if isinstance(cause, ApplicationError) else str(cause)
@@ -1227,7 +1228,7 @@ class AgentLifecycleWorkflow:
     async def admission(self, *args: Any) -> AgentStatus:
         await workflow.wait_condition(lambda: self._admission is not None)
         if self._admission:
-            raise ApplicationError(self._admission, type="AdmissionRefused", non_retryable=True)
+            raise AdmissionRefused(self._admission).to_application_error()
         return self.status()
 
     @admission.validator
