@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from activities.cloud.base import CloudProvider
+from activities.cloud.firewalls import FirewallProvider
 from activities.cloud.vultr import DEFAULT_RETRY_AFTER_S
 from activities.errors import (
     ProviderCapacityError,
@@ -35,6 +36,7 @@ from activities.errors import (
 from cloudsim.app import build_app, make_sim
 from cloudsim.ratelimit import DEFAULT_LIMITS
 from cloudsim.testing import RunningSim, start_cloudsim
+from contracts.firewall import rules_from_env
 from tests.activities.cloud.conftest import bootstrap, direct_adapter, new_agent_id, poll, vm_request
 from tests.cloud_contract.openapi import Document, Exchange, Finding
 
@@ -214,6 +216,50 @@ def test_lifecycle_through_the_adapter(sim: RunningSim, name: str) -> None:
     recorded = record_file(sim).read_text()
     assert sim.tokens[name] not in recorded
     assert bootstrap(agent).wrapped_secret_id not in recorded
+
+
+FIREWALL_OPS = {
+    "hetzner": {"POST /firewalls", "GET /firewalls", "DELETE /firewalls/{id}"},
+    "digitalocean": {"POST /v2/firewalls", "GET /v2/firewalls", "DELETE /v2/firewalls/{firewall_id}"},
+    "vultr": {
+        "POST /firewalls",
+        "GET /firewalls",
+        "POST /firewalls/{firewall-group-id}/rules",
+        "DELETE /firewalls/{firewall-group-id}",
+    },
+}
+
+
+def test_firewall_through_the_adapter(sim: RunningSim, name: str) -> None:
+    """The agent's firewall made (twice: the second finds the first), attached at the VM's create, listed and
+    deleted: every request and answer as the documents say."""
+    traffic = Traffic(sim, name)
+    provider = direct_adapter(name, sim)
+    assert isinstance(provider, FirewallProvider)
+    agent, rules = new_agent_id(), rules_from_env({"LOBSTACK_FIREWALL_AI_API_CIDRS": "203.0.113.0/24"})
+    made = provider.ensure_firewall(agent, "acct-7", rules)
+    assert provider.ensure_firewall(agent, "acct-7", rules).firewall_id == made.firewall_id
+    assert [f.firewall_id for f in provider.find_firewalls(agent)] == [made.firewall_id]
+    assert made.firewall_id in {f.firewall_id for f in provider.list_managed_firewalls()}
+    request = replace(vm_request(name, agent), firewall_id=made.firewall_id)
+    vm = provider.create(request, bootstrap(agent))
+    assert provider.delete(vm.vm_id) is True
+    poll(lambda: provider.get(vm.vm_id), lambda v: v is None, what="VM gone")
+    assert provider.delete_firewall(made.firewall_id) is True
+    assert provider.delete_firewall(made.firewall_id) is False  # 404: gone already
+
+    seen = traffic.exchanges()
+    assert FIREWALL_OPS[name] <= operations(seen), operations(seen)
+    assert_documented(seen)
+
+
+def test_catalog_through_the_adapter(sim: RunningSim, name: str) -> None:
+    traffic = Traffic(sim, name)
+    offers = direct_adapter(name, sim).catalog()
+    assert offers and all(offer.monthly.amount > 0 for offer in offers)
+    seen = traffic.exchanges()
+    assert seen, "the catalog is read over the API"
+    assert_documented(seen)
 
 
 def test_pagination_through_the_adapter(sim: RunningSim, name: str) -> None:

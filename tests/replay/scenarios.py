@@ -403,3 +403,15 @@ async def _idle_destroyed(s: Stacks) -> Execution:
         agent_id = await stack.client.create_agent(stack.spec(idle_timeout_s=60, max_lifetime_s=7200))
         await stack.client.result(agent_id)
     return Execution(stack, workflow_id(agent_id))
+
+
+@scenario("lifecycle_cloud_firewall")
+async def _cloud_firewall(s: Stacks) -> Execution:
+    """An agent on a cloud with its own firewall (patch agent-firewall), admitted within the account's limits: the
+    firewall made before the VM, attached at create, deleted and verified gone after the VM."""
+    stack = s.stack
+    async with stack.workers(providers=s.clouds()):
+        agent_id = await stack.client.create_agent(stack.spec(provider="hetzner", region="eu-north"))
+        await stack.client.wait_for(agent_id, {AgentState.RUNNING}, timeout_s=120)
+        await _destroyed(stack, agent_id)
+    return Execution(stack, workflow_id(agent_id))
