@@ -10,7 +10,7 @@ from temporalio import activity
 
 from activities.cloud.base import CloudProvider
 from activities.cloud.catalog import plan_name
-from activities.errors import AdmissionRefused, PlanNotOffered
+from activities.errors import AdmissionRefused, LobstackError, PlanNotOffered
 from activities.registry import _translate_errors
 from contracts.limits import AccountLimits, Admission, Admitted, LimitsChange
 from contracts.regions import placements
@@ -31,22 +31,33 @@ class LimitsActivities:
         self.registry = registry
         self.providers = dict(providers or {})
 
-    def priced(self, admission: Admission) -> Admission:
+    def priced(self, admission: Admission, *, capped: bool = True) -> Admission:
         """The admission with its VM's monthly list price per currency, from the providers' catalogs (cached): the
-        most any candidate placement costs, as the agent may land on any. A placement whose location does not sell
-        the size costs nothing here (its create fails as PlanNotOffered); an unreadable catalog is retried."""
+        most any candidate placement costs, as the agent may land on any.
+
+        A placement that cannot be priced costs nothing here: its location does not sell the size (the create there
+        fails as PlanNotOffered), or the provider refuses us (a bad token: the create fails the same way, saying so).
+        A catalog that cannot be read right now (5xx, 429, timeout) is retried when the account caps its spend
+        (`capped`), so a passing outage cannot slip an agent past a cap; without a cap it costs nothing here."""
         cents: dict[str, int] = {}
         provider = admission.provider
         candidates = (
             [] if provider == "local" else placements(provider, admission.region, exact_only=admission.strict_region)
         )
+        unreadable: set[str] = set()
         for place in candidates:
             cloud = self.providers.get(place.provider)
-            if cloud is None:
+            if cloud is None or place.provider in unreadable:
                 continue
             try:
                 price = cloud.monthly_price(place.code, plan_name(place.provider, admission.size))
             except PlanNotOffered:
+                continue
+            except LobstackError as err:
+                if err.retryable and capped:
+                    raise
+                activity.logger.warning("agent %s not priced on %s: %s", admission.agent_id, place.provider, err)
+                unreadable.add(place.provider)  # its other locations are in the same catalog
                 continue
             amount = math.ceil(price.amount * 100)
             cents[price.currency] = max(cents.get(price.currency, 0), amount)
@@ -58,7 +69,9 @@ class LimitsActivities:
         try:
             with _translate_errors("admit_agent"):
                 try:
-                    return self.limits.admit(self.registry, self.priced(admission))
+                    limits = self.limits.get(admission.account_id)
+                    capped = bool(limits.max_monthly_usd or limits.max_monthly_eur)
+                    return self.limits.admit(self.registry, self.priced(admission, capped=capped))
                 except SpecError as err:  # a lifetime above the account's maximum: the agent's fault, not the store's
                     raise AdmissionRefused(str(err)) from None
         except OverQuota as err:

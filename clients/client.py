@@ -26,12 +26,13 @@ from temporalio.client import (
 )
 from temporalio.common import SearchAttributeKey, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.converter import DataConverter
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from contracts import approval_search
 from contracts.approver_policy import AccountApprovalPolicy, ApproverChange, validate_change
 from contracts.errors import (
+    ADMISSION_REFUSED,
     AgentEnded,
     AgentExists,
     AgentNotFound,
@@ -226,17 +227,24 @@ class LobstackClient:
     async def _admitted(self, agent_id: str, handle: WorkflowHandle[Any, LifecycleResult]) -> None:
         """Wait for admission, the lifecycle's first step: the account's quotas checked and the agent registered.
 
-        A refused agent ends at once with nothing created; the caller hears the quota and the usage."""
+        A refused agent ends at once with nothing created, and the caller hears the quota and the usage. A lifecycle
+        that fails for another reason is the caller's to learn from `status` or `result`, as after any start."""
         try:
             await handle.execute_update(ADMISSION_UPDATE, result_type=AgentStatus)
             return
         except WorkflowUpdateFailedError as err:
-            raise AgentRefused(agent_id, _refusal(err)) from None
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type == ADMISSION_REFUSED:
+                raise AgentRefused(agent_id, cause.message) from None
+            return
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND or _namespace_missing(err):
                 raise
-        # It ended before the update reached it: only a refusal ends a run that soon.
-        result = await handle.result()
+        # It ended before the update reached it: a refusal ends a run that soon, or a failure.
+        try:
+            result = await handle.result()
+        except WorkflowFailureError:
+            return
         if result.state == AgentState.REJECTED:
             raise AgentRefused(agent_id, result.reason)
 

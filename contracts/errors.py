@@ -32,6 +32,10 @@ class AgentExists(LobstackClientError):
         self.agent_id = agent_id
 
 
+# The failure type a lifecycle's `admission` update refuses with: activities.errors.AdmissionRefused's name.
+ADMISSION_REFUSED = "AdmissionRefused"
+
+
 class AgentRefused(LobstackClientError):
     """The account's quotas or lifetime limits refused the agent at admission; nothing was created."""
 
@@ -83,6 +87,7 @@ class ApprovalClosed(ApprovalNotFound):
 
 
 __all__ = [
+    "ADMISSION_REFUSED",
     "AgentEnded",
     "AgentExists",
     "AgentNotFound",

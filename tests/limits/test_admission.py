@@ -12,7 +12,9 @@ import uuid
 
 import pytest
 
+from activities.errors import AdmissionRefused
 from clients.client import AgentRefused
+from contracts.errors import ADMISSION_REFUSED
 from contracts.limits import Admission, LimitsChange
 from contracts.models import AgentState, Residue
 from contracts.spec import SpecError
@@ -26,6 +28,10 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 def _admission(agent_id: str, size: str = "small", provider: str = "local") -> Admission:
     return Admission(agent_id, "acme", "n", provider, "eu-central", size, event_key=f"{agent_id}/admission")
+
+
+def test_the_client_knows_the_refusal_by_the_error_class_name() -> None:
+    assert AdmissionRefused.__name__ == ADMISSION_REFUSED and AdmissionRefused.refuses_agent
 
 
 async def test_eight_creates_at_once_get_exactly_the_three_places(database_url: str) -> None:

@@ -156,6 +156,8 @@ async def test_bad_token_fails_clearly_and_cleans_up_secrets(stack: Stack, sim: 
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "AgentFailed"
     assert status.state == AgentState.FAILED and "401" in status.last_error and bad not in status.last_error
-    # Not retryable: the refused look-up is the only call; nothing was created, so cleanup had nothing to delete.
-    assert sum(sim.state()["calls"].get(provider, {}).values()) - calls_before == 1
+    # Not retryable: each refused call is made once (the catalog read pricing the agent at admission, then the first
+    # call making its firewall), nothing was created, so cleanup had nothing to delete.
+    assert sum(sim.state()["calls"].get(provider, {}).values()) - calls_before == 2
+    assert {key: n for key, n in sim.state()["calls"].get(provider, {}).items() if n} == {"catalog": 1, "firewall": 1}
     assert_clean(stack, sim, agent_id)
