@@ -102,6 +102,11 @@ async def _demo(home: Path, provider: str) -> int:
     if result.state != AgentState.DESTROYED or residue.total:
         print(f"demo FAILED: agent {agent_id} ended {result.state.value}; left behind: {left}", file=sys.stderr)
         return 1
-    calls = f"; api calls: {result.api_calls} (firewall: {result.firewall_calls})" if provider != "local" else ""
-    print(f"demo ok: agent {agent_id} destroyed; left behind: {left}{calls}")
+    # The leftover count ends the line, so what was left is the last thing read.
+    calls = (
+        f" after {result.api_calls} API calls (+{result.firewall_calls} for its firewall)"
+        if provider != "local"
+        else ""
+    )
+    print(f"demo ok: agent {agent_id} destroyed{calls}; left behind: {left}")
     return 0
