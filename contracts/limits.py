@@ -29,6 +29,7 @@ __all__ = [
     "LIFETIME_MAX_S",
     "LIFETIME_MIN_S",
     "LIMITS_ACTIONS",
+    "LIMIT_FIELDS",
     "AccountLimits",
     "Admission",
     "Admitted",
@@ -52,9 +53,8 @@ LIMITS_ACTIONS: tuple[LimitsAction, ...] = get_args(LimitsAction)
 MAX_AGENTS_CEILING = 1_000_000
 MAX_VCPUS_CEILING = 10_000_000
 
-# vCPUs of each provider's plan for our sizes (contracts.regions.PLANS), as the providers' catalogs state them; the
-# local provider's processes count as the size's nominal vCPUs, so a quota behaves the same before a cloud is used.
-_FIELDS = (
+# Every limit of an account, as `AccountLimits`, `LimitsChange` and the `account_limits` table name them.
+LIMIT_FIELDS = (
     "max_agents",
     "max_vcpus",
     "max_monthly_usd",
@@ -67,6 +67,8 @@ _FIELDS = (
 # USD): no exchange rate is guessed, so an account caps each currency it may spend.
 SPEND_CURRENCIES = ("USD", "EUR")
 MAX_SPEND_CEILING = 100_000_000
+# vCPUs of each provider's plan for our sizes (contracts.regions.PLANS), as the providers' catalogs state them; the
+# local provider's processes count as the size's nominal vCPUs, so a quota behaves the same before a cloud is used.
 _PLAN_VCPUS: dict[str, int] = {
     "cpx11": 2,
     "cpx21": 3,
@@ -178,7 +180,7 @@ def validate_limits_change(change: LimitsChange) -> None:
     _check_pattern("account", change.account_id, _ACCOUNT_ID, ACCOUNT_ID_RULE)
     if change.action not in LIMITS_ACTIONS:
         raise SpecError("action", f"choose one of: {', '.join(LIMITS_ACTIONS)}")
-    given = {name: getattr(change, name) for name in _FIELDS if getattr(change, name) is not None}
+    given = {name: getattr(change, name) for name in LIMIT_FIELDS if getattr(change, name) is not None}
     if change.action == "show" and given:
         raise SpecError(next(iter(given)), "is given only to set limits, not to show them")
     if change.action == "set" and not given:
@@ -198,7 +200,10 @@ def apply_limits_change(limits: AccountLimits, change: LimitsChange) -> AccountL
     """The limits after `change` (already validated); then checked whole: a default above the maximum is refused."""
     after = AccountLimits(
         account_id=limits.account_id,
-        **{name: getattr(limits, name) if getattr(change, name) is None else getattr(change, name) for name in _FIELDS},
+        **{
+            name: getattr(limits, name) if getattr(change, name) is None else getattr(change, name)
+            for name in LIMIT_FIELDS
+        },
     )
     if after.max_lifetime_s and after.default_max_lifetime_s > after.max_lifetime_s:
         raise SpecError(

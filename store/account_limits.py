@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, RowMapping, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from contracts.limits import (
+    LIMIT_FIELDS,
     AccountLimits,
     Admission,
     Admitted,
@@ -35,15 +36,6 @@ from store.tenancy import DbRoles, Scope, scoped_connection
 __all__ = ["AccountLimitsStore", "OverQuota"]
 
 _T = ACCOUNT_LIMITS
-_FIELDS = (
-    "max_agents",
-    "max_vcpus",
-    "max_monthly_usd",
-    "max_monthly_eur",
-    "default_max_lifetime_s",
-    "default_idle_timeout_s",
-    "max_lifetime_s",
-)
 _ENDED = tuple(state.value for state in AgentState if state.terminal)
 
 
@@ -54,7 +46,7 @@ class OverQuota(Exception):
 def _limits(account_id: str, row: RowMapping | None) -> AccountLimits:
     if row is None:
         return AccountLimits(account_id=account_id)
-    return AccountLimits(account_id=account_id, **{name: int(row[name]) for name in _FIELDS})
+    return AccountLimits(account_id=account_id, **{name: int(row[name]) for name in LIMIT_FIELDS})
 
 
 def _locked_limits(conn: Connection, account_id: str) -> AccountLimits:
@@ -104,7 +96,7 @@ class AccountLimitsStore:
         scope = Scope.of(change.account_id)
         with scoped_connection(self.engine, scope, self.roles, write=True, immediate=True) as conn:
             after = apply_limits_change(_locked_limits(conn, change.account_id), change)
-            values = {name: getattr(after, name) for name in _FIELDS}
+            values = {name: getattr(after, name) for name in LIMIT_FIELDS}
             insert = self._insert(_T).values(account_id=after.account_id, updated_at=datetime.now(UTC), **values)
             conn.execute(
                 insert.on_conflict_do_update(
