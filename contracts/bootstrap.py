@@ -56,6 +56,11 @@ class BootstrapConfig:
     skills_stale_s: float = 60.0
     # How long one authorize call waits for a human before answering "pending" (ask again with the same request_id).
     authorize_wait_s: float = 300.0
+    # Set on a warm pool's VM (contracts.pool): `agent_id` is then the slot, the role is the pool identity's, and the
+    # bridge waits for its claim at `claim_path(pool_slot)` before it becomes an agent. Empty: an agent's own VM.
+    pool_slot: str = ""
+    # How often a pool VM's bridge looks for its claim when nobody pokes it (POST /claim wakes it at once).
+    claim_poll_s: float = 5.0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
