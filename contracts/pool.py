@@ -126,6 +126,15 @@ class PoolVMRequest:
 
 
 @dataclass
+class PoolVMLookup:
+    """One pool VM at its provider: by id when known, else by its slot label."""
+
+    provider: ProviderName
+    slot: str
+    vm_id: str = ""
+
+
+@dataclass
 class PoolVMRef:
     """A pool VM as the pool workflow keeps it: references only."""
 
@@ -215,6 +224,7 @@ __all__ = [
     "PoolKey",
     "PoolSize",
     "PoolStatus",
+    "PoolVMLookup",
     "PoolVMRef",
     "PoolVMRequest",
     "claim_path",
