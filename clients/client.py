@@ -65,6 +65,7 @@ from contracts.spec import (
     validate_spec,
     validate_tool_patterns,
 )
+from clients.pools import WarmPools
 from contracts.workflow_names import (
     ACCOUNT_LIMITS,
     ADMISSION_UPDATE,
@@ -114,7 +115,7 @@ def new_agent_id(name: str) -> str:
     return f"{name[:27].rstrip('-')}-{uuid.uuid4().hex[:12]}"
 
 
-class LobstackClient:
+class LobstackClient(WarmPools):
     def __init__(self, client: Client, *, task_queue: str = WORKFLOW_QUEUE) -> None:
         self.temporal = client
         self.task_queue = task_queue

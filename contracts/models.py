@@ -157,6 +157,10 @@ class LifecycleState:
     firewalls_on: list[ProviderName] = field(default_factory=list)
     # Provider API calls made for the agent's firewalls, counted apart from its VM's `api_calls`.
     firewall_calls: int = 0
+    # The warm pool slot whose VM the agent was given (contracts/pool.py): cleanup also destroys that pool identity.
+    # `started_from` says how its VM came: "warm pool <pool>" or "cold create" (and why the pool could not serve).
+    pool_slot: str = ""
+    started_from: str = ""
 
     def create_sent(self, provider: ProviderName) -> None:
         """A create goes to `provider`: until it says otherwise, a VM may be there (a lost response still makes one)."""

@@ -149,10 +149,46 @@ class PoolVMRef:
 
 @dataclass
 class ClaimRequest:
-    """Body of the pool's `claim` update: the lifecycle asking for a VM. The same agent gets the same VM again."""
+    """Body of the pool's `claim` update: the lifecycle asking for a VM. The same agent gets the same VM again.
 
-    agent_id: str
-    account_id: str
+    `pool_id` says which pool the claim activity asks (the update itself ignores it)."""
+
+    agent_id: str = ""
+    account_id: str = ""
+    pool_id: str = ""
+
+
+@dataclass
+class PoolCarry:
+    """What a pool hands to its next run at continue-as-new: its VMs and its counters."""
+
+    vms: list[PoolVMRef] = field(default_factory=list)
+    claims: int = 0
+    empty_claims: int = 0
+    failing: int = 0
+    failed: int = 0
+    next_create_at: datetime | None = None
+    paused_until: datetime | None = None
+    last_error: str = ""
+
+
+@dataclass
+class PoolInput:
+    """The WarmPool workflow's input: which pool, how big, and what an earlier run carried over."""
+
+    key: PoolKey | None = None
+    size: PoolSize | None = None
+    carry: PoolCarry | None = None
+
+    def invalid(self) -> str:
+        if self.key is None or self.size is None:
+            return "key and size are required"
+        try:
+            validate_pool_key(self.key.provider, self.key.region, self.key.size)
+            validate_pool_size(self.size)
+        except SpecError as err:
+            return str(err)
+        return ""
 
 
 @dataclass
@@ -220,7 +256,9 @@ __all__ = [
     "AdoptRequest",
     "ClaimRequest",
     "DeliverClaim",
+    "PoolCarry",
     "PoolClaim",
+    "PoolInput",
     "PoolKey",
     "PoolSize",
     "PoolStatus",

@@ -16,6 +16,7 @@ ORPHAN_SWEEP: Final = "OrphanSweep"
 FLEET_HEALTH: Final = "FleetHealth"
 APPROVER_SETTINGS: Final = "ApproverSettings"
 ACCOUNT_LIMITS: Final = "AccountLimits"
+WARM_POOL: Final = "WarmPool"
 
 # Handlers of AgentLifecycle and ToolApproval (both answer `status` and take `decide`, `approve` and `reject`).
 STATUS_QUERY: Final = "status"
@@ -27,6 +28,10 @@ REJECT_SIGNAL: Final = "reject"
 DESTROY_SIGNAL: Final = "destroy"
 UPDATE_SKILLS_SIGNAL: Final = "update_skills"
 HEALTH_CHANGED_SIGNAL: Final = "health_changed"
+# Handlers of WarmPool (it answers `status` too).
+POOL_CLAIM_UPDATE: Final = "claim"
+POOL_RESIZE_UPDATE: Final = "resize"
+POOL_DELETE_UPDATE: Final = "delete"
 
 __all__ = [
     "ACCOUNT_LIMITS",
@@ -41,8 +46,12 @@ __all__ = [
     "KEY_ROTATION",
     "ORPHAN_SWEEP",
     "POLICY_QUERY",
+    "POOL_CLAIM_UPDATE",
+    "POOL_DELETE_UPDATE",
+    "POOL_RESIZE_UPDATE",
     "REJECT_SIGNAL",
     "STATUS_QUERY",
     "TOOL_APPROVAL",
     "UPDATE_SKILLS_SIGNAL",
+    "WARM_POOL",
 ]

@@ -48,6 +48,7 @@ UNITS = (
             "clients.webhooks_cli",
             "clients.approvers_cli",
             "clients.limits_cli",
+            "clients.pool_cli",
             "clients.catalog_cli",
         ),
     ),

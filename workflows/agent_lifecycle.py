@@ -28,13 +28,16 @@ with workflow.unsafe.imports_passed_through():
     from activities.approver_policy import ApproverPolicyActivities
     from activities.cloud.activities import CloudActivities
     from activities.cloud.firewalls import FirewallActivities
+    from activities.cloud.pool_vms import PoolVMActivities
     from activities.errors import AdmissionRefused, error_class
     from activities.health import HealthActivities
     from activities.internal_messages import InternalMessageActivities
     from activities.limits import LimitsActivities
     from activities.maintenance import AgentDataActivities
+    from activities.pool_claims import PoolClaimActivities
     from activities.registry import RegistryActivities
     from activities.secrets import SecretsActivities
+    from activities.secrets.pool_activities import PoolSecretsActivities
     from contracts.approver_policy import AccountApprovalPolicy
     from contracts.internal_messages import SEAL_FIELD, SealCheck, canonical
     from contracts.limits import Admission, Admitted, warning_lead_s
@@ -61,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
         VMLookup,
         VMRef,
     )
+    from contracts.pool import POOL_PROVIDERS, AdoptRequest, ClaimRequest, DeliverClaim, PoolClaim, PoolKey
     from contracts.queues import cloud_queue
     from contracts.regions import Location, ProviderName, placements
     from contracts.spec import AgentSpec, SpecError, validate_skills, validate_spec, validate_tool_patterns
@@ -105,6 +109,8 @@ PATCH_ACCOUNT_APPROVERS = "account-approvers"
 PATCH_ACCOUNT_LIMITS = "account-limits"
 # ... and before each agent on a cloud provider got its own firewall there (activities/cloud/firewalls.py).
 PATCH_AGENT_FIREWALL = "agent-firewall"
+# ... and before a lifecycle asked its placement's warm pool for a ready VM (workflows/warm_pool.py).
+PATCH_WARM_POOL = "warm-pool"
 
 # The Web UI renders current details as Markdown: example values, never <placeholders> it would swallow as HTML.
 DESTROY_BODY = json.dumps({"requested_by": "your-name", "reason": "why"})
@@ -409,6 +415,11 @@ class AgentLifecycleWorkflow:
     async def _boot(self, abort: str) -> None:
         """Create a VM, wait for it, health-check it: the agent is running when this returns."""
         spec = self._spec
+        first_boot = self._agent.vm is None and not self._agent.tried
+        if first_boot and workflow.patched(PATCH_WARM_POOL):
+            claimed = await self._from_pool(abort)
+            if claimed is not None:
+                return await self._until_healthy(claimed, abort)
         vm = self._agent.vm = await self._create_vm(abort)
         # The VM id is persisted before any wait, so lost state can always be cleaned up.
         await self._record("vm.created", details={"location": vm.location})
@@ -428,7 +439,11 @@ class AgentLifecycleWorkflow:
         self._agent.api_calls += booted.api_calls
         vm = self._agent.vm = VMRef(vm.provider, vm.vm_id, vm.name, booted.address, location=vm.location)
         await self._record("vm.running")
+        await self._until_healthy(vm, abort)
 
+    async def _until_healthy(self, vm: VMRef, abort: str) -> None:
+        """Health-check the agent's running VM until healthy: then the agent is running."""
+        spec = self._spec
         self._set_waiting(
             f"Provisioning agent {spec.agent_id}: waiting for its health check at {vm.address} "
             f"(up to {spec.health_timeout_s}s). {abort}"
@@ -449,6 +464,70 @@ class AgentLifecycleWorkflow:
         await self._record("agent.running", state=AgentState.RUNNING, reason=f"healthy after {report.checks} checks")
         self._agent.state = AgentState.RUNNING
         self._agent.serving_since = self._agent.serving_since or self._agent.running_at
+        if self._agent.pool_slot:
+            # The bridge dropped its pool token when it took the claim; the pool identity itself goes now.
+            await self._until_clean(
+                PoolSecretsActivities.destroy_pool_identity,
+                PoolSecretsActivities.verify_pool_identity_gone,
+                self._agent.pool_slot,
+            )
+
+    async def _from_pool(self, abort: str) -> VMRef | None:
+        """A ready VM from the first placement's warm pool, made the agent's and handed its bootstrap; None when
+        there is no pool or it is empty (then a cold create, and the current details say why)."""
+        spec = self._spec
+        place = _placements(spec)[0]
+        if place.provider not in POOL_PROVIDERS:
+            return None
+        key = PoolKey(place.provider, spec.region, spec.size)
+        queue = cloud_queue(place.provider, workflow.info().task_queue)
+        self._set_waiting(f"Provisioning agent {spec.agent_id}: asking warm pool {key} for a ready VM. {abort}")
+        try:
+            claim: PoolClaim = await self._race(
+                lambda: workflow.execute_activity_method(
+                    PoolClaimActivities.claim_pool_vm,
+                    ClaimRequest(spec.agent_id, spec.account_id, key.pool_id),
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=PROVISION_RETRY,
+                )
+            )
+        except ActivityError as err:
+            if is_cancelled_exception(err):
+                raise
+            claim = PoolClaim(None, key.pool_id, f"the claim failed: {_failure_message(err)}")
+        pooled = claim.vm
+        if pooled is None or not pooled.vm_id or not pooled.address:
+            self._agent.started_from = f"cold create ({claim.reason or 'no VM'})"
+            return None
+        self._agent.pool_slot = pooled.slot
+        self._agent.started_from = f"warm pool {key.pool_id}"
+        # A VM of the agent's may be there from now on: cleanup deletes it by id and proves it gone by label.
+        self._agent.create_sent(place.provider)
+        self._agent.vm = VMRef(place.provider, pooled.vm_id, pooled.slot, pooled.address, location=place.code)
+        firewall_id = await self._ensure_firewall(place.provider, f"{place.provider}/{place.code}", abort)
+        self._set_waiting(f"Provisioning agent {spec.agent_id}: VM {pooled.vm_id} from pool {key} takes its name. {abort}")
+        adopted: VMRef = await self._race(
+            lambda: workflow.execute_activity_method(
+                PoolVMActivities.adopt_pool_vm,
+                AdoptRequest(place.provider, pooled.vm_id, pooled.slot, spec.agent_id, spec.account_id, firewall_id),
+                task_queue=queue,
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=PROVISION_RETRY,
+            )
+        )
+        self._count_calls(adopted.api_calls)
+        vm = self._agent.vm = VMRef(place.provider, pooled.vm_id, adopted.name, pooled.address, location=place.code)
+        await self._record("vm.claimed", details={"location": place.code, "pool": key.pool_id, "slot": pooled.slot})
+        self._set_waiting(f"Provisioning agent {spec.agent_id}: handing VM {vm.vm_id} its credential. {abort}")
+        await self._race(
+            lambda: workflow.execute_activity_method(
+                PoolSecretsActivities.deliver_claim,
+                DeliverClaim(spec.agent_id, pooled.slot, pooled.address),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=PROVISION_RETRY,
+            )
+        )
+        return vm
 
     async def _create_vm(self, abort: str) -> VMRef:
         """Create the VM at the first placement that works; capacity or outage at one moves on to the next."""
@@ -863,6 +942,12 @@ class AgentLifecycleWorkflow:
             start_to_close_timeout=timedelta(minutes=1),
             retry_policy=CLEANUP_RETRY,
         )
+        if self._agent.pool_slot:
+            await self._until_clean(
+                PoolSecretsActivities.destroy_pool_identity,
+                PoolSecretsActivities.verify_pool_identity_gone,
+                self._agent.pool_slot,
+            )
         await self._record("secrets.deleted")
         for provider in providers:
             lookup = VMLookup(provider, spec.agent_id, vm.vm_id if vm and vm.provider == provider else "")

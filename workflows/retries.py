@@ -19,6 +19,9 @@ CREATE_RETRY = RetryPolicy(
 FIREWALL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30), maximum_attempts=5
 )
+# A warm pool's create: one more try, then the pool's own backoff and pause (workflows/warm_pool.py) take over, so a
+# broken image or an exhausted quota is not retried without end.
+POOL_CREATE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=2)
 # Waiting for a VM to boot: each attempt already polls through a run of failed status calls.
 BOOT_WAIT_RETRY = RetryPolicy(maximum_attempts=3)
 # The health check: each attempt already probes until the deadline.
@@ -69,6 +72,7 @@ __all__ = [
     "IDENTITY_RETRY",
     "MAINTENANCE_RETRY",
     "NOTICE_RETRY",
+    "POOL_CREATE_RETRY",
     "PROVISION_RETRY",
     "REGISTRY_RETRY",
     "VERIFY_RETRY",
