@@ -8,7 +8,7 @@ runs the real agent bridge on that address. Start it with `python -m cloudsim` o
 from __future__ import annotations
 
 PROVIDERS = ("hetzner", "digitalocean", "vultr")
-ENDPOINT_KEYS = ("create", "get", "list", "delete", "action", "account", "catalog")
+ENDPOINT_KEYS = ("create", "get", "list", "update", "delete", "action", "account", "catalog", "firewall")
 DEFAULT_TOKENS: dict[str, str] = {p: f"sim-{p}-token" for p in PROVIDERS}
 
 __all__ = ["DEFAULT_TOKENS", "ENDPOINT_KEYS", "PROVIDERS"]

@@ -29,6 +29,8 @@ def control_routes(sim: Sim, apis: dict[str, ProviderAPI]) -> list[BaseRoute]:
                     "plan": vm.plan,
                     "bridge_pid": vm.bridge.pid if vm.bridge is not None and vm.bridge.poll() is None else None,
                     "agent_socket": vm.extra.get("agent_socket"),
+                    # Vultr: the instance's firewall group ("" for none); Hetzner's are listed on the firewall.
+                    "firewall_group_id": vm.extra.get("firewall_group_id"),
                 }
                 for vm in sorted(sim.state.vms.values(), key=lambda v: (v.created, str(v.id)))
             ]
@@ -40,6 +42,8 @@ def control_routes(sim: Sim, apis: dict[str, ProviderAPI]) -> list[BaseRoute]:
                     "description": f.description,
                     "labels": dict(f.labels),
                     "tags": list(f.tags),
+                    # Hetzner `applied_to` and DigitalOcean `droplet_ids`, as the API was told (deleted ones too).
+                    "server_ids": list(f.server_ids),
                 }
                 for f in sorted(sim.state.firewalls.values(), key=lambda f: (f.created, str(f.id)))
             ]

@@ -70,6 +70,7 @@ class HetznerFirewalls:
             self.api.route("/firewalls", KEY, self.list_all, ["GET"]),
             self.api.route("/firewalls/{id}", KEY, self.get, ["GET"]),
             self.api.route("/firewalls/{id}", KEY, self.delete, ["DELETE"]),
+            self.api.route("/firewalls/{id}/actions/apply_to_resources", KEY, self.apply_to_resources, ["POST"]),
         ]
 
     def invalid(self, field: str, message: str) -> JSONResponse:
@@ -216,6 +217,37 @@ class HetznerFirewalls:
                 return self.api.error(422, "firewall is still applied to a resource", "resource_in_use")
             state.pop_firewall(self.api.name, str(firewall.id))
         return Response(status_code=204)
+
+    async def apply_to_resources(self, request: Request) -> Response:
+        """Spec "Apply to Resources": servers only here (no label selectors); 404 `firewall_resource_not_found` for a
+        server that does not exist, 422 `firewall_already_applied` for one it is applied to, nothing applied then."""
+        body = await json_body(request)
+        targets = body.get("apply_to")
+        if not isinstance(targets, list):
+            return self.invalid("apply_to", "is required and must be an array")
+        state = self.sim.state
+        with state.lock:
+            firewall = state.get_firewall(self.api.name, request.path_params["id"])
+            if firewall is None:
+                return self.api.error(404, f"firewall with ID '{request.path_params['id']}' not found", "not_found")
+            servers: list[int] = []
+            for target in targets:
+                if not isinstance(target, dict) or target.get("type") != "server":
+                    return self.invalid("apply_to", "only resources of type 'server' are supported here")
+                server_id = (target.get("server") or {}).get("id")
+                if not isinstance(server_id, int) or state.get_vm(self.api.name, str(server_id)) is None:
+                    return self.api.error(404, f"server with ID '{server_id}' not found", "firewall_resource_not_found")
+                if server_id in self.applied(firewall) or server_id in servers:
+                    return self.api.error(
+                        422, f"firewall is already applied to server {server_id}", "firewall_already_applied"
+                    )
+                servers.append(server_id)
+            firewall.server_ids = [*self.applied(firewall), *servers]
+            actions = [state.add_action(self.api.name, "apply_firewall", s) for s in servers]
+        for action in actions:
+            state.finish_action(action)
+        rendered = [_hetzner_action(a.id, a.command, a.resource_id, a.started) for a in actions]
+        return JSONResponse({"actions": rendered}, status_code=201)
 
     def applied(self, firewall: Firewall) -> list[int]:
         """The servers it is applied to now: a deleted server drops out, as on Hetzner."""

@@ -76,6 +76,7 @@ class HetznerAPI(ProviderAPI):
             self.route("/servers", "create", self.create_server, ["POST"]),
             self.route("/servers", "list", self.list_servers, ["GET"]),
             self.route("/servers/{id}", "get", self.get_server, ["GET"]),
+            self.route("/servers/{id}", "update", self.update_server, ["PUT"]),
             self.route("/servers/{id}", "delete", self.delete_server, ["DELETE"]),
             self.route("/actions/{id}", "action", self.get_action, ["GET"]),
             self.route("/servers/actions/{id}", "action", self.get_action, ["GET"]),
@@ -122,10 +123,7 @@ class HetznerAPI(ProviderAPI):
         if not catalog.hetzner_server_type_offered(server_type, location):
             return self.invalid("location", f"server type {server_type} is not supported in {location}")
         labels = body.get("labels") or {}
-        if not isinstance(labels, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and _LABEL_KEY.match(k) and _LABEL_VALUE.match(v)
-            for k, v in labels.items()
-        ):
+        if not _labels_ok(labels):
             return self.invalid("labels", "invalid label key or value")
         user_data = body.get("user_data") or ""
         if not isinstance(user_data, str):
@@ -216,6 +214,30 @@ class HetznerAPI(ProviderAPI):
         vm = self.sim.state.get_vm(self.name, request.path_params["id"])
         if vm is None:
             return self.not_found("server", request.path_params["id"])
+        return JSONResponse({"server": self.render(vm)})
+
+    async def update_server(self, request: Request) -> Response:
+        """Spec "Update a Server": `name` and `labels`, each optional; the labels given replace all the old ones."""
+        vm_id = request.path_params["id"]
+        body = await json_body(request)
+        name, labels = body.get("name"), body.get("labels")
+        if name is not None and (not isinstance(name, str) or not _HOSTNAME.match(name)):
+            return self.invalid("name", "must be a valid hostname (RFC 1123)")
+        if labels is not None and not _labels_ok(labels):
+            return self.invalid("labels", "invalid label key or value")
+        state = self.sim.state
+        with state.lock:
+            vm = state.get_vm(self.name, vm_id)
+            if vm is None:
+                return self.not_found("server", vm_id)
+            if name is not None and any(other.name == name and other is not vm for other in state.list_vms(self.name)):
+                return self.error(
+                    409, "server name is already used", "uniqueness_error", {"fields": [{"name": "name"}]}
+                )
+            if name is not None:
+                state.rename_vm(vm, name)
+            if labels is not None:
+                vm.labels = dict(labels)
         return JSONResponse({"server": self.render(vm)})
 
     async def delete_server(self, request: Request) -> Response:
@@ -319,6 +341,14 @@ class HetznerAPI(ProviderAPI):
             "resources": [{"id": action.resource_id, "type": "server"}],
             "error": None,
         }
+
+
+def _labels_ok(labels: object) -> bool:
+    """Spec "Labels": keys and values as Kubernetes labels (a key may carry a DNS prefix), values may be empty."""
+    return isinstance(labels, dict) and all(
+        isinstance(k, str) and isinstance(v, str) and _LABEL_KEY.match(k) and _LABEL_VALUE.match(v)
+        for k, v in labels.items()
+    )
 
 
 def _datacenter_server_types(location: str) -> dict[str, list[int]]:

@@ -151,6 +151,17 @@ class SimState:
                 self.live[vm.name] -= 1
             return vm
 
+    def rename_vm(self, vm: VM, name: str) -> None:
+        """A VM renamed in place (a warm pool VM taking its agent's name): it counts live under its new name, so two
+        live VMs of one agent still show as a peak of 2; it was not created again."""
+        with self.lock:
+            if vm.name == name:
+                return
+            self.live[vm.name] -= 1
+            vm.name = name
+            self.live[name] += 1
+            self.peak_live[name] = max(self.peak_live[name], self.live[name])
+
     def list_vms(self, provider: str) -> list[VM]:
         with self.lock:
             found = [vm for vm in self.vms.values() if vm.provider == provider]

@@ -74,7 +74,7 @@ class RunningSim:
         return self._call("GET", "/_sim/state")
 
     def set_faults(self, **body: Any) -> dict[str, Any]:
-        """One fault: provider=..., endpoint=... ('create', 'get', 'list', 'delete', 'action', 'account' or '*')."""
+        """One fault: provider=..., endpoint=... (cloudsim.ENDPOINT_KEYS or '*')."""
         return self._call("POST", "/_sim/faults", body)
 
     def clear_faults(self) -> dict[str, Any]:

@@ -69,6 +69,7 @@ class VultrAPI(ProviderAPI):
             self.route("/instances", "create", self.create_instance, ["POST"]),
             self.route("/instances", "list", self.list_instances, ["GET"]),
             self.route("/instances/{id}", "get", self.get_instance, ["GET"]),
+            self.route("/instances/{id}", "update", self.update_instance, ["PATCH"]),
             self.route("/instances/{id}", "delete", self.delete_instance, ["DELETE"]),
             self.route("/account", "account", self.get_account, ["GET"]),
         ]
@@ -180,6 +181,39 @@ class VultrAPI(ProviderAPI):
         if vm is None:
             return self.error(404, "Invalid instance-id.")
         return JSONResponse({"instance": self.render(vm)})
+
+    async def update_instance(self, request: Request) -> Response:
+        """Spec "Update Instance": every attribute optional, one not given keeps its value; `tags` replaces the list.
+
+        cloudsim changes `label`, `tags` (or the deprecated `tag`) and `firewall_group_id` ("" detaches); a request
+        for anything else (plan, OS, networks...) is refused with a 400 naming it rather than silently ignored.
+        """
+        body = await json_body(request)
+        supported = {"label", "tags", "tag", "firewall_group_id"}
+        unsupported = sorted(set(body) - supported)
+        if unsupported:
+            return self.error(400, f"cloudsim cannot change {', '.join(unsupported)} of an instance.")
+        label = body.get("label")
+        if label is not None and not isinstance(label, str):
+            return self.error(400, "label must be a string.")
+        tags = body["tags"] if "tags" in body else ([body["tag"]] if "tag" in body else None)
+        if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
+            return self.error(400, "tags must be an array of strings.")
+        group = body.get("firewall_group_id")
+        if group is not None and (not isinstance(group, str) or (group and not self.firewalls.exists(group))):
+            return self.error(400, "Invalid firewall_group_id.")
+        state = self.sim.state
+        with state.lock:
+            vm = state.get_vm(self.name, request.path_params["id"])
+            if vm is None:
+                return self.error(404, "Invalid instance-id.")
+            if label is not None:
+                state.rename_vm(vm, label)
+            if tags is not None:
+                vm.tags = list(dict.fromkeys(tags))
+            if group is not None:
+                vm.extra["firewall_group_id"] = group
+        return JSONResponse({"instance": self.render(vm)}, status_code=202)
 
     async def delete_instance(self, request: Request) -> Response:
         if self.sim.remove_vm(self.name, request.path_params["id"]) is None:

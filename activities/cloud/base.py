@@ -5,6 +5,12 @@ Idempotency rests on two things every adapter keeps: a deterministic name and th
 so a retried create finds the VM the first attempt made instead of making a second one. Finding, adopting and
 replacing are the create activity's (`activities.cloud.activities`); an adapter's `create` only creates.
 
+Warm pools (`contracts.pool`): a pool VM is made like an agent's (same image, plan mapping and cloud-init) but named
+`lobpool-<slot>` and labelled with its pool and slot instead of an agent; `adopt` then gives it an agent's name, labels
+and firewall. Only providers whose API can relabel a running VM have pools (`contracts.pool.POOL_PROVIDERS`); the
+others refuse to make or adopt one and have none to list. `list_managed` stays "agent-labelled VMs": a count of what
+a provider holds for Lobstack adds `list_pool_vms`.
+
 Each adapter also reads its provider's catalog (`activities.cloud.catalog`): what it sells where and at which price,
 cached for an hour, to refuse a size a location does not sell before anything is created and to price a VM.
 """
@@ -18,6 +24,7 @@ from activities.cloud.catalog import Money, Offer
 from contracts.bootstrap import BootstrapConfig
 from contracts.identifiers import ACCOUNT_LABEL, AGENT_LABEL, vm_name
 from contracts.models import CreateVMRequest
+from contracts.pool import PoolKey
 from contracts.regions import ProviderName
 
 # The labels and the VM name are defined once in contracts.identifiers; re-exported for the adapters.
@@ -35,6 +42,11 @@ class VM:
     agent_id: str
     status: VMStatus
     address: str = ""
+    # The provider's location code (hel1, fra), where the adapter's answer says it.
+    location: str = ""
+    # A pool VM's slot and pool (its labels); both empty on an agent's VM, `agent_id` empty on an unclaimed pool VM.
+    slot: str = ""
+    pool_id: str = ""
 
 
 class CloudProvider(Protocol):
@@ -62,6 +74,29 @@ class CloudProvider(Protocol):
 
     def list_managed(self) -> list[VM]:
         """Every VM carrying the agent label, for verification and the orphan sweep."""
+        ...
+
+    # --- warm pools ---------------------------------------------------------------------------------------------------
+
+    def create_pool_vm(self, key: PoolKey, slot: str, location: str, bootstrap: BootstrapConfig) -> VM:
+        """Create a pool VM: name `pool_vm_name(slot)`, labels {POOL_LABEL: key.pool_id, POOL_SLOT_LABEL: slot} and no
+        agent or account label; image, plan (from `key.size`) and user-data as an agent's VM. Nothing more: the caller
+        looks up by slot first. Raises `VMNameTaken` where names are unique, `ProviderRejected` where the provider has
+        no pools."""
+        ...
+
+    def find_pool_vm(self, slot: str) -> VM | None:
+        """The slot's VM if one exists (by its slot label), whatever its status; None once adopted."""
+        ...
+
+    def list_pool_vms(self) -> list[VM]:
+        """Every VM carrying the pool label (unclaimed pool VMs), for leftover counts and the sweep."""
+        ...
+
+    def adopt(self, vm_id: str, agent_id: str, account_id: str, firewall_id: str) -> VM:
+        """Make a pool VM the agent's: name `vm_name(agent_id)`, the agent's labels exactly as `create` sets them (pool
+        labels removed) and the agent's firewall (none when `firewall_id` is empty). Idempotent; `find(agent_id)`
+        finds it afterwards. A VM that is gone raises `ProviderRejected`."""
         ...
 
     def catalog(self) -> list[Offer]:

@@ -26,6 +26,7 @@ from activities.errors import ProviderRateLimited, ProviderRejected
 from contracts.bootstrap import BootstrapConfig
 from contracts.firewall import FirewallRules
 from contracts.models import CreateVMRequest
+from contracts.pool import PoolKey
 
 # Documented limits, in requests per second: Hetzner 3600/h per project; DigitalOcean 5000/h and 250/min (the hourly
 # one binds); Vultr 30/s.
@@ -169,6 +170,19 @@ class Budgeted(CatalogReads):
 
     def list_managed(self) -> list[VM]:
         return self._spend(lambda: self.inner.list_managed())
+
+    def create_pool_vm(self, key: PoolKey, slot: str, location: str, bootstrap: BootstrapConfig) -> VM:
+        return self._spend(lambda: self.inner.create_pool_vm(key, slot, location, bootstrap))
+
+    def find_pool_vm(self, slot: str) -> VM | None:
+        return self._spend(lambda: self.inner.find_pool_vm(slot))
+
+    def list_pool_vms(self) -> list[VM]:
+        return self._spend(lambda: self.inner.list_pool_vms())
+
+    def adopt(self, vm_id: str, agent_id: str, account_id: str, firewall_id: str) -> VM:
+        # Two requests on Hetzner (rename, then firewall); re-made whole after a 429, which the adapter makes safe.
+        return self._spend(lambda: self.inner.adopt(vm_id, agent_id, account_id, firewall_id))
 
     def catalog(self) -> list[Offer]:
         # Paid for after the fact: the adapter answers from its cache nearly always (one read an hour), and taking a

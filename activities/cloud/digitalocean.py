@@ -49,10 +49,12 @@ from activities.errors import (
 from contracts.bootstrap import BRIDGE_PORT, BootstrapConfig
 from contracts.firewall import FirewallRules, firewall_name
 from contracts.models import CreateVMRequest
+from contracts.pool import PoolKey
 from contracts.regions import IMAGES, ProviderName, plan
 
 DEFAULT_ENDPOINT = "https://api.digitalocean.com/v2/"
 CURRENCY = "USD"  # DigitalOcean's prices are in US dollars
+NO_POOLS = "no warm pools on digitalocean: its API cannot tag a running droplet"
 
 # Tags allow letters, digits, ":", "-" and "_" (no "="). The bare agent tag marks every managed Droplet, so
 # list_managed can filter server-side: DigitalOcean filters by exact tag name only.
@@ -201,6 +203,22 @@ class DigitalOceanProvider(CatalogReads):
             # The Droplet exists but its answer was not the documented shape: the retry's look-up adopts it.
             raise ProviderUnavailable(f"digitalocean create droplet {name}: unexpected answer") from exc
         return VM(self.name, str(droplet.id), name, request.agent_id, "creating")
+
+    # --- warm pools: none here ------------------------------------------------------------------------------------
+    # Adopting would have to re-tag a running Droplet, and DigitalOcean's API cannot (`/v2/tags` is outside what it
+    # offers us); cleanup finds an agent's Droplet by that tag. No pool VM is ever made, so there is none to find.
+
+    def create_pool_vm(self, key: PoolKey, slot: str, location: str, bootstrap: BootstrapConfig) -> VM:
+        raise ProviderRejected(NO_POOLS)
+
+    def find_pool_vm(self, slot: str) -> VM | None:
+        return None
+
+    def list_pool_vms(self) -> list[VM]:
+        return []
+
+    def adopt(self, vm_id: str, agent_id: str, account_id: str, firewall_id: str) -> VM:
+        raise ProviderRejected(NO_POOLS)
 
     def catalog(self) -> list[Offer]:
         """Every size in every region that sells it, with its monthly price (cached)."""

@@ -22,7 +22,7 @@ from typing import Any
 
 import requests
 from hcloud import APIException, Client, HCloudException
-from hcloud.firewalls import BoundFirewall, Firewall, FirewallRule
+from hcloud.firewalls import BoundFirewall, Firewall, FirewallResource, FirewallRule
 from hcloud.images import Image
 from hcloud.locations import Location
 from hcloud.server_types import ServerType
@@ -53,6 +53,7 @@ from activities.errors import (
 from contracts.bootstrap import BRIDGE_PORT, BootstrapConfig
 from contracts.firewall import FirewallRules, firewall_name
 from contracts.models import CreateVMRequest
+from contracts.pool import POOL_LABEL, POOL_SLOT_LABEL, PoolKey, pool_vm_name
 from contracts.regions import IMAGES, ProviderName, plan
 
 DEFAULT_ENDPOINT = "https://api.hetzner.cloud/v1"
@@ -179,20 +180,90 @@ class HetznerProvider(CatalogReads):
         return True
 
     def create(self, request: CreateVMRequest, bootstrap: BootstrapConfig) -> VM:
+        return self._create_server(
+            name=vm_name(request.agent_id),
+            size=request.size,
+            location=request.location or first_location(self.name, request.region),
+            labels={AGENT_LABEL: request.agent_id, ACCOUNT_LABEL: request.account_id},
+            firewall_id=request.firewall_id,
+            bootstrap=bootstrap,
+        )
+
+    # --- warm pools -------------------------------------------------------------------------------------------------
+
+    def create_pool_vm(self, key: PoolKey, slot: str, location: str, bootstrap: BootstrapConfig) -> VM:
+        return self._create_server(
+            name=pool_vm_name(slot),
+            size=key.size,
+            location=location or first_location(self.name, key.region),
+            labels={POOL_LABEL: key.pool_id, POOL_SLOT_LABEL: slot},
+            firewall_id="",  # the agent's firewall comes with `adopt`; a pool VM holds no secret yet
+            bootstrap=bootstrap,
+        )
+
+    def find_pool_vm(self, slot: str) -> VM | None:
+        return pick(self._list(f"{POOL_SLOT_LABEL}={slot}"))
+
+    def list_pool_vms(self) -> list[VM]:
+        return self._list(POOL_LABEL)
+
+    def adopt(self, vm_id: str, agent_id: str, account_id: str, firewall_id: str) -> VM:
+        """PUT /servers/{id} (name and labels, replaced wholesale), then the firewall's apply_to_resources unless the
+        server already lists it: both are no-ops on a retry after success."""
+        server_id = _server_id(vm_id)
+        name = vm_name(agent_id)
+        what = f"adopt server {server_id} as {name}"
+        try:
+            server = self._client.servers.update(
+                Server(id=server_id), name=name, labels={AGENT_LABEL: agent_id, ACCOUNT_LABEL: account_id}
+            )
+        except (HCloudException, requests.RequestException) as exc:
+            if _not_found(exc):
+                raise ProviderRejected(f"hetzner {what}: VM {vm_id} is gone") from exc
+            if isinstance(exc, APIException) and exc.code == "uniqueness_error":
+                raise VMNameTaken(f"hetzner {what}: the name is already used by another server") from exc
+            raise self._error(exc, what) from exc
+        if firewall_id and not _has_firewall(server, _firewall_id(firewall_id)):
+            self._apply_firewall(_firewall_id(firewall_id), server_id)
+        return self._vm(server)
+
+    def _apply_firewall(self, fw_id: int, server_id: int) -> None:
+        what = f"apply firewall {fw_id} to server {server_id}"
+        try:
+            self._client.firewalls.apply_to_resources(
+                Firewall(id=fw_id), [FirewallResource(type="server", server=Server(id=server_id))]
+            )
+        except (HCloudException, requests.RequestException) as exc:
+            if isinstance(exc, APIException) and exc.code == "firewall_already_applied":
+                return  # an earlier attempt applied it after the server was read
+            if isinstance(exc, APIException) and exc.code == "firewall_resource_not_found":
+                raise ProviderRejected(f"hetzner {what}: VM {server_id} is gone") from exc
+            if _not_found(exc):
+                raise ProviderRejected(f"hetzner {what}: the firewall is gone") from exc
+            raise self._error(exc, what) from exc
+
+    def _create_server(
+        self,
+        *,
+        name: str,
+        size: str,
+        location: str,
+        labels: dict[str, str],
+        firewall_id: str,
+        bootstrap: BootstrapConfig,
+    ) -> VM:
         user_data = vm_user_data(self.name, bootstrap)  # checked before any API call: it will not shrink on retry
-        location = request.location or first_location(self.name, request.region)
-        name = vm_name(request.agent_id)
         what = f"create server {name} in {location}"
         try:
             response = self._client.servers.create(
                 name=name,
-                server_type=ServerType(name=plan(self.name, request.size)),
+                server_type=ServerType(name=plan(self.name, size)),
                 image=Image(name=IMAGES[self.name]),
                 location=Location(name=location),
                 user_data=user_data,
-                labels={AGENT_LABEL: request.agent_id, ACCOUNT_LABEL: request.account_id},
+                labels=labels,
                 # Applied at create: the VM never runs a moment without it.
-                firewalls=[Firewall(id=_firewall_id(request.firewall_id))] if request.firewall_id else None,
+                firewalls=[Firewall(id=_firewall_id(firewall_id))] if firewall_id else None,
             )
         except (HCloudException, requests.RequestException) as exc:
             if isinstance(exc, APIException) and exc.code == "uniqueness_error":
@@ -313,6 +384,7 @@ class HetznerProvider(CatalogReads):
         labels = server.labels or {}
         public = server.public_net
         ip = public.ipv4.ip if public is not None and public.ipv4 is not None else ""
+        location = server.location.name if server.location is not None else None
         return VM(
             provider=self.name,
             vm_id=str(server.id),
@@ -320,6 +392,9 @@ class HetznerProvider(CatalogReads):
             agent_id=labels.get(AGENT_LABEL, ""),
             status=_STATUS.get(server.status or "", "creating"),
             address=f"http://{ip}:{BRIDGE_PORT}" if ip else "",
+            location=location or "",
+            slot=labels.get(POOL_SLOT_LABEL, ""),
+            pool_id=labels.get(POOL_LABEL, ""),
         )
 
     def _error(self, exc: Exception, what: str) -> ProviderError:
@@ -382,6 +457,11 @@ def _rule(direction: str, protocol: str, port: str, cidrs: list[str]) -> Firewal
     return FirewallRule(
         direction="out", protocol=protocol, source_ips=[], destination_ips=cidrs, port=port, description="lobstack"
     )
+
+
+def _has_firewall(server: BoundServer, fw_id: int) -> bool:
+    public = server.public_net
+    return public is not None and any(applied.firewall.id == fw_id for applied in public.firewalls or [])
 
 
 def _not_found(exc: Exception) -> bool:

@@ -31,9 +31,11 @@ from activities.cloud.catalog import CatalogReads, Money, Offer
 from activities.errors import ProviderRejected, ProviderUnavailable, VMNameTaken
 from contracts.bootstrap import MAX_SOCKET_PATH_BYTES, BootstrapConfig
 from contracts.models import CreateVMRequest
+from contracts.pool import PoolKey
 from contracts.regions import ProviderName
 
 _PREFIX = "local-"
+NO_POOLS = "no warm pools on local: a local VM is a process keyed by its agent's id and cannot become another agent's"
 # Our three sizes, each a process on this machine: nominal shapes (what the clouds' plans for them give) at no cost.
 _SIZES = {"small": (1, 2048, 0), "medium": (2, 4096, 0), "large": (4, 8192, 0)}
 LOCAL_LOCATION = "local"
@@ -199,6 +201,22 @@ class LocalProvider(CatalogReads):
             shutil.rmtree(self.agent_socket(agent_id).parent, ignore_errors=True)
             (self.state_dir / f".{agent_id}.lock").unlink(missing_ok=True)
         return meta is not None
+
+    # --- warm pools: none here ------------------------------------------------------------------------------------
+    # A local VM is a process whose directory, lock and socket are keyed by its agent's id: it cannot become another
+    # agent's. No pool VM is ever made, so there is none to find.
+
+    def create_pool_vm(self, key: PoolKey, slot: str, location: str, bootstrap: BootstrapConfig) -> VM:
+        raise ProviderRejected(NO_POOLS)
+
+    def find_pool_vm(self, slot: str) -> VM | None:
+        return None
+
+    def list_pool_vms(self) -> list[VM]:
+        return []
+
+    def adopt(self, vm_id: str, agent_id: str, account_id: str, firewall_id: str) -> VM:
+        raise ProviderRejected(NO_POOLS)
 
     def catalog(self) -> list[Offer]:
         return self.offers(LOCAL_LOCATION)

@@ -32,6 +32,7 @@ from activities.errors import (
 from contracts.bootstrap import BRIDGE_PORT, BootstrapConfig
 from contracts.firewall import FirewallRules, firewall_description
 from contracts.models import CreateVMRequest
+from contracts.pool import POOL_LABEL, POOL_SLOT_LABEL, PoolKey, pool_vm_name
 from contracts.regions import IMAGES, ProviderName, plan
 
 DEFAULT_ENDPOINT = "https://api.vultr.com/v2"
@@ -41,6 +42,9 @@ CURRENCY = "USD"  # Vultr's prices are in US dollars
 # (the list filter matches a whole tag only).
 _AGENT_TAG = f"{AGENT_LABEL}="
 _ACCOUNT_TAG = f"{ACCOUNT_LABEL}="
+# A pool VM's tags: the bare `lobstack-pool` (every pool VM), its pool and its slot.
+_POOL_TAG = f"{POOL_LABEL}="
+_SLOT_TAG = f"{POOL_SLOT_LABEL}="
 
 # Vultr answers 429 without any reset header; its limit is per second, so a short wait is enough.
 DEFAULT_RETRY_AFTER_S = 1.0
@@ -103,23 +107,66 @@ class VultrProvider(CatalogReads):
         return response.status_code != 404
 
     def create(self, request: CreateVMRequest, bootstrap: BootstrapConfig) -> VM:
-        user_data = vm_user_data(self.name, bootstrap)  # checked before any API call: it will not shrink on retry
-        location = request.location or first_location(self.name, request.region)
         # Labels are not unique: the create activity's look-up is the only guard against a second instance.
-        name = vm_name(request.agent_id)
+        return self._create_instance(
+            name=vm_name(request.agent_id),
+            size=request.size,
+            location=request.location or first_location(self.name, request.region),
+            tags=_agent_tags(request.agent_id, request.account_id),
+            firewall_id=request.firewall_id,
+            bootstrap=bootstrap,
+        )
+
+    # --- warm pools -------------------------------------------------------------------------------------------------
+
+    def create_pool_vm(self, key: PoolKey, slot: str, location: str, bootstrap: BootstrapConfig) -> VM:
+        return self._create_instance(
+            name=pool_vm_name(slot),
+            size=key.size,
+            location=location or first_location(self.name, key.region),
+            tags=[POOL_LABEL, _POOL_TAG + key.pool_id, _SLOT_TAG + slot],
+            firewall_id="",  # the agent's firewall comes with `adopt`; a pool VM holds no secret yet
+            bootstrap=bootstrap,
+        )
+
+    def find_pool_vm(self, slot: str) -> VM | None:
+        return pick(self._list(_SLOT_TAG + slot))
+
+    def list_pool_vms(self) -> list[VM]:
+        return self._list(POOL_LABEL)
+
+    def adopt(self, vm_id: str, agent_id: str, account_id: str, firewall_id: str) -> VM:
+        """One PATCH: label, tags (replaced wholesale: the pool's go) and firewall group; a retry sends the same."""
+        name = vm_name(agent_id)
+        body: dict[str, Any] = {"label": name, "tags": _agent_tags(agent_id, account_id)}
+        if firewall_id:
+            body["firewall_group_id"] = firewall_id
+        what = f"adopt instance {vm_id} as {name}"
+        response = self._request("PATCH", _instance_path(vm_id), what, missing_ok=True, json=body)
+        if response.status_code == 404:
+            raise ProviderRejected(f"vultr {what}: VM {vm_id} is gone")
+        instance = _json(response).get("instance")
+        if not isinstance(instance, dict) or not instance.get("id"):
+            raise ProviderUnavailable(f"vultr {what}: answer without the instance")
+        return self._vm(instance)
+
+    def _create_instance(
+        self, *, name: str, size: str, location: str, tags: list[str], firewall_id: str, bootstrap: BootstrapConfig
+    ) -> VM:
+        user_data = vm_user_data(self.name, bootstrap)  # checked before any API call: it will not shrink on retry
         body = {
             "region": location,
-            "plan": plan(self.name, request.size),
+            "plan": plan(self.name, size),
             "os_id": int(IMAGES[self.name]),
             "label": name,
             "hostname": name,
-            "tags": [AGENT_LABEL, _AGENT_TAG + request.agent_id, _ACCOUNT_TAG + request.account_id],
+            "tags": tags,
             "user_data": base64.b64encode(user_data.encode()).decode(),
             "backups": "disabled",
         }
-        if request.firewall_id:
+        if firewall_id:
             # Attached at create: the instance never runs a moment without it.
-            body["firewall_group_id"] = request.firewall_id
+            body["firewall_group_id"] = firewall_id
         response = self._request("POST", "instances", f"create instance {name} in {location}", json=body)
         instance = _json(response).get("instance")
         if not isinstance(instance, dict) or not instance.get("id"):
@@ -268,7 +315,7 @@ class VultrProvider(CatalogReads):
 
     def _vm(self, instance: dict[str, Any]) -> VM:
         tags = [str(t) for t in instance.get("tags") or []]
-        agent_id = next((t.removeprefix(_AGENT_TAG) for t in tags if t.startswith(_AGENT_TAG)), "")
+        agent_id = _tag_value(tags, _AGENT_TAG)
         ip = str(instance.get("main_ip") or "")
         has_ip = ip not in ("", "0.0.0.0")  # noqa: S104 - Vultr's placeholder until an address is assigned
         return VM(
@@ -278,6 +325,9 @@ class VultrProvider(CatalogReads):
             agent_id=agent_id,
             status=_status(instance),
             address=f"http://{ip}:{BRIDGE_PORT}" if has_ip else "",
+            location=str(instance.get("region") or ""),
+            slot=_tag_value(tags, _SLOT_TAG),
+            pool_id=_tag_value(tags, _POOL_TAG),
         )
 
     def _error(self, failure: httpx.HTTPError | httpx.Response, what: str) -> ProviderError:
@@ -307,6 +357,15 @@ class VultrProvider(CatalogReads):
         except ValueError:
             return DEFAULT_RETRY_AFTER_S
         return min(max(retry_after, 0.5), self.max_retry_after_s)
+
+
+def _agent_tags(agent_id: str, account_id: str) -> list[str]:
+    """An agent's instance tags, the same whether it was created for the agent or adopted from a pool."""
+    return [AGENT_LABEL, _AGENT_TAG + agent_id, _ACCOUNT_TAG + account_id]
+
+
+def _tag_value(tags: list[str], prefix: str) -> str:
+    return next((t.removeprefix(prefix) for t in tags if t.startswith(prefix)), "")
 
 
 def _status(instance: dict[str, Any]) -> VMStatus:
