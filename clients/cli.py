@@ -35,8 +35,8 @@ from clients.cli_common import (
 )
 from clients.db_cli import add_db_commands
 from clients.limits_cli import add_limits_commands
-from clients.pool_cli import add_pool_commands
 from clients.ops_cli import add_ops_commands
+from clients.pool_cli import add_pool_commands
 from clients.webhooks_cli import add_webhook_commands
 from contracts.approval_search import PENDING_APPROVALS_QUERY as PENDING
 from contracts.limits import parse_duration

@@ -29,6 +29,7 @@ from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from clients.pools import WarmPools
 from contracts import approval_search
 from contracts.approver_policy import AccountApprovalPolicy, ApproverChange, validate_change
 from contracts.errors import (
@@ -65,7 +66,6 @@ from contracts.spec import (
     validate_spec,
     validate_tool_patterns,
 )
-from clients.pools import WarmPools
 from contracts.workflow_names import (
     ACCOUNT_LIMITS,
     ADMISSION_UPDATE,

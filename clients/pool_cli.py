@@ -89,7 +89,7 @@ def add_pool_commands(subparsers: Any) -> None:
         p.add_argument("--provider", required=True, choices=POOL_PROVIDERS)
         p.add_argument("--region", required=True, choices=REGIONS)
         p.add_argument("--size", required=True, choices=SIZES)
-    listing = sub.add_parser("list", help="every running pool")
+    sub.add_parser("list", help="every running pool")
     for p in sub.choices.values():
         p.add_argument("--json", action="store_true", help="print as JSON")
         p.set_defaults(func=cmd_pool)

@@ -11,7 +11,15 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.errors import LobstackClientError
-from contracts.pool import DEFAULT_MAX_IDLE_S, PoolInput, PoolKey, PoolSize, PoolStatus, validate_pool_key
+from contracts.pool import (
+    DEFAULT_MAX_IDLE_S,
+    PoolInput,
+    PoolKey,
+    PoolSize,
+    PoolStatus,
+    PoolTuning,
+    validate_pool_key,
+)
 from contracts.pool import validate_pool_size as _validate_size
 from contracts.workflow_names import POOL_DELETE_UPDATE, POOL_RESIZE_UPDATE, STATUS_QUERY, WARM_POOL
 
@@ -33,15 +41,27 @@ class WarmPools:
     task_queue: str
 
     async def set_pool(
-        self, provider: str, region: str, size: str, *, min: int, max: int, max_idle_s: int = DEFAULT_MAX_IDLE_S
+        self,
+        provider: str,
+        region: str,
+        size: str,
+        *,
+        min: int,
+        max: int,
+        max_idle_s: int = DEFAULT_MAX_IDLE_S,
+        tuning: PoolTuning | None = None,
     ) -> PoolStatus:
-        """Start the pool with this size, or resize the running one (which also ends a pause after failures)."""
+        """Start the pool with this size, or resize the running one (which also ends a pause after failures).
+        `tuning` (backoffs, probe period, claim grace) applies when the pool starts."""
         key = validate_pool_key(provider, region, size)
         want = PoolSize(min, max, max_idle_s)
         _validate_size(want)
         try:
             await self.temporal.start_workflow(
-                WARM_POOL, PoolInput(key, want), id=key.workflow_id, task_queue=self.task_queue
+                WARM_POOL,
+                PoolInput(key, want, tuning=tuning or PoolTuning()),
+                id=key.workflow_id,
+                task_queue=self.task_queue,
             )
         except WorkflowAlreadyStartedError:
             handle = self.temporal.get_workflow_handle(key.workflow_id)

@@ -197,6 +197,7 @@ class LifecycleState:
             consecutive_failures=self.consecutive_failures,
             expires_at=self.expires_at,
             idle_timeout_s=self.idle_timeout_s,
+            started_from=self.started_from,
         )
 
     def policy(self, spec: AgentSpec) -> AgentPolicy:
@@ -295,6 +296,8 @@ class AgentStatus:
     # When its maximum lifetime destroys it, and after how long without agent API requests it is destroyed (0: never).
     expires_at: datetime | None = None
     idle_timeout_s: int = 0
+    # How its VM came: "warm pool <pool id>", or "cold create (<why the pool could not serve>)"; empty before.
+    started_from: str = ""
 
 
 @dataclass

@@ -39,7 +39,7 @@ SLOT_RULE: Final = "'pv' and 12 hexadecimal digits"
 # Most VMs one pool may keep (ready and booting); a pool is a cache, not a fleet.
 MAX_POOL_SIZE: Final = 100
 DEFAULT_MAX_IDLE_S: Final = 6 * 3600
-MIN_MAX_IDLE_S: Final = 60
+MIN_MAX_IDLE_S: Final = 10
 
 PoolVMStatus = Literal["booting", "ready", "claimed", "deleting"]
 
@@ -173,12 +173,31 @@ class PoolCarry:
 
 
 @dataclass
+class PoolTuning:
+    """How a pool paces itself; the defaults suit production, tests shorten them."""
+
+    # A pool VM must answer healthy this long after it runs, or it is replaced.
+    health_timeout_s: int = 120
+    # Ready VMs are probed this often; one that stopped answering is replaced before a lifecycle claims it.
+    probe_every_s: int = 60
+    # A claimed VM still carrying the pool's labels this long after its claim was never adopted: deleted.
+    claim_grace_s: int = 300
+    # Failed creates back off from `backoff_first_s`, doubling up to `backoff_max_s`; `pause_after` in a row pause
+    # the pool for `pause_s` (or until `lobstack pool set`).
+    backoff_first_s: int = 5
+    backoff_max_s: int = 300
+    pause_after: int = 5
+    pause_s: int = 1800
+
+
+@dataclass
 class PoolInput:
     """The WarmPool workflow's input: which pool, how big, and what an earlier run carried over."""
 
     key: PoolKey | None = None
     size: PoolSize | None = None
     carry: PoolCarry | None = None
+    tuning: PoolTuning = field(default_factory=PoolTuning)
 
     def invalid(self) -> str:
         if self.key is None or self.size is None:
@@ -262,6 +281,7 @@ __all__ = [
     "PoolKey",
     "PoolSize",
     "PoolStatus",
+    "PoolTuning",
     "PoolVMLookup",
     "PoolVMRef",
     "PoolVMRequest",

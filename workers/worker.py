@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypedDict
 
+from activities.secrets.pool_activities import PoolSecretsActivities
+from activities.secrets.pool_vault import PoolVault
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -33,15 +35,18 @@ from activities.cloud.base import CloudProvider
 from activities.cloud.budget import ApiBudget, Budgeted
 from activities.cloud.firewalls import FirewallActivities
 from activities.cloud.local import LocalProvider
+from activities.cloud.pool_vms import PoolVMActivities
 from activities.cloud.providers import build_providers
 from activities.health import HealthActivities
 from activities.internal_messages import InternalMessageActivities, internal_key
 from activities.limits import LimitsActivities
 from activities.maintenance import maintenance_activities
+from activities.pool_claims import PoolClaimActivities
 from activities.registry import RegistryActivities
 from activities.secrets import SecretsActivities
 from activities.webhooks import DEFAULT_UI_URL, WebhookActivities, WebhookSecrets
 from contracts.firewall import FirewallRules, rules_from_env
+from contracts.pool import POOL_PROVIDERS
 from contracts.queues import WORKFLOW_QUEUE, cloud_queue
 from store import Registry
 from store.account_limits import AccountLimitsStore
@@ -59,6 +64,7 @@ from workflows.fleet_health import FleetHealthWorkflow
 from workflows.key_rotation import KeyRotationWorkflow
 from workflows.orphan_sweep import OrphanSweepWorkflow
 from workflows.tool_approval import ToolApprovalWorkflow
+from workflows.warm_pool import WarmPoolWorkflow
 
 # --- maintenance: the scheduled workflows (workers/schedules.py), on the workflow queue ---
 MAINTENANCE_WORKFLOWS = [KeyRotationWorkflow, OrphanSweepWorkflow, FleetHealthWorkflow]
@@ -68,6 +74,7 @@ WORKFLOWS: Sequence[type] = (
     ToolApprovalWorkflow,
     ApproverSettingsWorkflow,
     AccountLimitsWorkflow,
+    WarmPoolWorkflow,
     *MAINTENANCE_WORKFLOWS,
 )
 
@@ -169,6 +176,13 @@ def build_workers(
         gateway_url=services.gateway_url,
         vm_boot_s=services.vm_boot_s,
     )
+    # Warm pools (workflows/warm_pool.py): pool identities in Vault, pool VMs on the clouds that can adopt them.
+    pool_vault = PoolVault(services.secrets.vault.settings)
+    pool_secret_acts = PoolSecretsActivities(services.secrets.vault, pool_vault)
+    pool_vm_acts = PoolVMActivities(
+        providers=services.providers, bootstrap=pool_vault, gateway_url=services.gateway_url
+    )
+    claim_acts = PoolClaimActivities(services.temporal or client)
     firewall_acts = FirewallActivities(
         providers=services.providers, rules=services.firewall_rules or rules_from_env(os.environ)
     )
@@ -200,6 +214,11 @@ def build_workers(
             health_acts.wait_healthy,
             health_acts.probe_agent,
             seal_acts.check_seal,
+            claim_acts.claim_pool_vm,
+            pool_secret_acts.mint_pool_identity,
+            pool_secret_acts.deliver_claim,
+            pool_secret_acts.destroy_pool_identity,
+            pool_secret_acts.verify_pool_identity_gone,
             notice_acts.notice_targets,
             notice_acts.deliver_webhook,
             *maintenance,
@@ -225,14 +244,25 @@ def build_workers(
         firewall_acts.delete_firewall,
         firewall_acts.verify_firewall_gone,
     ]
+    pool_vm_activities: Sequence[Callable[..., object]] = [
+        pool_vm_acts.create_pool_vm,
+        pool_vm_acts.adopt_pool_vm,
+        pool_vm_acts.delete_pool_vm,
+        pool_vm_acts.verify_pool_vm_gone,
+    ]
     for name, provider in services.providers.items():
+        pooled = pool_vm_activities if name in POOL_PROVIDERS else []
         # Temporal enforces this across every worker on the queue: the fleet-wide share of the provider's budget.
         rate = provider.budget.activities_per_s if isinstance(provider, Budgeted) else None
         workers.append(
             Worker(
                 client,
                 task_queue=cloud_queue(name, task_queue),
-                activities=[*cloud_activities, *(firewall_activities if name in firewall_acts.providers else [])],
+                activities=[
+                    *cloud_activities,
+                    *(firewall_activities if name in firewall_acts.providers else []),
+                    *pooled,
+                ],
                 max_task_queue_activities_per_second=rate,
                 **common,
             )

@@ -24,6 +24,8 @@ from temporalio.workflow import ActivityCancellationType
 from contracts.workflow_names import ADMISSION_UPDATE, AGENT_LIFECYCLE
 
 with workflow.unsafe.imports_passed_through():
+    from activities.secrets.pool_activities import PoolSecretsActivities
+
     from activities.approvals import ApprovalActivities
     from activities.approver_policy import ApproverPolicyActivities
     from activities.cloud.activities import CloudActivities
@@ -37,7 +39,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.pool_claims import PoolClaimActivities
     from activities.registry import RegistryActivities
     from activities.secrets import SecretsActivities
-    from activities.secrets.pool_activities import PoolSecretsActivities
     from contracts.approver_policy import AccountApprovalPolicy
     from contracts.internal_messages import SEAL_FIELD, SealCheck, canonical
     from contracts.limits import Admission, Admitted, warning_lead_s
@@ -505,7 +506,9 @@ class AgentLifecycleWorkflow:
         self._agent.create_sent(place.provider)
         self._agent.vm = VMRef(place.provider, pooled.vm_id, pooled.slot, pooled.address, location=place.code)
         firewall_id = await self._ensure_firewall(place.provider, f"{place.provider}/{place.code}", abort)
-        self._set_waiting(f"Provisioning agent {spec.agent_id}: VM {pooled.vm_id} from pool {key} takes its name. {abort}")
+        self._set_waiting(
+            f"Provisioning agent {spec.agent_id}: VM {pooled.vm_id} from pool {key} takes its name. {abort}"
+        )
         adopted: VMRef = await self._race(
             lambda: workflow.execute_activity_method(
                 PoolVMActivities.adopt_pool_vm,

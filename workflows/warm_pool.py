@@ -6,9 +6,9 @@ when the pool shrinks or is deleted. A lifecycle claims one through the `claim` 
 VM to `claimed` for that agent, so exactly one lifecycle gets each VM, and the same agent asking again (a retried
 activity, a worker killed mid-claim) gets the same VM. A claimed VM is the lifecycle's: it takes the agent's name and
 labels, and its destroy deletes it. Never back to the pool. One the lifecycle never adopted (it was terminated) still
-carries the pool's labels after `CLAIM_GRACE_S` and is deleted here.
+carries the pool's labels after a grace (5 min) and is deleted here.
 
-Failed creates back off (5 s doubling to 5 min) and after `PAUSE_AFTER` in a row pause the pool for `PAUSE_S`, audited
+Failed creates back off (5 s doubling to 5 min) and after 5 in a row pause the pool for 30 min (`PoolTuning`), audited
 and shown in the current details: a broken image or an exhausted quota costs one create per pause, not one per second.
 Every VM and identity the pool made is deleted and verified gone before the VM leaves its books.
 """
@@ -35,11 +35,12 @@ from contracts.workflow_names import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from activities.secrets.pool_activities import PoolSecretsActivities
+
     from activities.cloud.activities import CloudActivities
     from activities.cloud.pool_vms import PoolVMActivities
     from activities.health import HealthActivities
     from activities.registry import RegistryActivities
-    from activities.secrets.pool_activities import PoolSecretsActivities
     from contracts.messages import MessageRefused, one_message
     from contracts.models import AgentState, HealthCheckRequest, Transition, VMLookup
     from contracts.pool import (
@@ -68,16 +69,6 @@ with workflow.unsafe.imports_passed_through():
         VERIFY_RETRY,
     )
 
-# A pool VM must answer healthy this long after it runs, or it is replaced.
-HEALTH_TIMEOUT_S = 120
-# Ready VMs are probed this often; one that stopped answering is replaced before a lifecycle claims it.
-PROBE_EVERY_S = 60
-# A claimed VM still carrying the pool's labels this long after its claim was never adopted: deleted.
-CLAIM_GRACE_S = 300
-BACKOFF_FIRST_S = 5
-BACKOFF_MAX_S = 300
-PAUSE_AFTER = 5
-PAUSE_S = 1800
 POOL_ACCOUNT = "lobstack-pools"
 CLAIM_EXAMPLE = '{"agent_id": "a1", "account_id": "acme"}'
 RESIZE_EXAMPLE = '{"min": 2, "max": 4, "max_idle_s": 21600}'
@@ -91,6 +82,7 @@ class WarmPoolWorkflow:
         assert self._input.key is not None and self._input.size is not None  # start_input checked both
         self._key = self._input.key
         self._size = self._input.size
+        self._tune = self._input.tuning
         carry = self._input.carry or PoolCarry()
         self._vms: dict[str, PoolVMRef] = {vm.slot: vm for vm in carry.vms if is_slot(vm.slot)}
         self._counts = carry
@@ -116,7 +108,7 @@ class WarmPoolWorkflow:
                 self._show()
                 if workflow.info().is_continue_as_new_suggested() and not self._tasks:
                     await workflow.wait_condition(workflow.all_handlers_finished)
-                    workflow.continue_as_new(PoolInput(self._key, self._size, self._carry()))
+                    workflow.continue_as_new(PoolInput(self._key, self._size, self._carry(), self._tune))
                 self._wake = False
                 with contextlib.suppress(asyncio.TimeoutError):
                     await workflow.wait_condition(lambda: self._wake or self._deleting, timeout=self._next_due())
@@ -141,10 +133,10 @@ class WarmPoolWorkflow:
         for vm in ready[: max(0, len(ready) + len(booting) - self._size.max)]:
             self._start(vm.slot, self._retire(vm, f"pool shrunk to max {self._size.max}"))
         for vm in self._vms.values():
-            if vm.status == "claimed" and _since(vm) + timedelta(seconds=CLAIM_GRACE_S) <= now:
+            if vm.status == "claimed" and _since(vm) + timedelta(seconds=self._tune.claim_grace_s) <= now:
                 self._start(vm.slot, self._release(vm))
         if self._next_probe is None or now >= self._next_probe:
-            self._next_probe = now + timedelta(seconds=PROBE_EVERY_S)
+            self._next_probe = now + timedelta(seconds=self._tune.probe_every_s)
             for vm in self._vms.values():
                 if vm.status == "ready" and vm.slot not in self._tasks:
                     self._start(vm.slot, self._probe(vm))
@@ -164,8 +156,14 @@ class WarmPoolWorkflow:
         """Until the next thing the loop must do on its own: a recycle, a probe, a claim's grace, a backoff's end."""
         now = workflow.now()
         due = [self._next_probe or now]
-        due += [_since(vm) + timedelta(seconds=self._size.max_idle_s) for vm in self._vms.values() if vm.status == "ready"]
-        due += [_since(vm) + timedelta(seconds=CLAIM_GRACE_S) for vm in self._vms.values() if vm.status == "claimed"]
+        due += [
+            _since(vm) + timedelta(seconds=self._size.max_idle_s) for vm in self._vms.values() if vm.status == "ready"
+        ]
+        due += [
+            _since(vm) + timedelta(seconds=self._tune.claim_grace_s)
+            for vm in self._vms.values()
+            if vm.status == "claimed"
+        ]
         due += [t for t in (self._counts.next_create_at, self._counts.paused_until) if t and t > now]
         return max(min(due) - now, timedelta(seconds=1))
 
@@ -214,8 +212,10 @@ class WarmPoolWorkflow:
             vm.address = booted.address
             await workflow.execute_activity_method(
                 HealthActivities.wait_healthy,
-                HealthCheckRequest(vm.slot, vm.address, workflow.now() + timedelta(seconds=HEALTH_TIMEOUT_S)),
-                start_to_close_timeout=timedelta(seconds=HEALTH_TIMEOUT_S + 60),
+                HealthCheckRequest(
+                    vm.slot, vm.address, workflow.now() + timedelta(seconds=self._tune.health_timeout_s)
+                ),
+                start_to_close_timeout=timedelta(seconds=self._tune.health_timeout_s + 60),
                 heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=BOOT_WAIT_RETRY,
             )
@@ -236,13 +236,14 @@ class WarmPoolWorkflow:
         c.failed += 1
         c.last_error = _message(err)
         now = workflow.now()
-        c.next_create_at = now + timedelta(seconds=min(BACKOFF_FIRST_S * 2 ** (c.failing - 1), BACKOFF_MAX_S))
+        t = self._tune
+        c.next_create_at = now + timedelta(seconds=min(t.backoff_first_s * 2 ** (c.failing - 1), t.backoff_max_s))
         workflow.logger.warning("pool %s: create failed (%d in a row): %s", self._key, c.failing, c.last_error)
-        if c.failing >= PAUSE_AFTER:
-            c.paused_until = now + timedelta(seconds=PAUSE_S)
+        if c.failing >= t.pause_after:
+            c.paused_until = now + timedelta(seconds=t.pause_s)
             await self._audit(
                 "pool.paused",
-                f"{c.failing} creates failed in a row; paused for {PAUSE_S}s (last: {c.last_error})",
+                f"{c.failing} creates failed in a row; paused for {t.pause_s}s (last: {c.last_error})",
             )
         await self._retire(vm, "its create failed")
 
@@ -318,11 +319,13 @@ class WarmPoolWorkflow:
             for vm in list(self._vms.values()):
                 if vm.status != "claimed":
                     self._start(vm.slot, self._retire(vm, "pool deleted"))
-                elif _since(vm) + timedelta(seconds=CLAIM_GRACE_S) <= now:
+                elif _since(vm) + timedelta(seconds=self._tune.claim_grace_s) <= now:
                     self._start(vm.slot, self._release(vm))
             self._show()
             with contextlib.suppress(asyncio.TimeoutError):
-                await workflow.wait_condition(lambda: not self._tasks, timeout=timedelta(seconds=CLAIM_GRACE_S))
+                await workflow.wait_condition(
+                    lambda: not self._tasks, timeout=timedelta(seconds=self._tune.claim_grace_s)
+                )
         await self._audit("pool.deleted", f"every VM of pool {self._key} deleted and verified gone")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.status()
