@@ -2,6 +2,9 @@
 
     lookup wrapping token -> check creation path -> unwrap (SecretID) -> AppRole login -> read own secrets
 
+A warm pool VM (`BootstrapConfig.pool_slot`) introduces itself the same way with its pool identity, minus the
+secrets: it has none (`bridge.pool` then waits for its claim and introduces the agent).
+
 The lookup does not consume the token, so a token minted for another path is refused while still intact. A token that
 is already used or expired means someone else may have unwrapped it: that is reported, never retried.
 """
@@ -124,7 +127,8 @@ class Introduction:
             self._unwrap()
         if self._session is None:
             self._session = self._login()
-        self._session.secrets = self._read_secrets(self._session.client)
+        if not self.config.pool_slot:  # a pool VM has no secrets of its own: its token reads only its claim
+            self._session.secrets = self._read_secrets(self._session.client)
         return self._session
 
     def _unwrap(self) -> None:

@@ -90,6 +90,20 @@ def pool_vault_name(slot: str) -> str:
     return POOL_VAULT_PREFIX + slot
 
 
+# What a claim holds: the agent's identity fields of its BootstrapConfig, as written at `claim_path` and read by the
+# pool VM's bridge (which keeps its own listen settings and agent socket).
+CLAIM_FIELDS: Final[tuple[str, ...]] = (
+    "agent_id",
+    "role_id",
+    "wrapped_secret_id",
+    "expected_creation_path",
+    "approle_mount",
+    "kv_mount",
+    "kv_prefix",
+    "gateway_url",
+)
+
+
 def claim_path(slot: str) -> str:
     """The claim's KV path relative to the mount: the only thing a pool VM's token can read."""
     return f"{POOL_KV_PREFIX}{slot}/claim"
@@ -268,6 +282,7 @@ class PoolStatus:
 
 
 __all__ = [
+    "CLAIM_FIELDS",
     "MAX_POOL_SIZE",
     "POOL_LABEL",
     "POOL_PROVIDERS",

@@ -9,7 +9,9 @@ from activities.secrets.activities import SecretsActivities, describe
 from activities.secrets.agent_vault import ROLE_SETTINGS, TRANSIT_AUTO_ROTATE, TRANSIT_KEY_TYPE, AgentVault
 from activities.secrets.errors import translate, vault_errors
 from activities.secrets.names import AgentNames
-from activities.secrets.policy import render_agent_policy
+from activities.secrets.policy import render_agent_policy, render_pool_policy
+from activities.secrets.pool_activities import PoolSecretsActivities
+from activities.secrets.pool_vault import PoolVault
 from activities.secrets.settings import MAX_WRAP_TTL_S, VaultSettings, from_env
 from activities.secrets.tokens import TokenFinder, owner_of
 
@@ -20,6 +22,8 @@ __all__ = [
     "TRANSIT_KEY_TYPE",
     "AgentNames",
     "AgentVault",
+    "PoolSecretsActivities",
+    "PoolVault",
     "SecretsActivities",
     "TokenFinder",
     "VaultSettings",
@@ -27,6 +31,7 @@ __all__ = [
     "from_env",
     "owner_of",
     "render_agent_policy",
+    "render_pool_policy",
     "translate",
     "vault_errors",
 ]

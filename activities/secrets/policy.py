@@ -1,9 +1,11 @@
-"""The per-agent ACL policy. The one renderer: deploy/ keeps a copy that a test compares with this text."""
+"""The per-agent and per-pool-VM ACL policies. The one renderer: deploy/ keeps a copy of the agent's, which a test
+compares with this text."""
 
 from __future__ import annotations
 
 from activities.secrets.names import AgentNames
 from activities.secrets.settings import VaultSettings
+from contracts.pool import claim_path
 
 
 def render_agent_policy(agent_id: str, settings: VaultSettings) -> str:
@@ -17,4 +19,15 @@ def render_agent_policy(agent_id: str, settings: VaultSettings) -> str:
         f'path "{kv}/metadata/{prefix}*" {{\n  capabilities = ["read", "list"]\n}}\n\n'
         f'path "{n.transit_mount}/encrypt/{key}" {{\n  capabilities = ["update"]\n}}\n\n'
         f'path "{n.transit_mount}/decrypt/{key}" {{\n  capabilities = ["update"]\n}}\n'
+    )
+
+
+def render_pool_policy(slot: str, settings: VaultSettings) -> str:
+    """A warm pool VM's identity: read its own claim, nothing else (no list, no metadata, no other path).
+
+    The slot is spliced into policy text: callers validate it first (`contracts.pool.is_slot`).
+    """
+    return (
+        f"# Lobstack pool VM {slot}: its claim, nothing else.\n"
+        f'path "{settings.kv_mount}/data/{claim_path(slot)}" {{\n  capabilities = ["read"]\n}}\n'
     )

@@ -67,19 +67,23 @@ def _accessor_outlived_token(exc: hv.Forbidden) -> bool:
 
 
 class TokenFinder:
-    """Maps live accessors to agent ids, remembering what it already looked up. Thread-safe."""
+    """Maps live accessors to their owners (agent ids, or what `owner` says), remembering what it already looked up.
+    Thread-safe."""
 
     def __init__(
         self,
         client: hvac.Client,
         approle_mount: str,
         *,
+        owner: Callable[[dict[str, Any], str], str | None] = owner_of,
         settle_s: float = SETTLE_S,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client
         self._approle_mount = approle_mount
+        # Who a token belongs to, from its lookup-accessor data: an agent id by default (a pool's finder: its slot).
+        self._owner = owner
         self._settle_s = settle_s
         self._clock = clock
         self._sleep = sleep
@@ -89,9 +93,13 @@ class TokenFinder:
 
     def accessors_of(self, names: AgentNames) -> list[str]:
         """Accessors of the agent's live tokens (login and wrapping tokens)."""
+        return self.accessors_owned_by(names.agent_id)
+
+    def accessors_owned_by(self, owner: str) -> list[str]:
+        """Accessors of the live tokens whose owner (as this finder's `owner` function says) is `owner`."""
         live = self._list()
         owners = self._owners_of(live)
-        return [a for a in live if a in owners and owners[a] == names.agent_id]
+        return [a for a in live if a in owners and owners[a] == owner]
 
     def _list(self) -> list[str]:
         """The live accessors; notes when each was first listed and forgets what is gone, so the caches only ever
@@ -136,7 +144,7 @@ class TokenFinder:
                 if not (_accessor_outlived_token(exc) or self._gone(accessor)):
                     raise
                 return None
-        return owner_of(resp.get("data") or {}, self._approle_mount)
+        return self._owner(resp.get("data") or {}, self._approle_mount)
 
     def _gone(self, accessor: str) -> bool:
         """After a 403 "permission denied": OpenBao answers that, too, for a token it is revoking right then (its own

@@ -19,15 +19,20 @@ from tests.stack import Stack, orchestrator_token
 
 POLICY = "lobstack-orchestrator"
 A = "t-0123456789ab"  # any agent id
+S = "pv0123456789ab"  # any pool slot
 CRUD = {"create", "read", "update", "delete"}
 NEEDED = {
     "sys/mounts": {"read"},
     "sys/auth": {"read"},
     "sys/policy": {"read"},
     f"sys/policy/agent-{A}": CRUD,
+    f"sys/policy/lobstack-pool-{S}": CRUD,
     f"secret/data/agents/{A}/identity": {"create", "update"},
     "secret/metadata/agents/": {"read", "list", "update", "delete"},
     f"secret/metadata/agents/{A}/identity": {"read", "list", "update", "delete"},
+    f"secret/data/pool/{S}/claim": {"create", "update"},
+    "secret/metadata/pool/": {"read", "list", "delete"},
+    f"secret/metadata/pool/{S}/claim": {"read", "list", "delete"},
     "secret/data/lobstack-webhooks/acme/wh-0123456789ab": {"create", "read", "update"},
     "secret/metadata/lobstack-webhooks/acme/wh-0123456789ab": {"delete"},
     "transit/keys": {"list"},
@@ -42,6 +47,9 @@ NEEDED = {
     f"auth/approle/role/agent-{A}": CRUD,
     f"auth/approle/role/agent-{A}/role-id": CRUD,
     f"auth/approle/role/agent-{A}/secret-id": CRUD,
+    f"auth/approle/role/lobstack-pool-{S}": CRUD,
+    f"auth/approle/role/lobstack-pool-{S}/role-id": CRUD,
+    f"auth/approle/role/lobstack-pool-{S}/secret-id": CRUD,
     "auth/token/accessors": {"list", "sudo"},
     "auth/token/lookup-accessor": {"update"},
     "auth/token/revoke-accessor": {"update"},
@@ -72,6 +80,8 @@ DENIED = [
     "auth/token/create-orphan",
     "auth/token/roles/any",
     "auth/approle/role/operator",
+    "auth/approle/role/lobstack-orchestrator",
+    "sys/policy/lobstack-poolish",
     "auth/kubernetes/role/lobstack-worker",
     "auth/kubernetes/config",
     "identity/entity",

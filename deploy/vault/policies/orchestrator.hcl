@@ -1,9 +1,9 @@
 # lobstack-orchestrator: the workers' Vault token (activities/secrets). Least privilege for what the code calls, on
 # the default mounts secret/ (kv v2), transit/ and auth/approle/. Mounting engines is an operator step
 # (deploy/vault/bootstrap.sh, once, with an admin token); this policy can only read the mount tables to verify them.
-# Every name it may touch starts with "agent-" (or lives under secret/agents/, or secret/lobstack-webhooks/ for the
-# webhook signing secrets): it can never write its own policy, an operator's policy, a non-agent role or the codec
-# key. tests/deploy/test_vault_policies.py pins each path.
+# Every name it may touch starts with "agent-" or, for a warm pool VM's identity, "lobstack-pool-pv" (or lives under
+# secret/agents/, secret/pool/ for pool claims, or secret/lobstack-webhooks/ for the webhook signing secrets): it can
+# never write its own policy, an operator's policy, a non-agent role or the codec key. tests/deploy/test_vault_policies.py pins each path.
 
 # ensure_engines at worker start: verify kv v2, transit and approle are mounted.
 path "sys/mounts" {
@@ -23,6 +23,11 @@ path "sys/policy/agent-*" {
   capabilities = ["create", "read", "update", "delete"]
 }
 
+# Warm pools (activities/secrets/pool_vault.py): one policy and AppRole role per pool VM, lobstack-pool-<slot>.
+path "sys/policy/lobstack-pool-pv*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+
 # KV v2: the agent's identity is written once (cas=0) and never read back by the service; metadata holds the
 # sweep's labels, is listed to find every key of an agent, and deleting it destroys all versions.
 path "secret/data/agents/*" {
@@ -31,6 +36,16 @@ path "secret/data/agents/*" {
 
 path "secret/metadata/agents/*" {
   capabilities = ["read", "list", "update", "delete"]
+}
+
+# A pool VM's claim: written at claim time (a retry overwrites it) and never read back; its metadata is read to verify
+# the pool identity is gone, listed by the orphan sweep, and deleting it destroys all versions.
+path "secret/data/pool/*" {
+  capabilities = ["create", "update"]
+}
+
+path "secret/metadata/pool/*" {
+  capabilities = ["read", "list", "delete"]
 }
 
 # Approval notices: each account's webhook signing secrets (activities/webhooks.py). Written by `lobstack webhooks
@@ -77,6 +92,10 @@ path "auth/approle/role" {
 }
 
 path "auth/approle/role/agent-*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+
+path "auth/approle/role/lobstack-pool-pv*" {
   capabilities = ["create", "read", "update", "delete"]
 }
 
