@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 LOCKS := deploy/docker/requirements.lock deploy/docker/requirements-dev.lock
 PROVIDER ?= local
+# POOL=1: the demo claims its agent's VM from a warm pool (on hetzner unless PROVIDER=vultr).
+POOL ?=
 # Lifecycles in `make chaos` (CI runs N=30).
 N ?= 200
 
@@ -19,7 +21,7 @@ $(STAMP): pyproject.toml $(LOCKS)
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/lobstack demo --provider $(PROVIDER)
+	$(BIN)/lobstack demo --provider $(PROVIDER) $(if $(POOL),--pool)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

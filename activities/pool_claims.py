@@ -29,7 +29,7 @@ class PoolClaimActivities:
     async def claim_pool_vm(self, request: ClaimRequest) -> PoolClaim:
         handle = self.temporal.get_workflow_handle(POOL_WORKFLOW_PREFIX + request.pool_id)
         try:
-            return await handle.execute_update(
+            claim: PoolClaim = await handle.execute_update(
                 POOL_CLAIM_UPDATE,
                 ClaimRequest(request.agent_id, request.account_id),
                 id=f"claim-{request.agent_id}",
@@ -42,3 +42,4 @@ class PoolClaimActivities:
         except WorkflowUpdateFailedError as err:
             # The pool refused (it is being deleted, say): a cold create, not a failed lifecycle.
             return PoolClaim(None, request.pool_id, f"pool {request.pool_id} refused the claim: {err.cause}")
+        return claim

@@ -338,7 +338,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     validate_spec(AgentSpec(account_id="demo", name="demo", provider=args.provider))
     from clients.demo import run_demo
 
-    return _run(run_demo(provider=args.provider))
+    return _run(run_demo(provider=args.provider, pool=args.pool))
 
 
 # --- parser --------------------------------------------------------------------------------------------------------
@@ -381,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run a whole lifecycle end to end on the embedded defaults")
     demo.add_argument("--provider", default="local", help=f"one of: {', '.join(PROVIDERS)}")
+    demo.add_argument(
+        "--pool", action="store_true", help="claim the agent's VM from a warm pool (hetzner unless --provider vultr)"
+    )
     demo.set_defaults(func=cmd_demo)
 
     gw = sub.add_parser("gateway", help="serve the agent gateway (VAULT_ADDR, TEMPORAL_ADDRESS, LOBSTACK_* settings)")

@@ -182,6 +182,8 @@ class SweepResult:
     agents_seen: int = 0
     live: int = 0
     truncated: bool = False
+    # Warm pools' VMs and identities no running pool held (`agent_ids` lists their slots).
+    pools: SweepCounts = field(default_factory=SweepCounts)
 
 
 # --- FleetHealth ---------------------------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ from contracts.spec import PROVIDERS, REGIONS, SIZES, SpecError
 POOL_PROVIDERS: Final[tuple[ProviderName, ...]] = ("hetzner", "vultr")
 
 POOL_WORKFLOW_PREFIX: Final = "warm-pool-"
+# The account the pools' audit events are recorded under (a pool belongs to the operator, not to a customer).
+POOL_ACCOUNT: Final = "lobstack-pools"
 POOL_LABEL: Final = "lobstack-pool"
 POOL_SLOT_LABEL: Final = "lobstack-pool-slot"
 POOL_VM_NAME_PREFIX: Final = "lobpool-"

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypedDict
 
-from activities.secrets.pool_activities import PoolSecretsActivities
-from activities.secrets.pool_vault import PoolVault
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -44,6 +42,8 @@ from activities.maintenance import maintenance_activities
 from activities.pool_claims import PoolClaimActivities
 from activities.registry import RegistryActivities
 from activities.secrets import SecretsActivities
+from activities.secrets.pool_activities import PoolSecretsActivities
+from activities.secrets.pool_vault import PoolVault
 from activities.webhooks import DEFAULT_UI_URL, WebhookActivities, WebhookSecrets
 from contracts.firewall import FirewallRules, rules_from_env
 from contracts.pool import POOL_PROVIDERS
@@ -178,7 +178,7 @@ def build_workers(
     )
     # Warm pools (workflows/warm_pool.py): pool identities in Vault, pool VMs on the clouds that can adopt them.
     pool_vault = PoolVault(services.secrets.vault.settings)
-    pool_secret_acts = PoolSecretsActivities(services.secrets.vault, pool_vault)
+    pool_secret_acts = PoolSecretsActivities(services.secrets.vault, pool_vault, gateway_url=services.gateway_url)
     pool_vm_acts = PoolVMActivities(
         providers=services.providers, bootstrap=pool_vault, gateway_url=services.gateway_url
     )

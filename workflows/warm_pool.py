@@ -35,15 +35,15 @@ from contracts.workflow_names import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from activities.secrets.pool_activities import PoolSecretsActivities
-
     from activities.cloud.activities import CloudActivities
     from activities.cloud.pool_vms import PoolVMActivities
     from activities.health import HealthActivities
     from activities.registry import RegistryActivities
+    from activities.secrets.pool_activities import PoolSecretsActivities
     from contracts.messages import MessageRefused, one_message
     from contracts.models import AgentState, HealthCheckRequest, Transition, VMLookup
     from contracts.pool import (
+        POOL_ACCOUNT,
         ClaimRequest,
         PoolCarry,
         PoolClaim,
@@ -69,7 +69,6 @@ with workflow.unsafe.imports_passed_through():
         VERIFY_RETRY,
     )
 
-POOL_ACCOUNT = "lobstack-pools"
 CLAIM_EXAMPLE = '{"agent_id": "a1", "account_id": "acme"}'
 RESIZE_EXAMPLE = '{"min": 2, "max": 4, "max_idle_s": 21600}'
 
