@@ -15,6 +15,7 @@ from typing import Any
 
 from activities.cloud.base import vm_name
 from activities.secrets import AgentVault
+from activities.secrets.pool_vault import PoolVault
 from contracts.firewall import firewall_description
 from contracts.models import Residue
 from store import Registry
@@ -27,12 +28,14 @@ class Leftovers:
     # A second VM created for one agent (cloudsim's create count per name), or a second `vm.created` audit record.
     duplicate_vms: int = 0
     duplicate_audit: int = 0
+    # A warm pool VM claimed by two agents (their `vm.claimed` audit records name the same VM).
+    claimed_twice: int = 0
     # Which agents, for the table: kind -> agent ids.
     who: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def duplicates(self) -> int:
-        return self.duplicate_vms + self.duplicate_audit
+        return self.duplicate_vms + self.duplicate_audit + self.claimed_twice
 
     @property
     def total(self) -> int:
@@ -40,8 +43,13 @@ class Leftovers:
 
 
 def count_leftovers(
-    sim_state: dict[str, Any], vault: AgentVault, registry: Registry, agent_ids: Collection[str]
+    sim_state: dict[str, Any],
+    vault: AgentVault,
+    registry: Registry,
+    agent_ids: Collection[str],
+    pools: PoolVault | None = None,
 ) -> Leftovers:
+    """`pools`: also count warm pools' identities left in OpenBao (their VMs are strangers to the agents' names)."""
     names = {vm_name(a): a for a in agent_ids}
     found = Leftovers()
     live = [vm for vm in sim_state["vms"] if vm["name"] in names]
@@ -74,7 +82,22 @@ def count_leftovers(
         setattr(found.residue, kind, sum(owners.values()))
         found.who[kind] = sorted(owners)
 
-    vm_created = Counter(e.agent_id for e in _events(registry, agent_ids) if e.action == "vm.created")
+    if pools is not None:
+        slots = pools.list_pool_slots()
+        for slot in slots:
+            left = pools.pool_residue(slot)
+            for kind in ("secrets", "policies", "roles", "tokens"):
+                setattr(found.residue, kind, getattr(found.residue, kind) + getattr(left, kind))
+        found.who["pool identities"] = slots
+
+    events = _events(registry, agent_ids)
+    claims = Counter(
+        (e.details.get("provider", ""), e.details.get("vm_id", "")) for e in events if e.action == "vm.claimed"
+    )
+    found.claimed_twice = sum(c - 1 for c in claims.values() if c > 1)
+    found.who["claimed_twice"] = sorted(f"{p}/{v}" for (p, v), c in claims.items() if c > 1)
+
+    vm_created = Counter(e.agent_id for e in events if e.action == "vm.created")
     dup_audit = {a: c - 1 for a, c in vm_created.items() if c > 1}
     found.duplicate_audit = sum(dup_audit.values())
     found.who["duplicate_audit"] = sorted(dup_audit)

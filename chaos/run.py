@@ -23,12 +23,14 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError
 
 import devstack
+from activities.secrets.pool_vault import PoolVault
 from chaos.faults import FaultPlan
 from chaos.report import Leftovers, count_leftovers, final_line, table
 from chaos.stack import ChaosStack, chaos_stack
 from clients.client import LobstackClient
 from contracts.identifiers import workflow_id
 from contracts.models import AgentState, AgentStatus
+from contracts.pool import POOL_PROVIDERS, PoolTuning
 from contracts.queues import WORKFLOW_QUEUE
 from contracts.regions import CLOUD_PROVIDERS
 from contracts.spec import AgentSpec
@@ -38,6 +40,10 @@ from workflows.agent_lifecycle import AgentLifecycleWorkflow
 # Where a destroy-while-provisioning lands, by what the status query shows.
 PHASES = ("start", "creating", "booting", "health")
 POLL_S = 0.2
+# Warm pools on the providers that have them, in the agents' region and size: hetzner and vultr agents claim from them
+# while the worker is killed, and the pools are deleted at the end (their VMs and identities then count as left).
+POOL_SIZE = 2
+POOL_TUNING = PoolTuning(probe_every_s=30, claim_grace_s=60, backoff_first_s=1, backoff_max_s=10)
 
 
 @dataclass
@@ -200,6 +206,8 @@ async def run_chaos(
         )
         await asyncio.to_thread(plan.install, stack.dev.cloudsim, per_provider)
         client = LobstackClient(stack.dev.client, task_queue=WORKFLOW_QUEUE)
+        for provider in POOL_PROVIDERS:
+            await client.set_pool(provider, "eu-central", "small", min=POOL_SIZE, max=POOL_SIZE, tuning=POOL_TUNING)
         progress = Progress(n)
         gate = asyncio.Semaphore(concurrency)
         loop = asyncio.get_running_loop()
@@ -227,13 +235,21 @@ async def run_chaos(
         await asyncio.gather(disrupt_task, return_exceptions=True)
         wall = time.monotonic() - t0
         await asyncio.to_thread(stack.dev.cloudsim.clear_faults)
+        pools = [await client.delete_pool(p, "eu-central", "small") for p in POOL_PROVIDERS]
+        claims = sum(p.claims for p in pools)
+        print(f"[{time.monotonic() - t0:6.1f}s] warm pools deleted after serving {claims} claims", flush=True)
 
         terminal = await _count_terminal(stack, outcomes)
         sim_state = await asyncio.to_thread(stack.dev.cloudsim.state)
         registry = Registry.from_url(stack.dev.database_url)
         try:
             left = await asyncio.to_thread(
-                count_leftovers, sim_state, stack.dev.vault, registry, [o.agent_id for o in outcomes]
+                count_leftovers,
+                sim_state,
+                stack.dev.vault,
+                registry,
+                [o.agent_id for o in outcomes],
+                PoolVault(stack.dev.vault.settings),
             )
         finally:
             registry.close()
@@ -299,6 +315,7 @@ def _print_report(
                 ("tokens", left.residue.tokens),
                 ("duplicate VM creates", left.duplicate_vms),
                 ("duplicate vm.created records", left.duplicate_audit),
+                ("pool VMs claimed twice", left.claimed_twice),
             ],
             "left behind",
         )

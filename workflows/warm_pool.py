@@ -308,23 +308,21 @@ class WarmPoolWorkflow:
                 delay = min(delay * 2, 300.0)
 
     async def _drain(self) -> PoolStatus:
-        """Delete every VM the pool holds (claimed ones once adopted or past their grace) and end."""
+        """Delete every VM the pool holds and end. A claimed VM is released at once: one its lifecycle adopted no
+        longer carries the pool's labels and stays the agent's; one not yet adopted goes (that lifecycle's adopt then
+        fails and its cleanup runs)."""
         self._show()
         for task in list(self._tasks.values()):
             task.cancel()
         await workflow.wait_condition(lambda: not self._tasks)
         while self._vms:
-            now = workflow.now()
             for vm in list(self._vms.values()):
-                if vm.status != "claimed":
-                    self._start(vm.slot, self._retire(vm, "pool deleted"))
-                elif _since(vm) + timedelta(seconds=self._tune.claim_grace_s) <= now:
+                if vm.status == "claimed":
                     self._start(vm.slot, self._release(vm))
+                else:
+                    self._start(vm.slot, self._retire(vm, "pool deleted"))
             self._show()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await workflow.wait_condition(
-                    lambda: not self._tasks, timeout=timedelta(seconds=self._tune.claim_grace_s)
-                )
+            await workflow.wait_condition(lambda: not self._tasks)
         await self._audit("pool.deleted", f"every VM of pool {self._key} deleted and verified gone")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.status()

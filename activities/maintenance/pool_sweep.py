@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from datetime import timedelta
 
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowQueryRejectedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.cloud.base import VM, CloudProvider
@@ -29,6 +30,8 @@ from store import Registry
 __all__ = ["PoolSweepActivities"]
 
 _RUNNING_POOLS = f"WorkflowType='{WARM_POOL}' AND ExecutionStatus='Running'"
+# A pool's books are one query away; a pool with no worker polling never answers, so do not wait for it long.
+QUERY_TIMEOUT = timedelta(seconds=10)
 
 
 class PoolSweepActivities:
@@ -44,10 +47,12 @@ class PoolSweepActivities:
     async def sweep_pools(self, request: SweepInput) -> SweepCounts:
         vms, slots = await asyncio.to_thread(self._resources)
         # Only now the books: see the module docstring.
-        held = await self._held({vm.pool_id for vm in vms if vm.pool_id})
+        held, unread = await self._held({vm.pool_id for vm in vms if vm.pool_id})
         counts = SweepCounts()
-        orphan_vms = [vm for vm in vms if vm.slot not in held]
-        orphan_slots = sorted(s for s in slots if s not in held)
+        # A pool whose books cannot be read now (no worker answers its query) may hold anything: its VMs stay, and
+        # so does every identity, since an identity does not say its pool. The next sweep tries again.
+        orphan_vms = [vm for vm in vms if vm.slot not in held and vm.pool_id not in unread]
+        orphan_slots = [] if unread else sorted(s for s in slots if s not in held)
         for vm in orphan_vms:
             removed = request.dry_run or await asyncio.to_thread(self.providers[vm.provider].delete, vm.vm_id)
             counts.vms += int(removed)
@@ -64,10 +69,11 @@ class PoolSweepActivities:
         if counts.agent_ids and not request.dry_run:
             await asyncio.to_thread(self._audit, activity.info().workflow_run_id or "", counts)
         activity.logger.info(
-            "pool sweep: %d pool VMs, %d identities seen; %d slots orphaned",
+            "pool sweep: %d pool VMs, %d identities; %d slots orphaned; books unread: %s",
             len(vms),
             len(slots),
             len(counts.agent_ids),
+            sorted(unread) or "none",
         )
         return counts
 
@@ -75,23 +81,29 @@ class PoolSweepActivities:
         vms = [vm for provider in self.providers.values() for vm in provider.list_pool_vms() if is_slot(vm.slot)]
         return vms, self.pools.list_pool_slots()
 
-    async def _held(self, labelled_pools: set[str]) -> set[str]:
-        """Every slot in the books of a running pool: the listed ones and those the VMs name."""
+    async def _held(self, labelled_pools: set[str]) -> tuple[set[str], set[str]]:
+        """Every slot in the books of a running pool (the listed ones and those the VMs name), and the pool ids whose
+        books could not be read."""
         ids = {POOL_WORKFLOW_PREFIX + pool_id for pool_id in labelled_pools}
         async for execution in self.temporal.list_workflows(_RUNNING_POOLS):
             ids.add(execution.id)
         held: set[str] = set()
-        for pool in ids:
+        unread: set[str] = set()
+        for pool in sorted(ids):
             try:
                 status: PoolStatus = await self.temporal.get_workflow_handle(pool).query(
-                    STATUS_QUERY, result_type=PoolStatus
+                    STATUS_QUERY, result_type=PoolStatus, rpc_timeout=QUERY_TIMEOUT
                 )
             except RPCError as err:
                 if err.status == RPCStatusCode.NOT_FOUND:
-                    continue
-                raise
+                    continue  # no such pool (ended): it holds nothing
+                unread.add(pool.removeprefix(POOL_WORKFLOW_PREFIX))
+                continue
+            except WorkflowQueryRejectedError:
+                unread.add(pool.removeprefix(POOL_WORKFLOW_PREFIX))
+                continue
             held.update(vm.slot for vm in status.vms)
-        return held
+        return held, unread
 
     def _audit(self, run_id: str, counts: SweepCounts) -> None:
         with registry_errors("record_transition"):
