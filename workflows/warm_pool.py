@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         PoolCarry,
         PoolClaim,
         PoolInput,
+        PoolKey,
         PoolSize,
         PoolStatus,
         PoolVMLookup,
@@ -77,7 +78,13 @@ RESIZE_EXAMPLE = '{"min": 2, "max": 4, "max_idle_s": 21600}'
 class WarmPoolWorkflow:
     @workflow.init
     def __init__(self, *args: Any) -> None:
-        self._input = start_input(args, PoolInput)
+        # A wrong start input fails the run in `run` with its reason, never a workflow task (contracts/messages.py).
+        try:
+            self._input = start_input(args, PoolInput)
+            self._invalid: ApplicationError | None = None
+        except ApplicationError as err:
+            self._input = PoolInput(PoolKey("hetzner", "eu-central", "small"), PoolSize(0, 0))
+            self._invalid = err
         assert self._input.key is not None and self._input.size is not None  # start_input checked both
         self._key = self._input.key
         self._size = self._input.size
@@ -95,6 +102,8 @@ class WarmPoolWorkflow:
 
     @workflow.run
     async def run(self, *args: Any) -> PoolStatus:
+        if self._invalid is not None:
+            raise self._invalid
         # What the previous run left in flight resumes: a boot looks its slot up before creating (never a second VM).
         for vm in list(self._vms.values()):
             if vm.status == "booting":

@@ -27,6 +27,7 @@ from contracts.identifiers import workflow_id
 from contracts.maintenance_models import SweepInput
 from contracts.messages import MessageRefused, one_message
 from contracts.models import AgentState, ApprovalState
+from contracts.pool import PoolInput, PoolSize, pool_workflow_id
 from tests.hostile import raw
 from tests.hostile.live import settled
 from tests.stack import ENCRYPTED_STACK_KEY_ID, Stack, eventually
@@ -122,7 +123,45 @@ async def test_no_message_to_any_handler_fails_a_workflow_task(
     assert await raw.workflow_task_failures(approval) == []
 
 
-START_TYPES = ["AgentLifecycle", "ToolApproval", "KeyRotation", "OrphanSweep", "FleetHealth"]
+POOL_WHERE = ("vultr", "ap-southeast", "large")
+POOL = {"update": ["claim", "resize"], "query": ["status"]}
+
+
+@EXAMPLES
+@given(sent=st.lists(raw.payload_lists((ENCRYPTED_STACK_KEY_ID, "k-unknown")), min_size=1, max_size=3))
+async def test_no_message_to_a_warm_pool_fails_a_workflow_task(
+    plain_or_encrypted_stack: Stack, sent: list[list[Payload]]
+) -> None:
+    stack = plain_or_encrypted_stack
+    async with stack.workers():
+        # An empty pool: no VM is made, so the handlers are all there is to it.
+        await stack.client.set_pool(*POOL_WHERE, min=0, max=0)
+        handle = stack.temporal.get_workflow_handle(pool_workflow_id(*POOL_WHERE))
+        for items in sent:
+            for name in POOL["update"]:
+                if name == "resize" and _grows_pool(items):
+                    continue  # a well-formed resize would make VMs on a provider this stack does not serve
+                # Refused by its validator, or (a body that happens to be well formed) answered: never a task failure.
+                assert await raw.update(stack.temporal, handle.id, name, items) in ("success", "failure")
+            if raw.plain_json(items) not in ([], [None]):  # no body at all really deletes the pool
+                assert await raw.update(stack.temporal, handle.id, "delete", items) == "failure"
+            await raw.query(stack.temporal, handle.id, "status", items)
+        status = await stack.client.pool_status(*POOL_WHERE)
+        assert not status.deleting and status.claims == 0
+        final = await stack.client.delete_pool(*POOL_WHERE)
+        assert final.deleting
+    assert await raw.workflow_task_failures(handle) == []
+
+
+def _grows_pool(items: Sequence[Payload]) -> bool:
+    values = raw.plain_json(items)
+    try:
+        return values is not None and one_message(values, PoolSize).min > 0
+    except (MessageRefused, TypeError):
+        return False
+
+
+START_TYPES = ["AgentLifecycle", "ToolApproval", "KeyRotation", "OrphanSweep", "FleetHealth", "WarmPool"]
 
 
 @EXAMPLES
@@ -135,6 +174,14 @@ async def test_no_start_input_fails_a_workflow_task(
         values = raw.plain_json(items)
         try:
             valid = values is not None and not one_message(values, SweepInput).invalid()
+        except MessageRefused:
+            valid = False
+        assume(not valid)
+    if workflow_type == "WarmPool":
+        # A valid pool input would start a pool that runs until deleted: keep to invalid ones.
+        values = raw.plain_json(items)
+        try:
+            valid = values is not None and not one_message(values, PoolInput).invalid()
         except MessageRefused:
             valid = False
         assume(not valid)
