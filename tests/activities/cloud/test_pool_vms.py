@@ -15,6 +15,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.cloud.activities import CloudActivities
 from activities.cloud.base import CloudProvider, vm_name
+from activities.cloud.budget import ApiBudget, Budgeted
 from activities.cloud.firewalls import FirewallProvider
 from activities.cloud.pool_vms import PoolVMActivities
 from activities.cloud.providers import build_providers
@@ -374,3 +375,17 @@ def test_providers_without_pools_refuse_clearly(provider: str, sim: Any, tmp_pat
     with pytest.raises(ProviderRejected, match=reason):
         run(acts.create_pool_vm, PoolVMRequest(PoolKey(adapter.name, "eu-central", "small"), new_slot()))
     assert issuer.issued == []  # refused before a pool credential was minted
+
+
+def test_a_budgeted_adopt_waits_out_a_429_and_then_adopts(sim: Any, made: list[Any]) -> None:
+    """Through the worker's budget (activities/cloud/budget.py) a 429 on the rename holds the call, then it is made."""
+    inner = build_providers(["hetzner"], sim_env(sim))["hetzner"]
+    adapter = Budgeted(inner, ApiBudget("hetzner", 100.0))
+    slot, agent_id = new_slot(), new_agent_id()
+    pool_vm = run(activities(adapter).create_pool_vm, PoolVMRequest(key("hetzner"), slot))
+    made.append((adapter, pool_vm.vm_id))
+    storms = int(sim.state()["injected"].get("hetzner", {}).get("storm_429", 0))
+    sim.set_faults(provider="hetzner", endpoint="update", storm_429=1, retry_after_s=1)
+    ref = run(activities(adapter).adopt_pool_vm, AdoptRequest("hetzner", pool_vm.vm_id, slot, agent_id, "acct-7"))
+    assert ref.name == vm_name(agent_id)
+    assert int(sim.state()["injected"]["hetzner"]["storm_429"]) - storms == 1
