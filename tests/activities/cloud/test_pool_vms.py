@@ -190,6 +190,11 @@ def test_adopt_makes_the_pool_vm_the_agents_in_every_way_cleanup_looks(
     assert pool_vm.vm_id not in {vm.vm_id for vm in pool_adapter.list_pool_vms()}
     assert pool_vm.vm_id in {vm.vm_id for vm in pool_adapter.list_managed()}
     assert attached(sim, pooled, pool_vm.vm_id, firewall.firewall_id)
+    # cloudsim counts it live under its new name (a second live VM of the agent would show as 2), not as a create.
+    state = sim.state()
+    assert state["peak_live"][vm_name(agent_id)] == 1
+    assert vm_name(agent_id) not in state["created"].get(pooled, {})
+    assert state["created"][pooled][pool_vm_name(slot)] == 1
 
     # Exactly the labels (tags) a VM created for the agent carries.
     cold_agent = new_agent_id()
