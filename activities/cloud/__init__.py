@@ -5,7 +5,8 @@
 - `local`, `hetzner`, `digitalocean`, `vultr`: the adapters; `providers`: building them from settings;
 - `budget`, `calls`: API budgets and call counting; `userdata`, `adapter_support`: what a VM boots with;
 - `catalog`: what each provider sells where and at which price (`Offer`, `Money`), cached per adapter;
-- `firewalls`: each agent's provider firewall (`FirewallProvider`, `FirewallActivities`).
+- `firewalls`: each agent's provider firewall (`FirewallProvider`, `FirewallActivities`);
+- `pool_vms`: warm pool VMs (`PoolVMActivities`: create by slot, adopt by an agent, delete, verify).
 
 This `__init__` imports nothing: each adapter pulls in its own SDK only when it is used.
 """
@@ -21,6 +22,7 @@ __all__ = [
     "firewalls",
     "hetzner",
     "local",
+    "pool_vms",
     "providers",
     "userdata",
     "vultr",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 from collections.abc import Iterator
 from dataclasses import replace
 from functools import cache
@@ -37,6 +38,7 @@ from cloudsim.app import build_app, make_sim
 from cloudsim.ratelimit import DEFAULT_LIMITS
 from cloudsim.testing import RunningSim, start_cloudsim
 from contracts.firewall import rules_from_env
+from contracts.pool import PoolKey
 from tests.activities.cloud.conftest import bootstrap, direct_adapter, new_agent_id, poll, vm_request
 from tests.cloud_contract.openapi import Document, Exchange, Finding
 
@@ -253,6 +255,49 @@ def test_firewall_through_the_adapter(sim: RunningSim, name: str) -> None:
     assert_documented(seen)
 
 
+POOL_OPS = {
+    "hetzner": {
+        "POST /servers",
+        "GET /servers",
+        "PUT /servers/{id}",
+        "POST /firewalls/{id}/actions/apply_to_resources",
+    },
+    "vultr": {"POST /instances", "GET /instances", "PATCH /instances/{instance-id}"},
+}
+
+
+@pytest.mark.parametrize("pooled", sorted(POOL_OPS))
+def test_pool_vm_and_adopt_through_the_adapter(sim: RunningSim, pooled: str) -> None:
+    """A warm pool VM made, found by its slot and listed, then adopted by an agent (twice: the second changes
+    nothing) with the agent's firewall, found by the agent's label, deleted, and adopting it again refused."""
+    traffic = Traffic(sim, pooled)
+    provider = direct_adapter(pooled, sim)
+    assert isinstance(provider, FirewallProvider)
+    slot, agent = "pv" + secrets.token_hex(6), new_agent_id()
+    key = PoolKey(pooled, "eu-central", "small")  # type: ignore[arg-type]  # one of POOL_PROVIDERS
+    vm = provider.create_pool_vm(key, slot, "", bootstrap(slot, pool_slot=slot))
+    found = provider.find_pool_vm(slot)
+    assert found is not None and found.vm_id == vm.vm_id
+    assert vm.vm_id in {v.vm_id for v in provider.list_pool_vms()}
+    firewall = provider.ensure_firewall(agent, "acct-7", rules_from_env({}))
+    for _ in range(2):
+        adopted = provider.adopt(vm.vm_id, agent, "acct-7", firewall.firewall_id)
+        assert (adopted.vm_id, adopted.agent_id, adopted.slot) == (vm.vm_id, agent, "")
+    mine = provider.find(agent)
+    assert mine is not None and mine.vm_id == vm.vm_id
+    assert provider.find_pool_vm(slot) is None
+    assert provider.delete(vm.vm_id) is True
+    with pytest.raises(ProviderRejected, match="is gone"):  # 404
+        provider.adopt(vm.vm_id, agent, "acct-7", "")
+    poll(lambda: provider.get(vm.vm_id), lambda v: v is None, what="VM gone")
+    provider.delete_firewall(firewall.firewall_id)
+
+    seen = traffic.exchanges()
+    assert POOL_OPS[pooled] <= operations(seen), operations(seen)
+    assert 404 in {ex.status for ex in seen}
+    assert_documented(seen)
+
+
 def test_catalog_through_the_adapter(sim: RunningSim, name: str) -> None:
     traffic = Traffic(sim, name)
     offers = direct_adapter(name, sim).catalog()
@@ -356,6 +401,42 @@ def test_hetzner_refusals_match_the_document(sim: RunningSim) -> None:
     assert_documented(traffic.exchanges(), requests=False)
 
 
+def test_hetzner_update_and_firewall_apply_refusals_match_the_document(sim: RunningSim) -> None:
+    """PUT /servers/{id}: a name another server holds is 409 `uniqueness_error` as at create, a missing server 404
+    `not_found`, a bad name 422; labels are replaced wholesale. apply_to_resources: 404 `firewall_resource_not_found`
+    for a missing server, 422 `firewall_already_applied` for an applied one, 404 `not_found` for a missing firewall."""
+    traffic = Traffic(sim, "hetzner")
+    maker = direct_adapter("hetzner", sim)
+    (_a, first), (b, second) = create_running(maker, "hetzner"), create_running(maker, "hetzner")
+    with api(sim, "hetzner") as c:
+        taken = c.put(f"/servers/{first}", json={"name": f"lobstack-{b}"})
+        assert (taken.status_code, taken.json()["error"]["code"]) == (409, "uniqueness_error")
+        missing = c.put("/servers/999999999", json={"name": "lobstack-nobody"})
+        assert (missing.status_code, missing.json()["error"]["code"]) == (404, "not_found")
+        bad = c.put(f"/servers/{first}", json={"name": "not a hostname"})
+        assert (bad.status_code, bad.json()["error"]["code"]) == (422, "invalid_input")
+        relabelled = c.put(f"/servers/{first}", json={"labels": {"only": "this"}})
+        assert relabelled.status_code == 200 and relabelled.json()["server"]["labels"] == {"only": "this"}
+        made = c.post("/firewalls", json={"name": f"fw-{new_agent_id()}"}).json()["firewall"]
+        apply = f"/firewalls/{made['id']}/actions/apply_to_resources"
+        one = {"apply_to": [{"type": "server", "server": {"id": int(first)}}]}
+        applied = c.post(apply, json=one)
+        assert applied.status_code == 201 and applied.json()["actions"][0]["command"] == "apply_firewall"
+        again = c.post(apply, json=one)
+        assert (again.status_code, again.json()["error"]["code"]) == (422, "firewall_already_applied")
+        gone = c.post(apply, json={"apply_to": [{"type": "server", "server": {"id": 999999999}}]})
+        assert (gone.status_code, gone.json()["error"]["code"]) == (404, "firewall_resource_not_found")
+        no_fw = c.post("/firewalls/999999999/actions/apply_to_resources", json=one)
+        assert (no_fw.status_code, no_fw.json()["error"]["code"]) == (404, "not_found")
+        server = c.get(f"/servers/{first}").json()["server"]
+        assert server["public_net"]["firewalls"] == [{"id": made["id"], "status": "applied"}]
+        maker.delete(first)
+        maker.delete(second)
+        poll(lambda: maker.get(first), lambda v: v is None, what="server gone")
+        assert c.delete(f"/firewalls/{made['id']}").status_code == 204
+    assert_documented(traffic.exchanges(), requests=False)
+
+
 def test_hetzner_pagination_headers(sim: RunningSim) -> None:
     maker = direct_adapter("hetzner", sim)
     made = [create_running(maker, "hetzner") for _ in range(3)]
@@ -407,6 +488,21 @@ def test_vultr_refusals_match_the_document(sim: RunningSim) -> None:
         )
         assert bad.status_code == 400
         assert c.get("/instances/does-not-exist").status_code == 404
+    assert_documented(traffic.exchanges(), requests=False)
+
+
+def test_vultr_update_refusals_match_the_document(sim: RunningSim) -> None:
+    traffic = Traffic(sim, "vultr")
+    maker = direct_adapter("vultr", sim)
+    _agent, vm_id = create_running(maker, "vultr")
+    with api(sim, "vultr") as c:
+        assert c.patch("/instances/does-not-exist", json={"label": "x"}).status_code == 404
+        assert c.patch(f"/instances/{vm_id}", json={"firewall_group_id": "no-such-group"}).status_code == 400
+        changed = c.patch(f"/instances/{vm_id}", json={"tags": ["only-this"]})
+        assert changed.status_code == 202 and changed.json()["instance"]["tags"] == ["only-this"]
+        kept = c.patch(f"/instances/{vm_id}", json={"label": "renamed"}).json()["instance"]
+        assert (kept["label"], kept["tags"]) == ("renamed", ["only-this"])  # what is not given keeps its value
+    maker.delete(vm_id)
     assert_documented(traffic.exchanges(), requests=False)
 
 

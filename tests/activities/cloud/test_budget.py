@@ -61,6 +61,23 @@ class FakeCloud(CatalogReads):
         self.calls.record()
         return []
 
+    # Warm pool calls: one request each, like find and the rename.
+    def create_pool_vm(self, key: object, slot: str, location: str, bootstrap: object) -> VM:
+        self.calls.record()
+        return self._vm()
+
+    def find_pool_vm(self, slot: str) -> VM | None:
+        self.calls.record()
+        return None
+
+    def list_pool_vms(self) -> list[VM]:
+        self.calls.record()
+        return []
+
+    def adopt(self, vm_id: str, agent_id: str, account_id: str, firewall_id: str) -> VM:
+        self.calls.record()
+        return self._vm(vm_id)
+
 
 def budgeted(inner: FakeCloud, *, rate: float = 1000.0, burst: int = 10, max_wait_s: float = 5.0) -> Budgeted:
     return Budgeted(inner, ApiBudget("fake", rate, burst), max_rate_limit_wait_s=max_wait_s)
