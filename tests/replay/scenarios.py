@@ -24,6 +24,7 @@ from contracts.identifiers import approval_id, workflow_id
 from contracts.limits import LimitsChange
 from contracts.maintenance_models import FleetHealthInput, RotationInput, SweepInput
 from contracts.models import AgentState, AgentStatus, Decision, HealthChange, ToolApprovalInput
+from contracts.pool import pool_workflow_id
 from contracts.regions import CLOUD_PROVIDERS
 from tests.stack import AGENTS, Stack, eventually
 from workers.settings import WorkerSettings
@@ -415,3 +416,39 @@ async def _cloud_firewall(s: Stacks) -> Execution:
         await stack.client.wait_for(agent_id, {AgentState.RUNNING}, timeout_s=120)
         await _destroyed(stack, agent_id)
     return Execution(stack, workflow_id(agent_id))
+
+
+# --- WarmPool ---
+
+
+async def _pooled_agent(s: Stacks) -> tuple[str, str]:
+    """A pool of one on hetzner fills, an agent claims its VM (patch warm-pool) and is destroyed, the pool is deleted:
+    the lifecycle's id and the pool's."""
+    stack = s.stack
+    where = ("hetzner", "eu-central", "small")
+    async with stack.workers(providers=s.clouds(), vm_boot_s={"hetzner": 0.3}):
+        await stack.client.set_pool(*where, min=1, max=1)
+
+        async def ready() -> bool | None:
+            return True if (await stack.client.pool_status(*where)).ready else None
+
+        await eventually(ready, timeout_s=90, what="a ready pool VM")
+        agent_id = await stack.client.create_agent(stack.spec(provider="hetzner", region="eu-central", size="small"))
+        await stack.client.wait_for(agent_id, {AgentState.RUNNING}, timeout_s=60)
+        await _destroyed(stack, agent_id)
+        await stack.client.delete_pool(*where)
+    return workflow_id(agent_id), pool_workflow_id(*where)
+
+
+@scenario("lifecycle_warm_pool_claim")
+async def _warm_pool_claim(s: Stacks) -> Execution:
+    """An agent whose VM came from a warm pool: claimed, adopted, its credential delivered to the pool VM's bridge."""
+    lifecycle, _ = await _pooled_agent(s)
+    return Execution(s.stack, lifecycle)
+
+
+@scenario("warm_pool_filled_claimed_deleted")
+async def _warm_pool(s: Stacks) -> Execution:
+    """A WarmPool: filled, one VM claimed and replaced, then deleted with everything verified gone."""
+    _, pool = await _pooled_agent(s)
+    return Execution(s.stack, pool)
