@@ -11,8 +11,9 @@ from temporalio import activity
 
 from activities.errors import AgentCompromised, AgentUnhealthy
 from activities.polling import PollSchedule
-from contracts.health import is_compromised
+from contracts.health import POOL_FIELD, is_compromised
 from contracts.models import HealthCheckRequest, HealthReport, HealthStatus, is_health_status
+from contracts.pool import is_slot
 
 
 def parse_health(agent_id: str, response: httpx.Response) -> HealthReport:
@@ -32,7 +33,9 @@ def parse_health(agent_id: str, response: httpx.Response) -> HealthReport:
         return HealthReport(agent_id, False, "wrong-agent", reason="health endpoint answers for another agent")
     loaded = body.get("secrets_loaded", 0)
     loaded = loaded if isinstance(loaded, int) and not isinstance(loaded, bool) else 0
-    healthy = response.status_code == 200 and status == "healthy" and loaded > 0
+    # A pool VM waiting for its claim has no secrets yet, and answers for its slot: ready is all it can be.
+    waiting_pool_vm = body.get(POOL_FIELD) is True and is_slot(agent_id)
+    healthy = response.status_code == 200 and status == "healthy" and (loaded > 0 or waiting_pool_vm)
     idle = body.get("idle_s", -1.0)
     idle = float(idle) if isinstance(idle, int | float) and not isinstance(idle, bool) and idle >= 0 else -1.0
     return HealthReport(agent_id, healthy, status, secrets_loaded=loaded, reason=reason, idle_s=idle)

@@ -1,6 +1,9 @@
 """The bridge process: serve /health at once (to the orchestrator) and the agent API on its Unix socket (to the agent's
 own process only), introduce the agent to Vault in the background, keep its token alive, and (with a gateway
-configured) keep the agent's skills current for POST /tools/{tool}/authorize."""
+configured) keep the agent's skills current for POST /tools/{tool}/authorize.
+
+A warm pool VM's bridge (`config.pool_slot` set) first introduces its pool identity, answers /health for its slot,
+and waits for its claim (`bridge.pool`); claimed, it drops its pool token and introduces the agent like any bridge."""
 
 from __future__ import annotations
 
@@ -21,6 +24,14 @@ from bridge.introduction import (
     IntroductionRejected,
     VaultUnreachable,
 )
+from bridge.pool import (
+    MIN_CLAIM_READ_GAP_S,
+    REASON_WAITING,
+    ClaimInvalid,
+    PoolIdentityLost,
+    agent_config,
+    read_claim,
+)
 from bridge.server import HealthServer, write_address_file
 from bridge.tools import Authorizer, GatewayClient, SkillsState
 from contracts.bootstrap import BootstrapConfig
@@ -38,16 +49,22 @@ class Bridge:
         max_backoff_s: float = 5.0,
         vault_timeout_s: float = 10.0,
     ) -> None:
+        self._vault_timeout_s = vault_timeout_s
         self._introduction = Introduction(config, timeout_s=vault_timeout_s)
         self.config = self._introduction.config  # without the wrapped token
         self.skills = SkillsState(stale_after_s=config.skills_stale_s)
         self.state = HealthState(
-            config.agent_id, skills_version=(lambda: self.skills.version) if config.gateway_url else None
+            config.agent_id,
+            skills_version=(lambda: self.skills.version) if config.gateway_url else None,
+            pool=bool(config.pool_slot),
         )
         self._retry_for_s = retry_for_s
         self._first_backoff_s = first_backoff_s
         self._max_backoff_s = max_backoff_s
         self._stop = threading.Event()
+        # A pool VM: set by POST /claim (and by stop) to look for the claim now; its pool identity's session.
+        self._claim_poke = threading.Event()
+        self._pool_session: AgentSession | None = None
         self._server: HealthServer | None = None
         self._agent_api: AgentAPIServer | None = None
         self._threads: list[threading.Thread] = []
@@ -65,7 +82,10 @@ class Bridge:
         """Bind and serve /health first (a prober sees "starting"), then the agent API, publish the address, then
         introduce. An agent API that cannot be served as configured leaves the bridge unhealthy, saying why, and
         the bootstrap credential unused."""
-        self._server = HealthServer(self.config.listen_host, self.config.listen_port, self.state)
+        pool = bool(self.config.pool_slot)
+        self._server = HealthServer(
+            self.config.listen_host, self.config.listen_port, self.state, on_claim=self.poke if pool else None
+        )
         self._spawn("health-server", self._server.serve_forever)
         try:
             self._agent_api = self._serve_agent_api()
@@ -77,7 +97,11 @@ class Bridge:
             write_address_file(self.config.address_file, self._server.base_url)
         log.info("agent %s bridge serving health at %s", self.config.agent_id, self._server.base_url)
         if self.state.status != "unhealthy":
-            self._spawn("introduction", self._introduce_and_renew)
+            self._spawn("introduction", self._wait_for_claim_then_agent if pool else self._introduce_and_renew)
+
+    def poke(self) -> None:
+        """POST /claim: look for the claim now. Cheap and safe to call any number of times from any thread."""
+        self._claim_poke.set()
 
     def _serve_agent_api(self) -> AgentAPIServer | None:
         if not self.config.agent_socket:
@@ -95,6 +119,7 @@ class Bridge:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
+        self._claim_poke.set()
         for server in (self._server, self._agent_api):
             if server is not None:
                 server.shutdown()
@@ -103,8 +128,9 @@ class Bridge:
             thread.join(timeout_s)
         if self._gateway is not None:
             self._gateway.close()
-        if self.session is not None:
-            self._revoke_own_token(self.session)
+        for session in (self._pool_session, self.session):
+            if session is not None:
+                self._revoke_own_token(session)
 
     def _spawn(self, name: str, target: Callable[[], object]) -> None:
         thread = threading.Thread(target=target, name=f"bridge-{name}", daemon=True)
@@ -122,6 +148,77 @@ class Bridge:
             if self._gateway is not None:
                 self._spawn("skills", self._poll_skills)
             self._renew(session)
+
+    # --- warm pool VM ------------------------------------------------------------------------------------------------
+
+    def _wait_for_claim_then_agent(self) -> None:
+        pool_session = self._introduce()  # the pool identity, with a normal bridge's retries and "compromised"
+        if pool_session is None:
+            return
+        self._pool_session = pool_session
+        self.state.set("healthy", REASON_WAITING, secrets_loaded=0)
+        log.info("pool VM %s ready, waiting for its claim", self.config.pool_slot)
+        agent = self._wait_for_claim(pool_session)
+        if agent is None:
+            return
+        # The pool token has done its job: drop it before becoming the agent.
+        self._pool_session = None
+        self._revoke_own_token(pool_session)
+        self._become(agent)
+        self._introduce_and_renew()
+
+    def _wait_for_claim(self, session: AgentSession) -> BootstrapConfig | None:
+        """Read the claim every claim_poll_s, or at once when poked (at most every MIN_CLAIM_READ_GAP_S), renewing the
+        pool token meanwhile. None when stopped, or (status set, saying why) when no claim can come any more."""
+        cfg = self.config
+        renew_at = time.monotonic() + session.lease_duration / 2 if session.renewable else float("inf")
+        last_read = float("-inf")
+        while not self._stop.is_set():
+            gap = last_read + MIN_CLAIM_READ_GAP_S - time.monotonic()
+            if gap > 0 and self._stop.wait(gap):
+                return None
+            self._claim_poke.clear()
+            last_read = time.monotonic()
+            try:
+                claim = read_claim(session.client, cfg)
+                if claim is not None:
+                    log.info("pool VM %s claimed by agent %s", cfg.pool_slot, claim.get("agent_id"))
+                    return agent_config(cfg, claim)
+                if time.monotonic() >= renew_at:
+                    renew_at = time.monotonic() + self._renew_pool_token(session) / 2
+            except (PoolIdentityLost, ClaimInvalid) as exc:
+                log.error("pool VM %s: %s", cfg.pool_slot, exc)
+                self.state.set("unhealthy", str(exc))
+                return None
+            except VaultUnreachable as exc:
+                log.warning("pool VM %s: %s; will retry", cfg.pool_slot, exc)
+            wait = min(cfg.claim_poll_s, max(renew_at - time.monotonic(), 0.0))
+            self._claim_poke.wait(wait)
+        return None
+
+    def _renew_pool_token(self, session: AgentSession) -> float:
+        """Renew the pool token; its new TTL. Raises PoolIdentityLost or VaultUnreachable."""
+        try:
+            resp = session.client.auth.token.renew_self()
+        except (hv.Forbidden, hv.Unauthorized, hv.InvalidRequest) as exc:
+            raise PoolIdentityLost(
+                f"pool identity no longer valid: token renewal refused ({type(exc).__name__})"
+            ) from exc
+        except (hv.VaultError, requests.exceptions.RequestException) as exc:
+            raise VaultUnreachable(f"pool token renewal failed: {type(exc).__name__}") from exc
+        ttl = float((resp.get("auth") or {}).get("lease_duration") or 0)
+        return max(ttl, 10.0)
+
+    def _become(self, agent: BootstrapConfig) -> None:
+        """From now on this bridge is the agent's: its introduction, its id on /health, its gateway."""
+        slot = self.config.pool_slot
+        self._introduction = Introduction(agent, timeout_s=self._vault_timeout_s)
+        self.config = self._introduction.config
+        self.state.become(agent.agent_id, f"claimed from pool VM {slot}: introduction in progress")
+        if self.config.gateway_url and self._gateway is None:
+            self._gateway = GatewayClient(self.config.gateway_url, self._token)
+            self.authorizer.gateway = self._gateway
+            self.state.track_skills(lambda: self.skills.version)
 
     def _poll_skills(self) -> None:
         """Re-read the skills every few seconds: an `update_skills` signal reaches the bridge within one period."""

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from contracts.health import POOL_FIELD
 from contracts.health import BridgeStatus as Status
 
 
@@ -16,9 +17,12 @@ class HealthState:
         agent_id: str,
         *,
         skills_version: Callable[[], int | None] | None = None,
+        pool: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.agent_id = agent_id
+        # A warm pool VM waiting for its claim: `agent_id` is its slot, and /health says `"pool": true`.
+        self._pool = pool
         self._clock = clock
         # Shown on /health only where a gateway is configured, so bridges without one answer exactly as before.
         self._skills_version = skills_version
@@ -36,6 +40,20 @@ class HealthState:
             self._reason = reason
             if secrets_loaded is not None:
                 self._secrets_loaded = secrets_loaded
+
+    def become(self, agent_id: str, reason: str) -> None:
+        """A pool VM was claimed: from now on /health answers for the agent, starting until its introduction ends."""
+        with self._lock:
+            self.agent_id = agent_id
+            self._pool = False
+            self._status = "starting"
+            self._reason = reason
+            self._secrets_loaded = 0
+
+    def track_skills(self, skills_version: Callable[[], int | None]) -> None:
+        """Show the skills version from now on (a claim brought the gateway)."""
+        with self._lock:
+            self._skills_version = skills_version
 
     def touch(self) -> None:
         """The agent used its agent API: it is not idle."""
@@ -56,6 +74,9 @@ class HealthState:
                 "reason": self._reason,
                 "idle_s": round(self._clock() - self._last_activity, 1),
             }
-        if self._skills_version is not None:
-            body["skills_version"] = self._skills_version()
+            if self._pool:
+                body[POOL_FIELD] = True
+            skills_version = self._skills_version
+        if skills_version is not None:
+            body["skills_version"] = skills_version()
         return body

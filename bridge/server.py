@@ -1,9 +1,14 @@
-"""The bridge's orchestrator-facing listener: `GET /health` and nothing else. Standard library only.
+"""The bridge's orchestrator-facing listener: `GET /health`, and on a warm pool VM `POST /claim`. Standard library only.
 
 This is the one address the bridge opens to a network: on a VM, every interface at port 8787, where the orchestrator's
 health check and the fleet monitor probe it. It answers `GET /health` and 404 to every other method and path; the
 agent's own API (tool authorization) is never served here but on a Unix socket only the agent's user can use
 (`bridge.agent_api`). `JSONHandler` is the small HTTP base both share.
+
+A pool VM's bridge also takes `POST /claim` with no body: a wake-up, not a channel. It tells nothing and carries
+nothing (the claim itself is in Vault, readable by this VM's pool token only); it only makes the bridge look for its
+claim now instead of at its next poll, and the bridge reads Vault at most a few times a second however often it is
+poked. Any body is refused (400), and so is every other method or path.
 """
 
 from __future__ import annotations
@@ -68,12 +73,13 @@ class JSONHandler(BaseHTTPRequestHandler):
 
 
 class HealthServer(ThreadingHTTPServer):
-    """The orchestrator-facing listener: `GET /health` only."""
+    """The orchestrator-facing listener: `GET /health`, and `POST /claim` where `on_claim` is given (a pool VM)."""
 
     daemon_threads = True
 
-    def __init__(self, host: str, port: int, state: HealthState) -> None:
+    def __init__(self, host: str, port: int, state: HealthState, *, on_claim: Callable[[], None] | None = None) -> None:
         self.state = state
+        self.on_claim = on_claim
         super().__init__((host, port), _HealthHandler)
 
     @property
@@ -96,6 +102,18 @@ class _HealthHandler(JSONHandler):
             return
         body = self.server.state.snapshot()
         self.send_json(200 if body["status"] == "healthy" else 503, body)
+
+    def do_POST(self) -> None:
+        on_claim = self.server.on_claim
+        if self.path != "/claim" or on_claim is None:
+            self.not_found()
+            return
+        if self.headers.get("Transfer-Encoding") or self.headers.get("Content-Length", "0") != "0":
+            self.discard_body()
+            self.send_json(400, {"error": "POST /claim takes no body"})
+            return
+        on_claim()  # sets an event: no Vault call on this thread
+        self.send_json(202, {})
 
 
 def write_address_file(path: str | Path, url: str) -> None:

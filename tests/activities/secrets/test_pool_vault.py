@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import hvac
 import hvac.exceptions as hv
@@ -56,7 +56,7 @@ def test_pool_token_reads_its_own_claim_and_nothing_else(
     assert sorted(claim) == sorted(CLAIM_FIELDS)
     assert claim["agent_id"] == agent
 
-    refused = [
+    refused: list[Callable[[], object]] = [
         lambda: kv.read_secret_version(claim_path(other), raise_on_deleted_version=True),
         lambda: kv.read_secret_metadata(claim_path(slot)),
         lambda: kv.list_secrets(f"pool/{slot}/"),
