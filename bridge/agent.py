@@ -182,8 +182,9 @@ class Bridge:
             try:
                 claim = read_claim(session.client, cfg)
                 if claim is not None:
-                    log.info("pool VM %s claimed by agent %s", cfg.pool_slot, claim.get("agent_id"))
-                    return agent_config(cfg, claim)
+                    agent = agent_config(cfg, claim)  # validated before anything of it is logged
+                    log.info("pool VM %s claimed by agent %s", cfg.pool_slot, agent.agent_id)
+                    return agent
                 if time.monotonic() >= renew_at:
                     renew_at = time.monotonic() + self._renew_pool_token(session) / 2
             except (PoolIdentityLost, ClaimInvalid) as exc:

@@ -3,6 +3,9 @@
 `AgentVault` does the work (sync, hvac); `SecretsActivities` exposes it to Temporal. The wrapped bootstrap credential
 comes only from `AgentVault.issue_bootstrap`, called in-process by whoever hands it to the VM; it is never an activity
 result, so it never reaches workflow history.
+
+`PoolVault` does the same for a warm pool VM's identity (a policy reading its claim only, an AppRole role, the claim);
+`PoolSecretsActivities` exposes it, and delivers a claim: the agent's wrapped SecretID minted inside the activity.
 """
 
 from activities.secrets.activities import SecretsActivities, describe

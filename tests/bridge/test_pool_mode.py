@@ -299,3 +299,21 @@ def test_the_shipped_bridge_runs_a_pool_vm(
         assert config.wrapped_secret_id not in proc.log()
     finally:
         pools.destroy_pool_identity(slot)
+
+
+def test_a_claim_for_another_role_is_refused_without_unwrapping_it(
+    pool_bridge: Callable[..., tuple[Bridge, BootstrapConfig]],
+    pools: PoolVault,
+    vault: AgentVault,
+    root: hvac.Client,
+    agent: str,
+) -> None:
+    b, _ = pool_bridge()
+    wait_health(b.base_url, status="healthy")
+    bootstrap = vault.issue_bootstrap(agent)
+    pools.deliver_claim(b.config.pool_slot, dataclasses.replace(bootstrap, agent_id="someone-else"))
+    b.poke()
+    body = wait_health(b.base_url, status="unhealthy").json()
+    assert body["reason"] == "claim rejected: expected_creation_path is not the agent's role"
+    # Never unwrapped: still intact for its real owner.
+    assert root.sys.unwrap(bootstrap.wrapped_secret_id)["data"]["secret_id"]
