@@ -6,7 +6,7 @@ pool or resizes the running one, and every call names the pool the same way.
 
 from __future__ import annotations
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -74,16 +74,16 @@ class WarmPools:
 
     async def pool_status(self, provider: str, region: str, size: str) -> PoolStatus:
         key = validate_pool_key(provider, region, size)
+        handle = self.temporal.get_workflow_handle(key.workflow_id)
         try:
-            status: PoolStatus = await self.temporal.get_workflow_handle(key.workflow_id).query(
-                STATUS_QUERY, result_type=PoolStatus
-            )
+            # A closed pool still answers queries with its last books: it is no pool any more.
+            if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+                raise PoolNotFound(key)
+            status: PoolStatus = await handle.query(STATUS_QUERY, result_type=PoolStatus)
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise PoolNotFound(key) from None
             raise
-        if status.deleting and not status.vms:
-            raise PoolNotFound(key)
         return status
 
     async def list_pools(self) -> list[PoolStatus]:

@@ -40,8 +40,10 @@ SLOT_RULE: Final = "'pv' and 12 hexadecimal digits"
 
 # Most VMs one pool may keep (ready and booting); a pool is a cache, not a fleet.
 MAX_POOL_SIZE: Final = 100
-DEFAULT_MAX_IDLE_S: Final = 6 * 3600
+# A pool VM's Vault token lives at most 4 hours (the agents' role settings), so a ready VM is recycled before that.
+DEFAULT_MAX_IDLE_S: Final = 3 * 3600
 MIN_MAX_IDLE_S: Final = 10
+MAX_MAX_IDLE_S: Final = 3 * 3600
 
 PoolVMStatus = Literal["booting", "ready", "claimed", "deleting"]
 
@@ -129,8 +131,11 @@ def validate_pool_size(size: PoolSize) -> None:
         raise SpecError("min", f"must be between 0 and {MAX_POOL_SIZE}")
     if not size.min <= size.max <= MAX_POOL_SIZE:
         raise SpecError("max", f"must be between min ({size.min}) and {MAX_POOL_SIZE}")
-    if size.max_idle_s < MIN_MAX_IDLE_S:
-        raise SpecError("max_idle_s", f"must be at least {MIN_MAX_IDLE_S} seconds")
+    if not MIN_MAX_IDLE_S <= size.max_idle_s <= MAX_MAX_IDLE_S:
+        raise SpecError(
+            "max_idle_s",
+            f"must be between {MIN_MAX_IDLE_S} and {MAX_MAX_IDLE_S} seconds (a pool VM's token lives 4 hours at most)",
+        )
 
 
 @dataclass

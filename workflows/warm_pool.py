@@ -71,7 +71,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 CLAIM_EXAMPLE = '{"agent_id": "a1", "account_id": "acme"}'
-RESIZE_EXAMPLE = '{"min": 2, "max": 4, "max_idle_s": 21600}'
+RESIZE_EXAMPLE = '{"min": 2, "max": 4, "max_idle_s": 10800}'
 
 
 @workflow.defn(name=WARM_POOL, versioning_behavior=VersioningBehavior.AUTO_UPGRADE)

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowQueryRejectedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryRejectedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.cloud.base import VM, CloudProvider
@@ -90,13 +90,16 @@ class PoolSweepActivities:
         held: set[str] = set()
         unread: set[str] = set()
         for pool in sorted(ids):
+            handle = self.temporal.get_workflow_handle(pool)
             try:
-                status: PoolStatus = await self.temporal.get_workflow_handle(pool).query(
-                    STATUS_QUERY, result_type=PoolStatus, rpc_timeout=QUERY_TIMEOUT
-                )
+                # A closed pool still answers queries (a worker replays it): only a running one holds anything.
+                described = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
+                if described.status != WorkflowExecutionStatus.RUNNING:
+                    continue
+                status: PoolStatus = await handle.query(STATUS_QUERY, result_type=PoolStatus, rpc_timeout=QUERY_TIMEOUT)
             except RPCError as err:
                 if err.status == RPCStatusCode.NOT_FOUND:
-                    continue  # no such pool (ended): it holds nothing
+                    continue  # no such pool: it holds nothing
                 unread.add(pool.removeprefix(POOL_WORKFLOW_PREFIX))
                 continue
             except WorkflowQueryRejectedError:

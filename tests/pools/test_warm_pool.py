@@ -114,13 +114,16 @@ async def test_a_claim_is_idempotent_per_agent_and_hostile_bodies_are_refused(st
         status = await stack.client.pool_status(*WHERE)
         assert status.claims == 1 and [v.agent_id for v in status.vms if v.status == "claimed"] == ["a-1"]
         # The claim was never adopted (no lifecycle): after its grace the pool deletes that VM.
-        claimed_vm = first.vm.vm_id
+        claimed = first.vm
 
         async def released() -> bool | None:
-            return True if claimed_vm not in {str(v["id"]) for v in sim.state()["vms"]} else None
+            # Off the books only once its VM and its identity are both verified gone.
+            status = await stack.client.pool_status(*WHERE)
+            return True if claimed.slot not in {v.slot for v in status.vms} else None
 
-        await eventually(released, timeout_s=60, what="the unadopted claimed VM deleted after its grace")
-        assert pool_vault(stack).pool_residue(first.vm.slot) == Residue()
+        await eventually(released, timeout_s=60, what="the unadopted claimed VM released after its grace")
+        assert claimed.vm_id not in {str(v["id"]) for v in sim.state()["vms"]}
+        assert pool_vault(stack).pool_residue(claimed.slot) == Residue()
         await stack.client.delete_pool(*WHERE)
     assert pool_vms(sim) == []
 
@@ -133,12 +136,13 @@ async def test_shrinking_deletes_the_extra_vms(stack: Stack, sim: RunningSim) ->
         status = await stack.client.set_pool(*WHERE, min=1, max=1)
         assert (status.min, status.max) == (1, 1)
 
-        async def shrunk() -> bool | None:
-            return True if len(pool_vms(sim)) == 1 else None
+        async def shrunk() -> PoolStatus | None:
+            # Off the books only once deleted and verified gone, with their identities.
+            status = await stack.client.pool_status(*WHERE)
+            return status if len(status.vms) == 1 else None
 
-        await eventually(shrunk, timeout_s=60, what="the pool shrunk to one VM at the provider")
-        status = await stack.client.pool_status(*WHERE)
-        assert status.ready == 1 and len(status.vms) == 1
+        status = await eventually(shrunk, timeout_s=60, what="the pool shrunk to one VM")
+        assert status.ready == 1 and len(pool_vms(sim)) == 1
         await stack.client.delete_pool(*WHERE)
     assert pool_vms(sim) == []
 
