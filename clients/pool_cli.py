@@ -13,7 +13,14 @@ from dataclasses import asdict
 from typing import Any
 
 from clients.cli_common import connect
-from contracts.pool import DEFAULT_MAX_IDLE_S, POOL_PROVIDERS, PoolStatus
+from contracts.pool import (
+    DEFAULT_MAX_IDLE_S,
+    POOL_PROVIDERS,
+    PoolSize,
+    PoolStatus,
+    validate_pool_key,
+    validate_pool_size,
+)
 from contracts.spec import REGIONS, SIZES
 
 __all__ = ["add_pool_commands"]
@@ -45,6 +52,12 @@ def _json(value: Any) -> str:
 
 
 def cmd_pool(args: argparse.Namespace) -> int:
+    # Refused before anything is contacted, naming the field (exit 2).
+    if args.pool_command != "list":
+        validate_pool_key(args.provider, args.region, args.size)
+    if args.pool_command == "set":
+        validate_pool_size(PoolSize(args.min, args.max, args.max_idle))
+
     async def go() -> int:
         client = await connect(args)
         command = args.pool_command
