@@ -148,7 +148,7 @@ async def test_shrinking_deletes_the_extra_vms(stack: Stack, sim: RunningSim) ->
 
 
 async def test_failing_creates_back_off_then_pause_and_set_resumes(stack: Stack, sim: RunningSim) -> None:
-    before = sim.state()["calls"]["hetzner"].get("create", 0)  # the simulator counts for the whole session
+    before = sim.state()["calls"].get("hetzner", {}).get("create", 0)  # the simulator counts for the whole session
     sim.set_faults(provider="hetzner", endpoint="create", error_rate=1.0)
     try:
         async with stack.workers(providers=clouds(sim, stack), vm_boot_s={"hetzner": 0.3}):
