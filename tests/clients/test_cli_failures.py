@@ -138,7 +138,7 @@ async def test_no_worker_for_the_task_queue(stack: Stack) -> None:
     # The workers are gone: a signal is still accepted by Temporal, but nothing carries it out or answers a query.
     destroy, status = await asyncio.gather(
         lobstack(stack, "agent", "destroy", agent_id, "--wait", "--wait-timeout", "2"),
-        lobstack(stack, "agent", "status", agent_id),
+        lobstack(stack, "agent", "status", agent_id, "--timeout", "2"),
     )
     assert_failed(destroy, 3, f"agent {agent_id!r} is not destroyed yet after 2s", "the destroy goes on")
     assert destroy.out.strip() == f"destroy requested for {agent_id}"
