@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 import pytest
 from temporalio.client import WorkflowFailureError
@@ -106,7 +107,9 @@ async def test_approval_commands_failure_paths(stack: Stack) -> None:
 async def test_wait_timeouts_and_failed_lifecycles(stack: Stack, never_healthy_argv: list[str]) -> None:
     slow, doomed = f"slow-{uuid.uuid4().hex[:8]}", f"doomed-{uuid.uuid4().hex[:8]}"
     create = ["agent", "create", "--account", "acme", "--name", "helper", "--wait"]
-    async with stack.workers(stack.local_with(never_healthy_argv)):
+    # The slow agent's health wait outlives its destroyed lifecycle (it ends at its own deadline): leaving the workers
+    # cancels it after a second instead of waiting the default 10 s for it.
+    async with stack.workers(stack.local_with(never_healthy_argv), graceful_shutdown=timedelta(seconds=1)):
         done = await lobstack(stack, *create, "--agent-id", slow, "--health-timeout", "120", "--wait-timeout", "2")
         assert_failed(done, 3, f"agent {slow} still", "after 2s", f"lobstack agent status {slow}")
         assert done.out.strip() == slow, "the agent was created; its id is printed first"
