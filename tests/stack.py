@@ -76,8 +76,10 @@ class Stack:
         providers: dict[str, CloudProvider] | None = None,
         vm_boot_s: dict[str, float] | None = None,
         graceful_shutdown: timedelta = timedelta(seconds=10),
+        sticky_timeout: timedelta = timedelta(seconds=10),
     ) -> contextlib.AbstractAsyncContextManager[object]:
-        """`graceful_shutdown`: how long leaving waits for activities still running (as graceful_shutdown_s does)."""
+        """`graceful_shutdown`: how long leaving waits for activities still running (as graceful_shutdown_s does);
+        `sticky_timeout`: how long, once these workers are gone, their workflows' next tasks wait for them."""
         services = self.services
         chosen = dict(services.providers) if providers is None else dict(providers)
         if local is not None:

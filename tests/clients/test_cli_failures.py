@@ -135,7 +135,8 @@ async def test_wait_timeouts_and_failed_lifecycles(stack: Stack, never_healthy_a
 
 
 async def test_no_worker_for_the_task_queue(stack: Stack) -> None:
-    async with stack.workers():
+    # Once these workers are gone, the workflow's next task goes to any worker after 1 s, not after the default 10 s.
+    async with stack.workers(sticky_timeout=timedelta(seconds=1)):
         agent_id = await stack.client.create_agent(stack.spec(require_approval=True))
         await stack.client.wait_for(agent_id, {AgentState.PENDING_APPROVAL}, timeout_s=30)
     # The workers are gone: a signal is still accepted by Temporal, but nothing carries it out or answers a query.
