@@ -16,9 +16,10 @@ from temporalio.testing import WorkflowEnvironment
 
 import devstack
 from contracts.identifiers import approval_id as approval_workflow_id
+from contracts.identifiers import workflow_id
 from contracts.models import AgentState, ToolApprovalInput
 from tests.clients.cli_run import Done, arun, assert_failed, assert_ok
-from tests.stack import Stack
+from tests.stack import Stack, eventually
 from workflows.tool_approval import ToolApprovalWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -139,6 +140,14 @@ async def test_no_worker_for_the_task_queue(stack: Stack) -> None:
     async with stack.workers(sticky_timeout=timedelta(seconds=1)):
         agent_id = await stack.client.create_agent(stack.spec(require_approval=True))
         await stack.client.wait_for(agent_id, {AgentState.PENDING_APPROVAL}, timeout_s=30)
+        handle = stack.temporal.get_workflow_handle(workflow_id(agent_id))
+
+        async def idle() -> bool | None:
+            # A workflow task these workers took and dropped as they stopped would hold the next one for its 10 s.
+            raw = (await handle.describe()).raw_description
+            return None if raw.pending_activities or raw.HasField("pending_workflow_task") else True
+
+        await eventually(idle, what="the lifecycle idle, waiting for approval")
     # The workers are gone: a signal is still accepted by Temporal, but nothing carries it out or answers a query.
     destroy, status = await asyncio.gather(
         lobstack(stack, "agent", "destroy", agent_id, "--wait", "--wait-timeout", "2"),
