@@ -130,7 +130,7 @@ def cmd_agent_status(args: argparse.Namespace) -> int:
 
     async def go() -> int:
         client = await connect(args)
-        _print_status(await client.status(args.agent_id), args.json)
+        _print_status(await client.status(args.agent_id, timeout_s=args.timeout), args.json)
         return 0
 
     return _run(go())
@@ -454,6 +454,11 @@ def build_parser() -> argparse.ArgumentParser:
     status = agent_sub.add_parser("status", help="show an agent's state")
     status.add_argument("agent_id")
     status.add_argument("--json", action="store_true")
+    status.add_argument(
+        "--timeout",
+        type=_seconds("timeout_s", low=1),
+        help="give up after this many seconds when no worker answers, exit 3 (default: the Temporal server's limit)",
+    )
     status.set_defaults(func=cmd_agent_status)
 
     listing = agent_sub.add_parser("list", help="list agents known to Temporal")

@@ -44,7 +44,8 @@ exit status:
   {EXIT_USAGE}    bad input or configuration (an argument, LOBSTACK_CODEC_KEYS*, VAULT_ADDR, a database URL), refused
        before anything was contacted; the message names the field
   {EXIT_UNAVAILABLE}    unavailable or not done in time: Temporal, a worker for the task queue, Vault or the database
-       cannot be reached, or --wait ran out of time; the request may still complete: check, then retry
+       cannot be reached, or --wait (or status --timeout) ran out of time; the request may still complete: check,
+       then retry
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
 every error is one line on stderr, `lobstack: error: ...`; {DEBUG_ENV}=1 adds the traceback above it"""
 

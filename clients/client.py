@@ -307,9 +307,16 @@ class LobstackClient(WarmPools):
     async def remove_approver(self, account_id: str, name: str) -> AccountApprovalPolicy:
         return await self.change_approvers(ApproverChange(account_id=account_id, action="remove", name=name))
 
-    async def status(self, agent_id: str) -> AgentStatus:
+    async def status(self, agent_id: str, *, timeout_s: float | None = None) -> AgentStatus:
+        """The lifecycle's status query; `timeout_s` gives up sooner than the server's own limit (30 s on the
+        reference server) when no worker answers."""
         handle = self._handle(agent_id)
-        return await self._on_agent(agent_id, lambda: handle.query(STATUS_QUERY, result_type=AgentStatus), query=True)
+        rpc_timeout = None if timeout_s is None else timedelta(seconds=timeout_s)
+        return await self._on_agent(
+            agent_id,
+            lambda: handle.query(STATUS_QUERY, result_type=AgentStatus, rpc_timeout=rpc_timeout),
+            query=True,
+        )
 
     async def policy(self, agent_id: str) -> AgentPolicy:
         handle = self._handle(agent_id)

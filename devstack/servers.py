@@ -146,10 +146,12 @@ def start_openbao_server(
         private_dir(workdir)
         data = private_dir(workdir / f"openbao-{chosen}-data")
         config = workdir / f"openbao-{chosen}.hcl"
-        # Integrated Raft, one node: OpenBao has no plain file storage.
+        # Integrated Raft, one node: OpenBao has no plain file storage. performance_multiplier 1 (the setting
+        # recommended for production; the default scales Raft's timers by 5 for slow machines) elects the node
+        # leader after a start or an unseal in about a second instead of six or more.
         write_private(
             config,
-            f'storage "raft" {{\n  path = "{data}"\n  node_id = "chaos-0"\n}}\n'
+            f'storage "raft" {{\n  path = "{data}"\n  node_id = "chaos-0"\n  performance_multiplier = 1\n}}\n'
             f'listener "tcp" {{\n  address = "127.0.0.1:{chosen}"\n  cluster_address = "127.0.0.1:{cluster_port}"\n'
             f"  tls_disable = true\n}}\n"
             f'api_addr = "{addr}"\ncluster_addr = "https://127.0.0.1:{cluster_port}"\n',

@@ -9,6 +9,7 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -74,13 +75,17 @@ class Stack:
         *,
         providers: dict[str, CloudProvider] | None = None,
         vm_boot_s: dict[str, float] | None = None,
+        graceful_shutdown: timedelta = timedelta(seconds=10),
+        sticky_timeout: timedelta = timedelta(seconds=10),
     ) -> contextlib.AbstractAsyncContextManager[object]:
+        """`graceful_shutdown`: how long leaving waits for activities still running (as graceful_shutdown_s does);
+        `sticky_timeout`: how long, once these workers are gone, their workflows' next tasks wait for them."""
         services = self.services
         chosen = dict(services.providers) if providers is None else dict(providers)
         if local is not None:
             chosen["local"] = local
         services = Services(services.registry, services.secrets, services.bootstrap, chosen, vm_boot_s=vm_boot_s or {})
-        return running_workers(self.temporal, services, task_queue=self.task_queue)
+        return running_workers(self.temporal, services, task_queue=self.task_queue, graceful_shutdown=graceful_shutdown)
 
     async def health_changed(self, agent_id: str, change: HealthChange) -> None:
         """What the fleet monitor sends: the change sealed with this process's workers' key."""

@@ -101,6 +101,8 @@ class WorkerSettings:
     providers: tuple[str, ...] = ("local",)
     max_concurrent_activities: int = 64
     graceful_shutdown_s: float = 10.0
+    # How long a workflow's next task waits for the worker that holds it in its cache before any worker takes it.
+    sticky_timeout_s: float = 10.0
     gateway_url: str = ""
     environment: Environment = "development"
     versioning: Versioning = field(default_factory=Versioning)

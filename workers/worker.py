@@ -124,6 +124,9 @@ class _CommonOptions(TypedDict):
     interceptors: Sequence[Interceptor]
     max_concurrent_activities: int
     graceful_shutdown_timeout: timedelta
+    # How long a workflow task waits for the worker that last ran the workflow (it holds the workflow in its cache)
+    # before any worker of the queue may take it: the delay a stopped worker adds to its open workflows.
+    sticky_queue_schedule_to_start_timeout: timedelta
     # Every queue of the process is one Worker Deployment Version: a pinned workflow's activities also run on the
     # version it is pinned to (workers/settings.py Versioning).
     deployment_config: WorkerDeploymentConfig | None
@@ -137,6 +140,7 @@ def build_workers(
     task_queue: str = WORKFLOW_QUEUE,
     max_concurrent_activities: int = 64,
     graceful_shutdown: timedelta = timedelta(seconds=10),
+    sticky_timeout: timedelta = timedelta(seconds=10),
     deployment: WorkerDeploymentConfig | None = None,
 ) -> list[Worker]:
     common = _CommonOptions(
@@ -144,6 +148,7 @@ def build_workers(
         interceptors=worker_interceptors(),
         max_concurrent_activities=max_concurrent_activities,
         graceful_shutdown_timeout=graceful_shutdown,
+        sticky_queue_schedule_to_start_timeout=sticky_timeout,
         deployment_config=deployment,
     )
     versioned = deployment is not None and deployment.use_worker_versioning
@@ -278,6 +283,7 @@ async def running_workers(
     task_queue: str = WORKFLOW_QUEUE,
     max_concurrent_activities: int = 64,
     graceful_shutdown: timedelta = timedelta(seconds=10),
+    sticky_timeout: timedelta = timedelta(seconds=10),
     deployment: WorkerDeploymentConfig | None = None,
 ) -> AsyncIterator[list[Worker]]:
     """Run the workers for the duration of the block; on exit they shut down gracefully."""
@@ -289,6 +295,7 @@ async def running_workers(
             task_queue=task_queue,
             max_concurrent_activities=max_concurrent_activities,
             graceful_shutdown=graceful_shutdown,
+            sticky_timeout=sticky_timeout,
             deployment=deployment,
         )
         tasks = [asyncio.create_task(w.run()) for w in workers]
@@ -381,6 +388,7 @@ async def run_until_signalled(
         task_queue=task_queue,
         max_concurrent_activities=settings.max_concurrent_activities,
         graceful_shutdown=timedelta(seconds=settings.graceful_shutdown_s),
+        sticky_timeout=timedelta(seconds=settings.sticky_timeout_s),
         deployment=settings.versioning.deployment_config(),
     ):
         # Said once the server has seen every queue's poller and SIGTERM drains gracefully: what a supervisor (or a

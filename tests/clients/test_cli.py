@@ -184,6 +184,7 @@ def test_usage_errors_are_one_line_with_status_2() -> None:
     assert_failed(closed_run("agent", "create", "--name", "helper"), 2, "required: --account", "--help")
     assert_failed(closed_run("agent", "frobnicate"), 2, "invalid choice: 'frobnicate'")
     assert_failed(closed_run(*CREATE, "--wait", "--wait-timeout", "0"), 2, "wait_timeout_s: 0 is not allowed")
+    assert_failed(closed_run("agent", "status", "helper-1", "--timeout", "0"), 2, "timeout_s: 0 is not allowed")
 
 
 def test_help_documents_the_exit_statuses() -> None:

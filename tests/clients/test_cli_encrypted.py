@@ -8,6 +8,7 @@ Without the keys, or with other keys, a command says so in one line (exit 1).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import uuid
@@ -131,31 +132,48 @@ async def test_every_command_runs_against_an_encrypted_worker(
         # What the CLI sent was encrypted too: Temporal holds no plain start input of it.
         assert await raw_payload_encodings(temporal_dev.client, workflow_id(kept)) == {ENCODING}
 
-        assert "pending_approval" in (await ok("agent", "status", kept)).out
-        assert json.loads((await ok("agent", "status", kept, "--json")).out)["agent_id"] == kept
-        assert kept in (await ok("agent", "list")).out
-        assert refused in (await ok("agent", "list", "--running")).out
-        await ok("agent", "reject", refused, "--approver", "alice", "--reason", "not needed")
-        assert f"approved {kept} as alice" in (await ok("agent", "approve", kept, "--approver", "alice")).out
+        # Commands that do not depend on each other run at once (each is a process of its own; they only read).
+        status, as_json, agents, running = await asyncio.gather(
+            ok("agent", "status", kept),
+            ok("agent", "status", kept, "--json"),
+            ok("agent", "list"),
+            ok("agent", "list", "--running"),
+        )
+        assert "pending_approval" in status.out
+        assert json.loads(as_json.out)["agent_id"] == kept
+        assert kept in agents.out
+        assert refused in running.out
+        _, approved_agent = await asyncio.gather(
+            ok("agent", "reject", refused, "--approver", "alice", "--reason", "not needed"),
+            ok("agent", "approve", kept, "--approver", "alice"),
+        )
+        assert f"approved {kept} as alice" in approved_agent.out
         await stack.client.wait_for(kept, {AgentState.RUNNING}, timeout_s=60)
         await ok("agent", "skills", kept, "--skill", "web.search", "--skill", "email.send", "--requested-by", "alice")
 
         approve_id, reject_id = await start_approval(stack, kept), await start_approval(stack, kept)
         listed = (await ok("approvals", "list")).out
         assert approve_id in listed and reject_id in listed
-        approved = await ok("approvals", "approve", approve_id, "--approver", "alice", "--reason", "expected")
+        approved, rejected = await asyncio.gather(
+            ok("approvals", "approve", approve_id, "--approver", "alice", "--reason", "expected"),
+            ok("approvals", "reject", reject_id, "--approver", "alice"),
+        )
         assert f"{approve_id}: approved by alice" in approved.out
-        assert "rejected by alice" in (await ok("approvals", "reject", reject_id, "--approver", "alice")).out
+        assert "rejected by alice" in rejected.out
         assert approve_id in (await ok("approvals", "list", "--all")).out
 
         value = f"customer credential {uuid.uuid4().hex}"
         await ok("agent-data", "put", kept, "smtp.password", "--account", "acme", stdin=value.encode())
-        assert (await ok("agent-data", "get", kept, "smtp.password", "--account", "acme")).out == value
-        assert (await ok("agent-data", "list", kept)).out == "smtp.password\n"
+        got, names = await asyncio.gather(
+            ok("agent-data", "get", kept, "smtp.password", "--account", "acme"), ok("agent-data", "list", kept)
+        )
+        assert got.out == value
+        assert names.out == "smtp.password\n"
 
-        rotated = json.loads((await ok("keys", "rotate", "--batch-size", "10")).out)
+        rotation, dry_run = await asyncio.gather(ok("keys", "rotate", "--batch-size", "10"), ok("sweep", "--dry-run"))
+        rotated = json.loads(rotation.out)
         assert rotated["agents"] >= 1 and rotated["keys_rotated"] >= 1
-        assert json.loads((await ok("sweep", "--dry-run")).out)["dry_run"] is True
+        assert json.loads(dry_run.out)["dry_run"] is True
         assert json.loads((await ok("sweep")).out)["dry_run"] is False
         every = ["--rotation-every-days", "90", "--sweep-every-minutes", "60", "--health-every-seconds", "3600"]
         assert (await ok("schedules", "install", *every)).out.count(": created") == 3
@@ -164,14 +182,16 @@ async def test_every_command_runs_against_an_encrypted_worker(
 
         destroyed = await ok("agent", "destroy", kept, "--requested-by", "alice", "--wait")
         assert f"{kept}: destroyed" in destroyed.out
-        assert "destroyed" in (await ok("agent", "status", kept)).out
-        assert "rejected" in (await ok("agent", "status", refused)).out
+        ended, ended_refused = await asyncio.gather(ok("agent", "status", kept), ok("agent", "status", refused))
+        assert "destroyed" in ended.out
+        assert "rejected" in ended_refused.out
 
     database = ["--database-url", env["DATABASE_URL"]]
-    assert "audit chain ok" in (await ok("audit", "verify", *database)).out
-    exported = [
-        json.loads(line) for line in (await ok("audit", "export", *database, "--account", "acme")).out.splitlines()
-    ]
+    verified, export = await asyncio.gather(
+        ok("audit", "verify", *database), ok("audit", "export", *database, "--account", "acme")
+    )
+    assert "audit chain ok" in verified.out
+    exported = [json.loads(line) for line in export.out.splitlines()]
     assert {kept, refused} <= {row["agent_id"] for row in exported}
     assert stack.vms_of(kept) == 0 and stack.vault.residue(kept).total == 0
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 import pytest
 from temporalio.client import WorkflowFailureError
@@ -15,9 +16,10 @@ from temporalio.testing import WorkflowEnvironment
 
 import devstack
 from contracts.identifiers import approval_id as approval_workflow_id
+from contracts.identifiers import workflow_id
 from contracts.models import AgentState, ToolApprovalInput
 from tests.clients.cli_run import Done, arun, assert_failed, assert_ok
-from tests.stack import Stack
+from tests.stack import Stack, eventually
 from workflows.tool_approval import ToolApprovalWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -106,7 +108,9 @@ async def test_approval_commands_failure_paths(stack: Stack) -> None:
 async def test_wait_timeouts_and_failed_lifecycles(stack: Stack, never_healthy_argv: list[str]) -> None:
     slow, doomed = f"slow-{uuid.uuid4().hex[:8]}", f"doomed-{uuid.uuid4().hex[:8]}"
     create = ["agent", "create", "--account", "acme", "--name", "helper", "--wait"]
-    async with stack.workers(stack.local_with(never_healthy_argv)):
+    # The slow agent's health wait outlives its destroyed lifecycle (it ends at its own deadline): leaving the workers
+    # cancels it after a second instead of waiting the default 10 s for it.
+    async with stack.workers(stack.local_with(never_healthy_argv), graceful_shutdown=timedelta(seconds=1)):
         done = await lobstack(stack, *create, "--agent-id", slow, "--health-timeout", "120", "--wait-timeout", "2")
         assert_failed(done, 3, f"agent {slow} still", "after 2s", f"lobstack agent status {slow}")
         assert done.out.strip() == slow, "the agent was created; its id is printed first"
@@ -132,13 +136,22 @@ async def test_wait_timeouts_and_failed_lifecycles(stack: Stack, never_healthy_a
 
 
 async def test_no_worker_for_the_task_queue(stack: Stack) -> None:
-    async with stack.workers():
+    # Once these workers are gone, the workflow's next task goes to any worker after 1 s, not after the default 10 s.
+    async with stack.workers(sticky_timeout=timedelta(seconds=1)):
         agent_id = await stack.client.create_agent(stack.spec(require_approval=True))
         await stack.client.wait_for(agent_id, {AgentState.PENDING_APPROVAL}, timeout_s=30)
+        handle = stack.temporal.get_workflow_handle(workflow_id(agent_id))
+
+        async def idle() -> bool | None:
+            # A workflow task these workers took and dropped as they stopped would hold the next one for its 10 s.
+            raw = (await handle.describe()).raw_description
+            return None if raw.pending_activities or raw.HasField("pending_workflow_task") else True
+
+        await eventually(idle, what="the lifecycle idle, waiting for approval")
     # The workers are gone: a signal is still accepted by Temporal, but nothing carries it out or answers a query.
     destroy, status = await asyncio.gather(
         lobstack(stack, "agent", "destroy", agent_id, "--wait", "--wait-timeout", "2"),
-        lobstack(stack, "agent", "status", agent_id),
+        lobstack(stack, "agent", "status", agent_id, "--timeout", "2"),
     )
     assert_failed(destroy, 3, f"agent {agent_id!r} is not destroyed yet after 2s", "the destroy goes on")
     assert destroy.out.strip() == f"destroy requested for {agent_id}"

@@ -216,24 +216,31 @@ async def test_a_receiver_answering_404_never_stops_the_lifecycle_and_is_audited
     await assert_replays(stack.temporal.get_workflow_handle(workflow_id(agent_id)))
 
 
-async def test_a_receiver_that_is_down_never_holds_up_the_decision(stack: Stack, receiver: Receiver) -> None:
-    with running_receiver() as closed:
-        down = closed.url("/down")
-    admin(stack).add("acme", down, "slack")  # nothing listens there any more: connection refused, retried
-    async with stack.workers():
-        handle = await start_tool_approval(stack)
-        await handle.signal("approve", {"approver": "alice", "reason": "ok"})
+async def test_a_receiver_that_is_down_never_holds_up_the_decision(
+    temporal_time_skipping: WorkflowEnvironment, openbao: devstack.OpenBaoDev, tmp_path: Path
+) -> None:
+    """The decision is watched in real time; only `result()` skips time (the closing workflow's 30 s NOTICE_DRAIN)."""
+    stack = make_stack(temporal_time_skipping.client, openbao, f"sqlite:///{tmp_path / 'r.db'}", tmp_path)
+    try:
+        with running_receiver() as closed:
+            down = closed.url("/down")
+        admin(stack).add("acme", down, "slack")  # nothing listens there any more: connection refused, retried
+        async with stack.workers():
+            handle = await start_tool_approval(stack)
+            await handle.signal("approve", {"approver": "alice", "reason": "ok"})
 
-        async def decided() -> ApprovalStatus | None:
-            status = await handle.query("status", result_type=ApprovalStatus)
-            return status if status.state == ApprovalState.APPROVED else None
+            async def decided() -> ApprovalStatus | None:
+                status = await handle.query("status", result_type=ApprovalStatus)
+                return status if status.state == ApprovalState.APPROVED else None
 
-        await eventually(decided, timeout_s=10, what="the decision, while the notices retry")
-        status = await handle.result()  # the closing workflow waits a bounded moment for them, then cancels them
-    assert status.state == ApprovalState.APPROVED
-    failed = [e for e in stack.registry.events(agent_id=status.agent_id) if e.action == "approval.notice_failed"]
-    assert failed and all("workflow closed first" in e.reason for e in failed), [e.reason for e in failed]
-    await assert_replays(handle)
+            await eventually(decided, timeout_s=10, what="the decision, while the notices retry")
+            status = await handle.result()  # the closing workflow waits a bounded moment for them, then cancels them
+        assert status.state == ApprovalState.APPROVED
+        failed = [e for e in stack.registry.events(agent_id=status.agent_id) if e.action == "approval.notice_failed"]
+        assert failed and all("workflow closed first" in e.reason for e in failed), [e.reason for e in failed]
+        await assert_replays(handle)
+    finally:
+        stack.registry.close()
 
 
 async def test_a_tool_approval_that_escalates_tells_the_escalation_group(stack: Stack, receiver: Receiver) -> None:

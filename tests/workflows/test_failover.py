@@ -4,19 +4,31 @@ The hard case: a create really makes the VM but its answer is lost, and the prov
 have adopted it. Before the next placement is tried, that VM must be found and deleted (waiting, bounded, for the
 provider to answer), its Vault tokens revoked and the deletion audited; a provider that never answers fails the
 lifecycle with full cleanup and no second VM. cloudsim counts the VMs of each name alive at once (`peak_live`).
+
+Each case spends half a minute in the create's retry backoff (CREATE_RETRY) before it fails over, so all four run at
+once, each on its own cloudsim (a fault is per provider and simulator-wide) and its own stack: every test awaits its
+own case, whose assertions are its own.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
 import pytest
+import pytest_asyncio
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
 
+import devstack
 from activities.cloud.base import vm_name
 from cloudsim.testing import RunningSim
 from contracts.identifiers import workflow_id
 from contracts.models import AgentState, AgentStatus, LifecycleInput
-from tests.stack import Stack, eventually
+from tests.stack import Stack, eventually, make_stack, reap
 from tests.workflows.test_clouds import assert_clean, clouds, sim_vms
 from workflows.agent_lifecycle import AgentLifecycleWorkflow
 
@@ -44,8 +56,52 @@ def waiting_for(provider: str) -> str:
     return f"for {provider} to answer, to delete any such VM before trying the next placement"
 
 
+NEVER_ANSWERS = "never answers"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def cases(
+    temporal_dev: WorkflowEnvironment, openbao: devstack.OpenBaoDev, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[dict[str, asyncio.Task[None]]]:
+    """Every case of this module started at once, each on its own cloudsim and stack."""
+    scenarios: dict[str, Callable[[Stack, RunningSim], Coroutine[Any, Any, None]]] = {
+        pair: functools.partial(lost_create, pair=pair) for pair in PAIRS
+    }
+    scenarios[NEVER_ANSWERS] = never_answers
+    sims: list[RunningSim] = []
+    stacks: list[Stack] = []
+    tasks: dict[str, asyncio.Task[None]] = {}
+    try:
+        for name, scenario in scenarios.items():
+            tmp = tmp_path_factory.mktemp("failover")
+            sims.append(devstack.start_simulator(tmp / "cloudsim", boot_latency_s=0.2))
+            stacks.append(make_stack(temporal_dev.client, openbao, f"sqlite:///{tmp / 'registry.db'}", tmp))
+            tasks[name] = asyncio.create_task(scenario(stacks[-1], sims[-1]), name=name)
+        yield tasks
+    finally:
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        for stack in stacks:
+            reap(stack)
+        for sim in sims:
+            sim.stop()
+
+
 @pytest.mark.parametrize("pair", list(PAIRS))
-async def test_a_lost_create_is_deleted_before_the_next_placement(stack: Stack, sim: RunningSim, pair: str) -> None:
+async def test_a_lost_create_is_deleted_before_the_next_placement(
+    cases: dict[str, asyncio.Task[None]], pair: str
+) -> None:
+    await cases[pair]
+
+
+async def test_a_provider_that_never_answers_fails_the_lifecycle_without_a_second_vm(
+    cases: dict[str, asyncio.Task[None]],
+) -> None:
+    await cases[NEVER_ANSWERS]
+
+
+async def lost_create(stack: Stack, sim: RunningSim, pair: str) -> None:
     region, refusing, (lost_on, lost_at), (ends_on, ends_at) = PAIRS[pair]
     lose_a_create_then_go_down(sim, lost_on, refusing)
     async with stack.workers(providers=clouds(sim, stack)):
@@ -85,9 +141,7 @@ async def test_a_lost_create_is_deleted_before_the_next_placement(stack: Stack, 
     assert_clean(stack, sim, agent_id)
 
 
-async def test_a_provider_that_never_answers_fails_the_lifecycle_without_a_second_vm(
-    stack: Stack, sim: RunningSim
-) -> None:
+async def never_answers(stack: Stack, sim: RunningSim) -> None:
     lose_a_create_then_go_down(sim, "hetzner", [])
     async with stack.workers(providers=clouds(sim, stack)):
         spec = stack.spec(provider="auto", region="us-west")
