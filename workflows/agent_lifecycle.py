@@ -24,8 +24,6 @@ from temporalio.workflow import ActivityCancellationType
 from contracts.workflow_names import ADMISSION_UPDATE, AGENT_LIFECYCLE
 
 with workflow.unsafe.imports_passed_through():
-    from activities.secrets.pool_activities import PoolSecretsActivities
-
     from activities.approvals import ApprovalActivities
     from activities.approver_policy import ApproverPolicyActivities
     from activities.cloud.activities import CloudActivities
@@ -39,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.pool_claims import PoolClaimActivities
     from activities.registry import RegistryActivities
     from activities.secrets import SecretsActivities
+    from activities.secrets.pool_activities import PoolSecretsActivities
     from contracts.approver_policy import AccountApprovalPolicy
     from contracts.internal_messages import SEAL_FIELD, SealCheck, canonical
     from contracts.limits import Admission, Admitted, warning_lead_s
