@@ -39,6 +39,7 @@ from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, VM, VMStatus, vm_n
 from activities.cloud.calls import ProviderCalls
 from activities.cloud.catalog import DEFAULT_CATALOG_TTL_S, CatalogCache, CatalogReads, Money, Offer
 from activities.cloud.firewalls import ProviderFirewall
+from activities.cloud.no_pools import NoPools
 from activities.errors import (
     ProviderCapacityError,
     ProviderError,
@@ -49,7 +50,6 @@ from activities.errors import (
 from contracts.bootstrap import BRIDGE_PORT, BootstrapConfig
 from contracts.firewall import FirewallRules, firewall_name
 from contracts.models import CreateVMRequest
-from contracts.pool import PoolKey
 from contracts.regions import IMAGES, ProviderName, plan
 
 DEFAULT_ENDPOINT = "https://api.digitalocean.com/v2/"
@@ -121,7 +121,9 @@ class _Firewall(_Observed, digitalocean.Firewall):
 _SDK_ERRORS = (_HTTPError, digitalocean.Error, requests.RequestException)
 
 
-class DigitalOceanProvider(CatalogReads):
+class DigitalOceanProvider(NoPools, CatalogReads):
+    no_pools_reason = NO_POOLS
+
     name: ProviderName = "digitalocean"
 
     def __init__(
@@ -203,22 +205,6 @@ class DigitalOceanProvider(CatalogReads):
             # The Droplet exists but its answer was not the documented shape: the retry's look-up adopts it.
             raise ProviderUnavailable(f"digitalocean create droplet {name}: unexpected answer") from exc
         return VM(self.name, str(droplet.id), name, request.agent_id, "creating")
-
-    # --- warm pools: none here ------------------------------------------------------------------------------------
-    # Adopting would have to re-tag a running Droplet, and DigitalOcean's API cannot (`/v2/tags` is outside what it
-    # offers us); cleanup finds an agent's Droplet by that tag. No pool VM is ever made, so there is none to find.
-
-    def create_pool_vm(self, key: PoolKey, slot: str, location: str, bootstrap: BootstrapConfig) -> VM:
-        raise ProviderRejected(NO_POOLS)
-
-    def find_pool_vm(self, slot: str) -> VM | None:
-        return None
-
-    def list_pool_vms(self) -> list[VM]:
-        return []
-
-    def adopt(self, vm_id: str, agent_id: str, account_id: str, firewall_id: str) -> VM:
-        raise ProviderRejected(NO_POOLS)
 
     def catalog(self) -> list[Offer]:
         """Every size in every region that sells it, with its monthly price (cached)."""

@@ -28,10 +28,10 @@ from pathlib import Path
 
 from activities.cloud.base import ACCOUNT_LABEL, AGENT_LABEL, VM, vm_name
 from activities.cloud.catalog import CatalogReads, Money, Offer
+from activities.cloud.no_pools import NoPools
 from activities.errors import ProviderRejected, ProviderUnavailable, VMNameTaken
 from contracts.bootstrap import MAX_SOCKET_PATH_BYTES, BootstrapConfig
 from contracts.models import CreateVMRequest
-from contracts.pool import PoolKey
 from contracts.regions import ProviderName
 
 _PREFIX = "local-"
@@ -67,7 +67,9 @@ def pid_alive(pid: int) -> bool:
     return _process_alive(pid)
 
 
-class LocalProvider(CatalogReads):
+class LocalProvider(NoPools, CatalogReads):
+    no_pools_reason = NO_POOLS
+
     name: ProviderName = "local"
 
     def __init__(
@@ -201,22 +203,6 @@ class LocalProvider(CatalogReads):
             shutil.rmtree(self.agent_socket(agent_id).parent, ignore_errors=True)
             (self.state_dir / f".{agent_id}.lock").unlink(missing_ok=True)
         return meta is not None
-
-    # --- warm pools: none here ------------------------------------------------------------------------------------
-    # A local VM is a process whose directory, lock and socket are keyed by its agent's id: it cannot become another
-    # agent's. No pool VM is ever made, so there is none to find.
-
-    def create_pool_vm(self, key: PoolKey, slot: str, location: str, bootstrap: BootstrapConfig) -> VM:
-        raise ProviderRejected(NO_POOLS)
-
-    def find_pool_vm(self, slot: str) -> VM | None:
-        return None
-
-    def list_pool_vms(self) -> list[VM]:
-        return []
-
-    def adopt(self, vm_id: str, agent_id: str, account_id: str, firewall_id: str) -> VM:
-        raise ProviderRejected(NO_POOLS)
 
     def catalog(self) -> list[Offer]:
         return self.offers(LOCAL_LOCATION)

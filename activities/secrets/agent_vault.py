@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
 from typing import Any
 
 import hvac
 import hvac.exceptions as hv
 
 from activities.errors import SecretsRejected
-from activities.secrets.errors import vault_errors
+from activities.secrets.errors import vault_errors, vault_path_exists
 from activities.secrets.maintenance import VaultMaintenance
 from activities.secrets.names import AgentNames
 from activities.secrets.policy import render_agent_policy
@@ -310,11 +309,4 @@ class AgentVault(VaultMaintenance):
             lambda: self._client.secrets.transit.read_key(n.transit_key, mount_point=mount),
         )
 
-    @staticmethod
-    def _exists(path: str, read: Callable[[], object]) -> bool:
-        with vault_errors("read", path):
-            try:
-                read()
-            except hv.InvalidPath:
-                return False
-        return True
+    _exists = staticmethod(vault_path_exists)

@@ -6,7 +6,7 @@ URLs, so they stay on the chained `__cause__` and never in our text.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import hvac.exceptions as hv
@@ -61,3 +61,13 @@ def vault_errors(action: str, path: str) -> Iterator[None]:
         raise
     except (hv.VaultError, requests.exceptions.RequestException) as exc:
         raise translate(exc, action, path) from exc
+
+
+def vault_path_exists(path: str, read: Callable[[], object]) -> bool:
+    """Whether `read()` finds something at `path` (InvalidPath: nothing there); other Vault failures are classified."""
+    with vault_errors("read", path):
+        try:
+            read()
+        except hv.InvalidPath:
+            return False
+    return True

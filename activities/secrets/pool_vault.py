@@ -11,7 +11,6 @@ One pool VM (slot `pv…`) owns, all named `lobstack-pool-<slot>` (`contracts.po
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import hvac
@@ -19,7 +18,7 @@ import hvac.exceptions as hv
 
 from activities.errors import SecretsRejected
 from activities.secrets.agent_vault import ROLE_SETTINGS
-from activities.secrets.errors import vault_errors
+from activities.secrets.errors import vault_errors, vault_path_exists
 from activities.secrets.policy import render_pool_policy
 from activities.secrets.settings import VaultSettings
 from activities.secrets.tokens import TokenFinder
@@ -240,14 +239,7 @@ class PoolVault:
         mount = self.settings.approle_mount
         return self._exists(self._role_path(name), lambda: self._client.auth.approle.read_role(name, mount_point=mount))
 
-    @staticmethod
-    def _exists(path: str, read: Callable[[], object]) -> bool:
-        with vault_errors("read", path):
-            try:
-                read()
-            except hv.InvalidPath:
-                return False
-        return True
+    _exists = staticmethod(vault_path_exists)
 
 
 def _slots_in(names: object) -> list[str]:
