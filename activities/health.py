@@ -60,12 +60,20 @@ class HealthActivities:
         self.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 1.0))
         self.max_interval_s = max_interval_s
         self.schedule = PollSchedule(HEALTH_POLL_FRACTION, min(HEALTH_POLL_FLOOR_S, max_interval_s), max_interval_s)
+        self._client: httpx.AsyncClient | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        # One client for every probe, made on first use inside the worker's event loop: making one costs tens of ms
+        # of CPU (its TLS context), more than a probe.
+        if self._client is None:
+            # No cap on connections: probes of many agents at once must not queue for a slot (bridges close each).
+            self._client = httpx.AsyncClient(timeout=self.timeout, limits=httpx.Limits(max_connections=None))
+        return self._client
 
     @activity.defn
     async def probe_agent(self, request: HealthCheckRequest) -> HealthReport:
         """One look at the agent's bridge: its health and how long its agent has been idle (the idle timeout)."""
-        async with httpx.AsyncClient(timeout=self.timeout) as client:
-            return await probe(client, request.agent_id, request.address)
+        return await probe(self._http(), request.agent_id, request.address)
 
     @activity.defn
     async def wait_healthy(self, request: HealthCheckRequest) -> HealthReport:
@@ -76,21 +84,21 @@ class HealthActivities:
         checks = 0
         started = time.monotonic()
         last = HealthReport(request.agent_id, False, "unchecked")
-        async with httpx.AsyncClient(timeout=self.timeout) as client:
-            while True:
-                checks += 1
-                last = await probe(client, request.agent_id, request.address)
-                last.checks = checks
-                if last.healthy:
-                    return last
-                # Its bootstrap credential was refused as already used: waiting longer cannot help.
-                if is_compromised(last):
-                    raise AgentCompromised(f"agent {request.agent_id}: {last.reason}")
-                activity.heartbeat(checks)
-                remaining = (request.deadline - datetime.now(UTC)).total_seconds()
-                if remaining <= 0:
-                    detail = f"{last.status}: {last.reason}" if last.reason else last.status
-                    raise AgentUnhealthy(
-                        f"agent {request.agent_id} not healthy by its deadline after {checks} checks (last {detail})"
-                    )
-                await asyncio.sleep(min(self.schedule.delay(time.monotonic() - started), remaining))
+        client = self._http()
+        while True:
+            checks += 1
+            last = await probe(client, request.agent_id, request.address)
+            last.checks = checks
+            if last.healthy:
+                return last
+            # Its bootstrap credential was refused as already used: waiting longer cannot help.
+            if is_compromised(last):
+                raise AgentCompromised(f"agent {request.agent_id}: {last.reason}")
+            activity.heartbeat(checks)
+            remaining = (request.deadline - datetime.now(UTC)).total_seconds()
+            if remaining <= 0:
+                detail = f"{last.status}: {last.reason}" if last.reason else last.status
+                raise AgentUnhealthy(
+                    f"agent {request.agent_id} not healthy by its deadline after {checks} checks (last {detail})"
+                )
+            await asyncio.sleep(min(self.schedule.delay(time.monotonic() - started), remaining))

@@ -78,31 +78,64 @@ async def bench_stack(
         yield BenchStack(dev, LobstackClient(dev.client, task_queue=WORKFLOW_QUEUE), WORKFLOW_QUEUE)
 
 
-def stack_cpu_s() -> float:
-    """CPU seconds used so far by this process and every descendant (Temporal, OpenBao, cloudsim, the bridges),
-    reaped ones included (through their parents' cutime/cstime): unlike wall time, it does not move with whatever
-    else the machine is running. Linux /proc only; NaN elsewhere."""
+def stack_cpu_by_process() -> dict[str, float]:
+    """CPU seconds used so far by this process and every descendant, by what each is: `worker` (this process: the
+    bench's client and the in-process worker), `temporal`, `openbao`, `cloudsim` (with the bridges of VMs already
+    deleted, reaped through its cutime/cstime), `bridges` (of VMs still running), `gateway`, `other`. Unlike wall
+    time, it does not move with whatever else the machine is running. Linux /proc only; empty elsewhere."""
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    stats: dict[int, tuple[int, float]] = {}
+    stats: dict[int, tuple[int, float, str]] = {}
     for entry in Path("/proc").iterdir() if Path("/proc/self/stat").exists() else []:
         if not entry.name.isdigit():
             continue
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
         # After the command: state ppid ... utime(12) stime(13) cutime(14) cstime(15), counting from state = 0.
-        stats[int(entry.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]) / tick)
-    if not stats:
-        return float("nan")
+        stats[int(entry.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]) / tick, command)
     tree, frontier = {os.getpid()}, [os.getpid()]
     while frontier:
         parent = frontier.pop()
-        for pid, (ppid, _) in stats.items():
+        for pid, (ppid, _, _) in stats.items():
             if ppid == parent and pid not in tree:
                 tree.add(pid)
                 frontier.append(pid)
-    return sum(stats[pid][1] for pid in tree if pid in stats)
+    split: dict[str, float] = {}
+    for pid in tree & stats.keys():
+        _, cpu, command = stats[pid]
+        kind = "worker" if pid == os.getpid() else _process_kind(command)
+        split[kind] = split.get(kind, 0.0) + cpu
+    return split
+
+
+def _process_kind(command: str) -> str:
+    for kind, marks in _KINDS:
+        if any(mark in command for mark in marks):
+            return kind
+    return "other"
+
+
+_KINDS = (
+    ("bridges", ("-m bridge",)),
+    ("cloudsim", ("cloudsim",)),
+    ("openbao", ("bao ",)),
+    ("temporal", ("temporal",)),
+    ("gateway", ("gateway",)),
+)
+
+
+def stack_cpu_s() -> float:
+    """CPU seconds used so far by this process and every descendant; NaN where /proc is missing."""
+    split = stack_cpu_by_process()
+    return sum(split.values()) if split else float("nan")
+
+
+def cpu_split_line(before: dict[str, float], after: dict[str, float], per: int = 1) -> str:
+    """`worker 1.23, temporal 0.45, ...` CPU seconds between two readings, divided by `per`, largest first."""
+    moved = {k: (after.get(k, 0.0) - before.get(k, 0.0)) / per for k in after.keys() | before.keys()}
+    return ", ".join(f"{k} {v:.3f}" for k, v in sorted(moved.items(), key=lambda kv: -kv[1]) if v > 0.0005)
 
 
 class Deadline:

@@ -29,7 +29,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import PROVIDER, BenchStack, Deadline, bench_stack, header, percentile
+from bench._common import (
+    PROVIDER,
+    BenchStack,
+    Deadline,
+    bench_stack,
+    cpu_split_line,
+    header,
+    percentile,
+    stack_cpu_by_process,
+)
+from bench._timeline import Step, median_table, steps
 from contracts.identifiers import workflow_id
 from contracts.models import AgentState
 from contracts.spec import AgentSpec
@@ -47,9 +57,7 @@ async def ready(bench: BenchStack, want: int, deadline: Deadline) -> None:
         await asyncio.sleep(0.1)
 
 
-async def one(
-    bench: BenchStack, size: str, deadline: Deadline, destroys: list[asyncio.Task[object]]
-) -> tuple[float, str]:
+async def one(bench: BenchStack, size: str, deadline: Deadline, agents: list[str]) -> tuple[float, str]:
     """Create an agent, wait until running; its server-side seconds to healthy and how its VM came."""
     spec = AgentSpec(
         account_id=ACCOUNT,
@@ -61,12 +69,18 @@ async def one(
         health_timeout_s=180,
     )
     agent_id = await bench.client.create_agent(spec)
-    status = await bench.client.wait_for(agent_id, {AgentState.RUNNING}, timeout_s=deadline.left(), max_interval_s=0.05)
+    agents.append(agent_id)
+    # Polling does not enter the figure (server-side clocks), only the stack's load: gentle, not every 50 ms.
+    status = await bench.client.wait_for(agent_id, {AgentState.RUNNING}, timeout_s=deadline.left(), max_interval_s=0.2)
     described = await bench.client.temporal.get_workflow_handle(workflow_id(agent_id)).describe()
     assert status.running_at is not None
     seconds = (status.running_at - described.start_time).total_seconds()
-    destroys.append(asyncio.ensure_future(bench.client.destroy(agent_id, requested_by="bench")))
     return seconds, status.started_from
+
+
+async def timelines(bench: BenchStack, agents: list[str]) -> list[list[Step]]:
+    handles = [bench.client.temporal.get_workflow_handle(workflow_id(a)) for a in agents]
+    return [steps(h) for h in await asyncio.gather(*(h.fetch_history() for h in handles))]
 
 
 def line(name: str, values: list[float]) -> str:
@@ -95,28 +109,40 @@ async def main() -> int:
     deadline = Deadline(args.timeout)
     with tempfile.TemporaryDirectory(prefix="lobstack-bench-") as tmp:
         async with bench_stack(Path(tmp), boot_latency_s=args.boot, budget_calls_per_s=500.0) as bench:
-            destroys: list[asyncio.Task[object]] = []
             await bench.client.set_pool(PROVIDER, REGION, "small", min=args.pool, max=args.pool)
             started = time.monotonic()
             await ready(bench, args.pool, deadline)
             print(f"pool of {args.pool} ready in {time.monotonic() - started:.1f} s", flush=True)
 
+            # Agents stay up until every figure is taken: a destroy is not part of any claim.
+            one_by_one: list[str] = []
             sequential: list[float] = []
             froms: list[str] = []
             for _ in range(args.sequential):
                 await ready(bench, 1, deadline)
-                seconds, how = await one(bench, "small", deadline, destroys)
+                seconds, how = await one(bench, "small", deadline, one_by_one)
                 sequential.append(seconds)
                 froms.append(how)
             await ready(bench, args.concurrent, deadline)
-            together = await asyncio.gather(*(one(bench, "small", deadline, destroys) for _ in range(args.concurrent)))
+            at_once: list[str] = []
+            cpu0 = stack_cpu_by_process()
+            together = await asyncio.gather(*(one(bench, "small", deadline, at_once) for _ in range(args.concurrent)))
+            burst_cpu = cpu_split_line(cpu0, stack_cpu_by_process(), per=args.concurrent)
             concurrent = [s for s, _ in together]
             froms += [how for _, how in together]
-            cold_runs = await asyncio.gather(*(one(bench, "medium", deadline, destroys) for _ in range(args.cold)))
+            cold_agents: list[str] = []
+            cold_runs = await asyncio.gather(*(one(bench, "medium", deadline, cold_agents) for _ in range(args.cold)))
             cold = [s for s, _ in cold_runs]
-            await asyncio.gather(*destroys)
+            alone, burst = await timelines(bench, one_by_one), await timelines(bench, at_once)
             status = await bench.client.pool_status(PROVIDER, REGION, "small")
+            everyone = one_by_one + at_once + cold_agents
+            await asyncio.gather(*(bench.client.destroy(a, requested_by="bench") for a in everyone))
             await bench.client.delete_pool(PROVIDER, REGION, "small")
+    print("median steps of a sequential claim, until healthy (server-side, from the workflow's start):")
+    print("\n".join(median_table(alone, until="wait_healthy")))
+    print("median steps of a concurrent claim:")
+    print("\n".join(median_table(burst, until="wait_healthy")))
+    print(f"CPU-s per concurrent claim, by process: {burst_cpu}")
     warm = sequential + concurrent
     not_warm = [f for f in froms if not f.startswith("warm pool")]
     print(line("sequential claims", sequential))

@@ -7,7 +7,6 @@ import asyncio
 import atexit
 import logging
 import signal
-import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -17,6 +16,7 @@ import uvicorn
 from cloudsim import DEFAULT_TOKENS, PROVIDERS
 from cloudsim.app import build_app, make_sim
 from cloudsim.pipeline import QuietDrops, Sim
+from connection.listening import listening_socket
 
 log = logging.getLogger("cloudsim")
 
@@ -44,9 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def serve(args: argparse.Namespace, sim: Sim) -> None:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
+    sock = listening_socket(args.host, args.port)
     host, port = sock.getsockname()[:2]
     sim.state.set_ip_block(port)
     config = uvicorn.Config(

@@ -1,5 +1,6 @@
 """How every process of one deployment reaches Temporal: its address and namespace (`connection.settings`) and the
-payload codec they must all share (`connection.codec`: AES-256-GCM, keys from configuration or Vault Transit).
+payload codec they must all share (`connection.codec`: AES-256-GCM, keys from configuration or Vault Transit), and
+the socket every HTTP server of ours listens on (`connection.listening`).
 
 Below the worker and the gateway on purpose: both connect the same way, and neither imports the other.
 """

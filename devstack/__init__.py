@@ -17,6 +17,7 @@ from devstack.processes import (
     temporal_binary,
     temporal_test_server_binary,
 )
+from devstack.server_tuning import SERVER_DYNAMIC_CONFIG, dynamic_config_flags
 from devstack.servers import (
     VAULT_BOOTSTRAP,
     OpenBaoDev,
@@ -31,6 +32,7 @@ from devstack.servers import (
 from devstack.worker import WorkerProcess
 
 __all__ = [
+    "SERVER_DYNAMIC_CONFIG",
     "START_ATTEMPTS",
     "VAULT_BOOTSTRAP",
     "DevStackError",
@@ -41,6 +43,7 @@ __all__ = [
     "TemporalDev",
     "WorkerProcess",
     "bootstrap_openbao",
+    "dynamic_config_flags",
     "free_port",
     "free_port_pair",
     "lobstack_binary",

@@ -22,6 +22,7 @@ from devstack.errors import DevStackError
 from devstack.files import open_private, private_dir, write_private
 from devstack.ports import free_port, free_port_pair, port_in_use, retrying
 from devstack.processes import Process, openbao_binary, spawn, temporal_binary, wait_until
+from devstack.server_tuning import dynamic_config_flags
 from workflows.search_attributes import server_flags
 
 __all__ = [
@@ -247,6 +248,7 @@ def start_temporal(
             "warn",
             # Pending agent and tool approvals are found in the Web UI by these attributes.
             *server_flags(),
+            *dynamic_config_flags(),
         ]
         if db_file is not None:
             argv += ["--db-filename", str(db_file)]

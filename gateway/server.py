@@ -14,19 +14,12 @@ import uvicorn
 from temporalio.client import Client
 
 from connection.codec import data_converter_from_env
+from connection.listening import listening_socket
 from connection.settings import TemporalSettings
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    return sock
 
 
 def _url(sock: socket.socket, tls: bool) -> str:
@@ -61,7 +54,7 @@ def _server(settings: GatewaySettings) -> uvicorn.Server:
 @contextlib.asynccontextmanager
 async def serving(settings: GatewaySettings) -> AsyncIterator[str]:
     """Serve on settings.listen_host/listen_port (0 = a free port) inside the running event loop; yields the URL."""
-    sock = _bind(settings.listen_host, settings.listen_port)
+    sock = listening_socket(settings.listen_host, settings.listen_port)
     server = _server(settings)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

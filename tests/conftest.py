@@ -103,7 +103,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 @pytest.fixture(scope="session")
 async def temporal_dev() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=devstack.temporal_binary(), search_attributes=APPROVAL_KEYS
+        dev_server_existing_path=devstack.temporal_binary(),
+        search_attributes=APPROVAL_KEYS,
+        dev_server_extra_args=devstack.dynamic_config_flags(),
     )
     yield env
     await env.shutdown()

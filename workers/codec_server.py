@@ -22,7 +22,6 @@ import ipaddress
 import logging
 import os
 import re
-import socket
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 
 import uvicorn
@@ -36,6 +35,7 @@ from starlette.routing import Route
 from temporalio.api.common.v1 import Payloads
 
 from connection.codec import CodecError, EncryptionCodec, Keyring
+from connection.listening import listening_socket
 
 log = logging.getLogger("lobstack.codec")
 
@@ -188,9 +188,7 @@ async def serving(
     if allow_anonymous and not _is_loopback(host):
         raise CodecServerConfigError(f"an unauthenticated codec server may only listen on loopback, not {host!r}")
     app = create_codec_app(keyring, auth_token=auth_token, cors_origins=cors_origins, allow_anonymous=allow_anonymous)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host.strip("[]"), port))
+    sock = listening_socket(host, port)
     config = uvicorn.Config(
         app,
         access_log=False,

@@ -38,6 +38,8 @@ class PoolSecretsActivities:
         # The gateway the agent's bridge should ask for its skills (as CloudActivities puts it in a cold bootstrap).
         self.gateway_url = gateway_url
         self.poke_timeout = httpx.Timeout(poke_timeout_s, connect=min(poke_timeout_s, 1.0))
+        # One client for every poke: making one costs tens of ms of CPU (its TLS context), more than the poke.
+        self._http = httpx.Client(timeout=self.poke_timeout, trust_env=False, limits=httpx.Limits(max_connections=None))
 
     @activity.defn
     def mint_pool_identity(self, slot: str) -> None:
@@ -65,8 +67,7 @@ class PoolSecretsActivities:
         base = request.address if "://" in request.address else f"http://{request.address}"
         url = f"{base.rstrip('/')}/claim"
         try:
-            with httpx.Client(timeout=self.poke_timeout, trust_env=False) as http:
-                answer = http.post(url)
+            answer = self._http.post(url)
         except httpx.HTTPError as exc:
             activity.logger.warning(
                 "claim poke of slot %s at %s failed (%s): its bridge polls", request.slot, url, type(exc).__name__

@@ -185,3 +185,11 @@ def test_interpolated_variables_are_documented_and_files_exist() -> None:
             assert dependency in SERVICES, f"{name} depends on unknown {dependency}"
     dynamic = SERVICES["temporal"]["environment"]["DYNAMIC_CONFIG_FILE_PATH"]
     assert (COMPOSE_DIR / "temporal" / "dynamicconfig" / Path(dynamic).name).is_file()
+
+
+def test_compose_temporal_runs_with_the_dev_stacks_server_tuning() -> None:
+    """The settings every dev stack and test server runs with (devstack/server_tuning.py) are the compose stack's."""
+    dynamic = yaml.safe_load((COMPOSE_DIR / "temporal" / "dynamicconfig" / "development-sql.yaml").read_text())
+    assert devstack.SERVER_DYNAMIC_CONFIG, "nothing to compare"
+    for key, value in devstack.SERVER_DYNAMIC_CONFIG.items():
+        assert dynamic.get(key) == [{"value": value, "constraints": {}}], key

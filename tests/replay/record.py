@@ -71,7 +71,7 @@ async def _dev_server(*extra_args: str) -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=devstack.temporal_binary(),
         search_attributes=APPROVAL_KEYS,
-        dev_server_extra_args=list(extra_args),
+        dev_server_extra_args=[*devstack.dynamic_config_flags(), *extra_args],
     )
     try:
         yield env

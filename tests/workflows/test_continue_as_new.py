@@ -29,6 +29,7 @@ async def short_history_temporal() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=devstack.temporal_binary(),
         dev_server_extra_args=[
+            *devstack.dynamic_config_flags(),
             "--dynamic-config-value",
             f"limit.historyCount.suggestContinueAsNew={SUGGEST_CONTINUE_AS_NEW_AFTER}",
         ],
