@@ -125,9 +125,12 @@ async def main() -> int:
                 froms.append(how)
             await ready(bench, args.concurrent, deadline)
             at_once: list[str] = []
+            print(f"{args.concurrent} claims at once", flush=True)
             cpu0 = stack_cpu_by_process()
+            burst_started = time.monotonic()
             together = await asyncio.gather(*(one(bench, "small", deadline, at_once) for _ in range(args.concurrent)))
             burst_cpu = cpu_split_line(cpu0, stack_cpu_by_process(), per=args.concurrent)
+            print(f"burst wall {time.monotonic() - burst_started:.2f} s, CPU-s per claim: {burst_cpu}", flush=True)
             concurrent = [s for s, _ in together]
             froms += [how for _, how in together]
             cold_agents: list[str] = []

@@ -64,7 +64,15 @@ with workflow.unsafe.imports_passed_through():
         VMLookup,
         VMRef,
     )
-    from contracts.pool import POOL_PROVIDERS, AdoptRequest, ClaimRequest, DeliverClaim, PoolClaim, PoolKey
+    from contracts.pool import (
+        POOL_PROVIDERS,
+        AdoptRequest,
+        ClaimRequest,
+        DeliverClaim,
+        PoolClaim,
+        PoolKey,
+        PoolVMRef,
+    )
     from contracts.queues import cloud_queue
     from contracts.regions import Location, ProviderName, placements
     from contracts.spec import AgentSpec, SpecError, validate_skills, validate_spec, validate_tool_patterns
@@ -111,6 +119,8 @@ PATCH_ACCOUNT_LIMITS = "account-limits"
 PATCH_AGENT_FIREWALL = "agent-firewall"
 # ... and before a lifecycle asked its placement's warm pool for a ready VM (workflows/warm_pool.py).
 PATCH_WARM_POOL = "warm-pool"
+# ... and before the claim and the firewall ran alongside the mint, the credential's delivery alongside its record.
+PATCH_CLAIM_WITH_MINT = "claim-with-mint"
 
 # The Web UI renders current details as Markdown: example values, never <placeholders> it would swallow as HTML.
 DESTROY_BODY = json.dumps({"requested_by": "your-name", "reason": "why"})
@@ -141,10 +151,10 @@ class AgentLifecycleWorkflow:
         # Set here, not in run: a signal that arrives with the start is handled before run begins.
         self._agent: LifecycleState = input.first_state()
         # The rest lives for this run only: the current details' text before any refusal note, the approval decision
-        # (taken before anything can continue as new), the provisioning step under way and the audit event counter.
+        # (taken before anything can continue as new), the provisioning steps under way and the audit event counter.
         self._waiting_base = ""
         self._decision: tuple[bool, Decision] | None = None
-        self._step: asyncio.Task[object] | None = None
+        self._steps: set[asyncio.Task[Any]] = set()
         self._events = 0
         self._publishing = False
         # Webhook notices of the approval gate (workflows/notices.py); enabled there for runs with the patch.
@@ -400,6 +410,12 @@ class AgentLifecycleWorkflow:
             await self._record("agent.requested", reason="no approval required")
 
         self._set_waiting(f"Provisioning agent {spec.agent_id}: minting its secrets in Vault. {abort}")
+        if self._claims_with_mint():
+            return await self._provision_pooled(abort)
+        await self._mint(ref)
+        await self._boot(abort)
+
+    async def _mint(self, ref: AgentRef) -> None:
         await self._race(
             lambda: workflow.execute_activity_method(
                 SecretsActivities.mint_secrets,
@@ -410,13 +426,57 @@ class AgentLifecycleWorkflow:
         )
         await self._record("secrets.minted")
 
-        await self._boot(abort)
+    def _claims_with_mint(self) -> bool:
+        """A first boot on a provider with warm pools asks its pool while the secrets are minted."""
+        first_boot = self._agent.vm is None and not self._agent.tried
+        if not first_boot or _placements(self._spec)[0].provider not in POOL_PROVIDERS:
+            return False
+        return workflow.patched(PATCH_CLAIM_WITH_MINT)
 
-    async def _boot(self, abort: str) -> None:
+    async def _provision_pooled(self, abort: str) -> None:
+        """Mint ‖ (claim ‖ firewall, then adopt); then the delivery ‖ its audit record; then the health check. A
+        pool VM never holds the agent's credential before it holds the agent's firewall. Each branch finishes (or is
+        abandoned to cleanup by a destroy) before a failure of the other is raised, so cleanup sees all they made."""
+        spec = self._spec
+        minted, adopted = await asyncio.gather(
+            self._mint(AgentRef(spec.agent_id, spec.account_id)), self._claim_and_adopt(abort), return_exceptions=True
+        )
+        _raise_first(minted, adopted)
+        if adopted is None or isinstance(adopted, BaseException):
+            return await self._boot(abort, pool_asked=True)
+        vm, pooled, key = adopted
+        self._set_waiting(f"Provisioning agent {spec.agent_id}: handing VM {vm.vm_id} its credential. {abort}")
+        recorded, delivered = await asyncio.gather(
+            self._record("vm.claimed", details={"location": vm.location, "pool": key.pool_id, "slot": pooled.slot}),
+            self._deliver(pooled),
+            return_exceptions=True,
+        )
+        _raise_first(recorded, delivered)
+        await self._until_healthy(vm, abort)
+
+    async def _claim_and_adopt(self, abort: str) -> tuple[VMRef, PoolVMRef, PoolKey] | None:
+        """The pool's VM, made the agent's (its name, labels and firewall); None when the pool had none."""
+        spec = self._spec
+        place = _placements(spec)[0]
+        key = PoolKey(place.provider, spec.region, spec.size)
+        self._set_waiting(f"Provisioning agent {spec.agent_id}: asking warm pool {key} for a ready VM. {abort}")
+        claim, firewall_id = await asyncio.gather(
+            self._ask_pool(key),
+            self._ensure_firewall(place.provider, f"{place.provider}/{place.code}", abort),
+            return_exceptions=True,
+        )
+        # Taken before any failure is raised: a claimed VM is the agent's, and cleanup must know it.
+        pooled = self._take(claim, place, key) if isinstance(claim, PoolClaim) else None
+        _raise_first(claim, firewall_id)
+        if pooled is None or not isinstance(firewall_id, str):
+            return None
+        return await self._adopt(place, key, pooled, firewall_id, abort), pooled, key
+
+    async def _boot(self, abort: str, *, pool_asked: bool = False) -> None:
         """Create a VM, wait for it, health-check it: the agent is running when this returns."""
         spec = self._spec
         first_boot = self._agent.vm is None and not self._agent.tried
-        if first_boot and workflow.patched(PATCH_WARM_POOL):
+        if first_boot and not pool_asked and workflow.patched(PATCH_WARM_POOL):
             claimed = await self._from_pool(abort)
             if claimed is not None:
                 return await self._until_healthy(claimed, abort)
@@ -474,14 +534,27 @@ class AgentLifecycleWorkflow:
 
     async def _from_pool(self, abort: str) -> VMRef | None:
         """A ready VM from the first placement's warm pool, made the agent's and handed its bootstrap; None when
-        there is no pool or it is empty (then a cold create, and the current details say why)."""
+        there is no pool or it is empty (then a cold create, and the current details say why). Runs before the patch
+        `claim-with-mint`, which does the same with the claim and firewall alongside the mint (`_provision_pooled`)."""
         spec = self._spec
         place = _placements(spec)[0]
         if place.provider not in POOL_PROVIDERS:
             return None
         key = PoolKey(place.provider, spec.region, spec.size)
-        queue = cloud_queue(place.provider, workflow.info().task_queue)
         self._set_waiting(f"Provisioning agent {spec.agent_id}: asking warm pool {key} for a ready VM. {abort}")
+        pooled = self._take(await self._ask_pool(key), place, key)
+        if pooled is None:
+            return None
+        firewall_id = await self._ensure_firewall(place.provider, f"{place.provider}/{place.code}", abort)
+        vm = await self._adopt(place, key, pooled, firewall_id, abort)
+        await self._record("vm.claimed", details={"location": place.code, "pool": key.pool_id, "slot": pooled.slot})
+        self._set_waiting(f"Provisioning agent {spec.agent_id}: handing VM {vm.vm_id} its credential. {abort}")
+        await self._deliver(pooled)
+        return vm
+
+    async def _ask_pool(self, key: PoolKey) -> PoolClaim:
+        """The pool's answer; a failed claim is an empty pool (a cold create follows), never a failed lifecycle."""
+        spec = self._spec
         try:
             claim: PoolClaim = await self._race(
                 lambda: workflow.execute_activity_method(
@@ -495,6 +568,10 @@ class AgentLifecycleWorkflow:
             if is_cancelled_exception(err):
                 raise
             claim = PoolClaim(None, key.pool_id, f"the claim failed: {_failure_message(err)}")
+        return claim
+
+    def _take(self, claim: PoolClaim, place: Location, key: PoolKey) -> PoolVMRef | None:
+        """Make a claimed VM the agent's in this workflow's state, or say why the create is cold."""
         pooled = claim.vm
         if pooled is None or not pooled.vm_id or not pooled.address:
             self._agent.started_from = f"cold create ({claim.reason or 'no VM'})"
@@ -504,7 +581,10 @@ class AgentLifecycleWorkflow:
         # A VM of the agent's may be there from now on: cleanup deletes it by id and proves it gone by label.
         self._agent.create_sent(place.provider)
         self._agent.vm = VMRef(place.provider, pooled.vm_id, pooled.slot, pooled.address, location=place.code)
-        firewall_id = await self._ensure_firewall(place.provider, f"{place.provider}/{place.code}", abort)
+        return pooled
+
+    async def _adopt(self, place: Location, key: PoolKey, pooled: PoolVMRef, firewall_id: str, abort: str) -> VMRef:
+        spec = self._spec
         self._set_waiting(
             f"Provisioning agent {spec.agent_id}: VM {pooled.vm_id} from pool {key} takes its name. {abort}"
         )
@@ -512,24 +592,24 @@ class AgentLifecycleWorkflow:
             lambda: workflow.execute_activity_method(
                 PoolVMActivities.adopt_pool_vm,
                 AdoptRequest(place.provider, pooled.vm_id, pooled.slot, spec.agent_id, spec.account_id, firewall_id),
-                task_queue=queue,
+                task_queue=cloud_queue(place.provider, workflow.info().task_queue),
                 start_to_close_timeout=timedelta(minutes=1),
                 retry_policy=PROVISION_RETRY,
             )
         )
         self._count_calls(adopted.api_calls)
         vm = self._agent.vm = VMRef(place.provider, pooled.vm_id, adopted.name, pooled.address, location=place.code)
-        await self._record("vm.claimed", details={"location": place.code, "pool": key.pool_id, "slot": pooled.slot})
-        self._set_waiting(f"Provisioning agent {spec.agent_id}: handing VM {vm.vm_id} its credential. {abort}")
+        return vm
+
+    async def _deliver(self, pooled: PoolVMRef) -> None:
         await self._race(
             lambda: workflow.execute_activity_method(
                 PoolSecretsActivities.deliver_claim,
-                DeliverClaim(spec.agent_id, pooled.slot, pooled.address),
+                DeliverClaim(self._spec.agent_id, pooled.slot, pooled.address),
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=PROVISION_RETRY,
             )
         )
-        return vm
 
     async def _create_vm(self, abort: str) -> VMRef:
         """Create the VM at the first placement that works; capacity or outage at one moves on to the next."""
@@ -913,9 +993,11 @@ class AgentLifecycleWorkflow:
             f"Destroying agent {spec.agent_id}: revoking every secret and token, deleting its VM and firewall, "
             "then verifying nothing is left. No action needed."
         )
-        if self._step is not None and not self._step.done():
-            self._step.cancel()
-            await workflow.wait([self._step])
+        abandoned = [step for step in self._steps if not step.done()]
+        for step in abandoned:
+            step.cancel()
+        if abandoned:
+            await workflow.wait(abandoned)
         destroy = self._agent.destroy
         actor = destroy.requested_by if destroy and destroy.requested_by else "lobstack"
         await self._record("agent.destroying", actor=actor, reason=self._agent.last_error)
@@ -1041,10 +1123,10 @@ class AgentLifecycleWorkflow:
         if self._agent.destroy is not None:
             raise _DestroyRequested
         step: asyncio.Task[T] = asyncio.ensure_future(start())
-        self._step = step
+        self._steps.add(step)
         await workflow.wait_condition(lambda: step.done() or self._agent.destroy is not None)
         if step.done():
-            self._step = None
+            self._steps.discard(step)
             return step.result()
         raise _DestroyRequested
 
@@ -1343,6 +1425,13 @@ def _span(seconds: int) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+def _raise_first(*outcomes: object) -> None:
+    """What `asyncio.gather(..., return_exceptions=True)` gave: the first failure, in the order given, is raised."""
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def _failure_message(err: BaseException) -> str:

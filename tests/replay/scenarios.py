@@ -447,6 +447,14 @@ async def _warm_pool_claim(s: Stacks) -> Execution:
     return Execution(s.stack, lifecycle)
 
 
+@scenario("lifecycle_warm_pool_claim_with_mint")
+async def _warm_pool_claim_with_mint(s: Stacks) -> Execution:
+    """The same with patch claim-with-mint: the claim and the firewall alongside the mint, the delivery alongside
+    its audit record."""
+    lifecycle, _ = await _pooled_agent(s)
+    return Execution(s.stack, lifecycle)
+
+
 @scenario("warm_pool_filled_claimed_deleted")
 async def _warm_pool(s: Stacks) -> Execution:
     """A WarmPool: filled, one VM claimed and replaced, then deleted with everything verified gone."""
