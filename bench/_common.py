@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import compileall
 import contextlib
 import os
@@ -19,12 +20,14 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from clients.client import LobstackClient  # noqa: E402
+from contracts.models import AgentState  # noqa: E402
 from contracts.queues import WORKFLOW_QUEUE  # noqa: E402
 from devstack.stack import (  # noqa: E402
     DevStack,
     StackOptions,
     dev_stack,
 )
+from store import Registry  # noqa: E402
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -146,6 +149,29 @@ def cpu_split_line(before: dict[str, float], after: dict[str, float], per: int =
     """`worker 1.23, temporal 0.45, ...` CPU seconds between two readings, divided by `per`, largest first."""
     moved = {k: (after.get(k, 0.0) - before.get(k, 0.0)) / per for k in after.keys() | before.keys()}
     return ", ".join(f"{k} {v:.3f}" for k, v in sorted(moved.items(), key=lambda kv: -kv[1]) if v > 0.0005)
+
+
+class RunningWatch:
+    """First time each agent of `account` is seen `running` in the registry, polled for all agents at once."""
+
+    def __init__(self, registry: Registry, account: str, interval_s: float = 0.05) -> None:
+        self.registry = registry
+        self.account = account
+        self.interval_s = interval_s
+        self._seen: dict[str, asyncio.Event] = {}
+
+    def _event(self, agent_id: str) -> asyncio.Event:
+        return self._seen.setdefault(agent_id, asyncio.Event())
+
+    async def seen(self, agent_id: str, deadline: Deadline) -> None:
+        await asyncio.wait_for(self._event(agent_id).wait(), timeout=max(0.1, deadline.left()))
+
+    async def run(self) -> None:
+        while True:
+            running = await asyncio.to_thread(self.registry.list_agents, self.account, [AgentState.RUNNING])
+            for agent in running:
+                self._event(agent.agent_id).set()
+            await asyncio.sleep(self.interval_s)
 
 
 class Deadline:

@@ -27,7 +27,17 @@ from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import PLOTS, PROVIDER, BenchStack, Deadline, bench_stack, header, percentile, plot_note
+from bench._common import (
+    PLOTS,
+    PROVIDER,
+    BenchStack,
+    Deadline,
+    RunningWatch,
+    bench_stack,
+    header,
+    percentile,
+    plot_note,
+)
 from contracts.identifiers import workflow_id
 from contracts.models import AgentState
 from contracts.spec import AgentSpec
@@ -38,29 +48,6 @@ if TYPE_CHECKING:
 
 TARGET_P95_S = 1.0
 ACCOUNT = "bench"
-
-
-class RunningWatch:
-    """First time each agent of `account` is seen `running` in the registry, polled for all agents at once."""
-
-    def __init__(self, registry: Registry, account: str, interval_s: float = 0.05) -> None:
-        self.registry = registry
-        self.account = account
-        self.interval_s = interval_s
-        self._seen: dict[str, asyncio.Event] = {}
-
-    def _event(self, agent_id: str) -> asyncio.Event:
-        return self._seen.setdefault(agent_id, asyncio.Event())
-
-    async def seen(self, agent_id: str, deadline: Deadline) -> None:
-        await asyncio.wait_for(self._event(agent_id).wait(), timeout=max(0.1, deadline.left()))
-
-    async def run(self) -> None:
-        while True:
-            running = await asyncio.to_thread(self.registry.list_agents, self.account, [AgentState.RUNNING])
-            for agent in running:
-                self._event(agent.agent_id).set()
-            await asyncio.sleep(self.interval_s)
 
 
 async def provision(bs: BenchStack, watch: RunningWatch, deadline: Deadline) -> tuple[str, float, float, float]:

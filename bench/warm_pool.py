@@ -33,6 +33,7 @@ from bench._common import (
     PROVIDER,
     BenchStack,
     Deadline,
+    RunningWatch,
     bench_stack,
     cpu_split_line,
     header,
@@ -41,8 +42,8 @@ from bench._common import (
 )
 from bench._timeline import Step, median_table, steps
 from contracts.identifiers import workflow_id
-from contracts.models import AgentState
 from contracts.spec import AgentSpec
+from store import Registry
 
 REGION = "eu-central"
 TARGET_P50_S = 0.5
@@ -57,7 +58,9 @@ async def ready(bench: BenchStack, want: int, deadline: Deadline) -> None:
         await asyncio.sleep(0.1)
 
 
-async def one(bench: BenchStack, size: str, deadline: Deadline, agents: list[str]) -> tuple[float, str]:
+async def one(
+    bench: BenchStack, watch: RunningWatch, size: str, deadline: Deadline, agents: list[str]
+) -> tuple[float, str]:
     """Create an agent, wait until running; its server-side seconds to healthy and how its VM came."""
     spec = AgentSpec(
         account_id=ACCOUNT,
@@ -70,8 +73,9 @@ async def one(bench: BenchStack, size: str, deadline: Deadline, agents: list[str
     )
     agent_id = await bench.client.create_agent(spec)
     agents.append(agent_id)
-    # Polling does not enter the figure (server-side clocks), only the stack's load: gentle, not every 50 ms.
-    status = await bench.client.wait_for(agent_id, {AgentState.RUNNING}, timeout_s=deadline.left(), max_interval_s=0.2)
+    # Seen running in the registry (one SELECT for every agent), not by status queries the worker under test answers.
+    await watch.seen(agent_id, deadline)
+    status = await bench.client.status(agent_id)
     described = await bench.client.temporal.get_workflow_handle(workflow_id(agent_id)).describe()
     assert status.running_at is not None
     seconds = (status.running_at - described.start_time).total_seconds()
@@ -109,6 +113,9 @@ async def main() -> int:
     deadline = Deadline(args.timeout)
     with tempfile.TemporaryDirectory(prefix="lobstack-bench-") as tmp:
         async with bench_stack(Path(tmp), boot_latency_s=args.boot, budget_calls_per_s=500.0) as bench:
+            registry = Registry.from_url(bench.dev.database_url)
+            watch = RunningWatch(registry, ACCOUNT)
+            watcher = asyncio.create_task(watch.run())
             await bench.client.set_pool(PROVIDER, REGION, "small", min=args.pool, max=args.pool)
             started = time.monotonic()
             await ready(bench, args.pool, deadline)
@@ -120,7 +127,7 @@ async def main() -> int:
             froms: list[str] = []
             for _ in range(args.sequential):
                 await ready(bench, 1, deadline)
-                seconds, how = await one(bench, "small", deadline, one_by_one)
+                seconds, how = await one(bench, watch, "small", deadline, one_by_one)
                 sequential.append(seconds)
                 froms.append(how)
             await ready(bench, args.concurrent, deadline)
@@ -128,15 +135,22 @@ async def main() -> int:
             print(f"{args.concurrent} claims at once", flush=True)
             cpu0 = stack_cpu_by_process()
             burst_started = time.monotonic()
-            together = await asyncio.gather(*(one(bench, "small", deadline, at_once) for _ in range(args.concurrent)))
+            together = await asyncio.gather(
+                *(one(bench, watch, "small", deadline, at_once) for _ in range(args.concurrent))
+            )
             burst_cpu = cpu_split_line(cpu0, stack_cpu_by_process(), per=args.concurrent)
             print(f"burst wall {time.monotonic() - burst_started:.2f} s, CPU-s per claim: {burst_cpu}", flush=True)
             concurrent = [s for s, _ in together]
             froms += [how for _, how in together]
             cold_agents: list[str] = []
-            cold_runs = await asyncio.gather(*(one(bench, "medium", deadline, cold_agents) for _ in range(args.cold)))
+            cold_runs = await asyncio.gather(
+                *(one(bench, watch, "medium", deadline, cold_agents) for _ in range(args.cold))
+            )
             cold = [s for s, _ in cold_runs]
             alone, burst = await timelines(bench, one_by_one), await timelines(bench, at_once)
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+            registry.close()
             status = await bench.client.pool_status(PROVIDER, REGION, "small")
             everyone = one_by_one + at_once + cold_agents
             await asyncio.gather(*(bench.client.destroy(a, requested_by="bench") for a in everyone))
