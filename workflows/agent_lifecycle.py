@@ -154,7 +154,8 @@ class AgentLifecycleWorkflow:
         # (taken before anything can continue as new), the provisioning steps under way and the audit event counter.
         self._waiting_base = ""
         self._decision: tuple[bool, Decision] | None = None
-        self._steps: set[asyncio.Task[Any]] = set()
+        # A dict, not a set: cleanup cancels them in the order they started, the same on every replay.
+        self._steps: dict[asyncio.Task[Any], None] = {}
         self._events = 0
         self._publishing = False
         # Webhook notices of the approval gate (workflows/notices.py); enabled there for runs with the patch.
@@ -1123,10 +1124,10 @@ class AgentLifecycleWorkflow:
         if self._agent.destroy is not None:
             raise _DestroyRequested
         step: asyncio.Task[T] = asyncio.ensure_future(start())
-        self._steps.add(step)
+        self._steps[step] = None
         await workflow.wait_condition(lambda: step.done() or self._agent.destroy is not None)
         if step.done():
-            self._steps.discard(step)
+            self._steps.pop(step, None)
             return step.result()
         raise _DestroyRequested
 
