@@ -49,17 +49,40 @@ def _atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
     os.replace(tmp, path)
 
 
-def _process_alive(pid: int, marker: str = "") -> bool:
-    """True when `pid` is a live (non-zombie) process whose command line contains `marker`, guarding against reuse."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat from field 3 (state) on, or None when there is no such process; the command name before
+    them may hold spaces and parentheses, hence the split at the last ')'."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    except OSError:
+        return None
+
+
+def _start_ticks(pid: int) -> str | None:
+    """When the process started (field 22 of /proc/<pid>/stat, clock ticks since boot): with the pid, a name for one
+    process that neither an exec nor pid reuse changes meaning of."""
+    fields = _stat_fields(pid)
+    return fields[19] if fields is not None else None
+
+
+def _process_alive(pid: int, marker: str = "", started: str | None = None) -> bool:
+    """True when `pid` is a live (non-zombie) process that is the one we started, guarding against pid reuse.
+
+    Identity is the process's start time when it was recorded: a command line reads empty while the process is
+    inside an exec (a bridge wrapper that execs the bridge), which would make a booting VM look stopped. Older
+    records without it fall back to `marker` in the command line."""
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)  # reap our own exited child so it does not linger as a zombie
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] in ("Z", "X"):
+        return False
+    if started is not None:
+        return fields[19] == started
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return False
-    state = stat.rsplit(")", 1)[-1].split()[0]
-    return state not in ("Z", "X") and marker in cmdline
+    return marker in cmdline
 
 
 def pid_alive(pid: int) -> bool:
@@ -111,7 +134,7 @@ class LocalProvider(NoPools, CatalogReads):
         except (OSError, ValueError):
             return None
         config_path = str(directory / "bootstrap.json")
-        if not _process_alive(int(meta["pid"]), config_path):
+        if not _process_alive(int(meta["pid"]), config_path, meta.get("started")):
             return VM(self.name, meta["vm_id"], meta["name"], agent_id, "stopped")
         try:
             address = (directory / "address").read_text().strip()
@@ -182,6 +205,7 @@ class LocalProvider(NoPools, CatalogReads):
                 "vm_id": vm.vm_id,
                 "name": vm.name,
                 "pid": proc.pid,
+                "started": _start_ticks(proc.pid),
                 "labels": {AGENT_LABEL: request.agent_id, ACCOUNT_LABEL: request.account_id},
                 "created_at": datetime.now(UTC).isoformat(),
             }
@@ -198,7 +222,7 @@ class LocalProvider(NoPools, CatalogReads):
             except (OSError, ValueError):
                 meta = None
             if meta is not None:
-                self._terminate(int(meta["pid"]), str(directory / "bootstrap.json"))
+                self._terminate(int(meta["pid"]), str(directory / "bootstrap.json"), meta.get("started"))
             shutil.rmtree(directory, ignore_errors=True)
             shutil.rmtree(self.agent_socket(agent_id).parent, ignore_errors=True)
             (self.state_dir / f".{agent_id}.lock").unlink(missing_ok=True)
@@ -220,8 +244,8 @@ class LocalProvider(NoPools, CatalogReads):
         found = (self._read(child.name) for child in sorted(self.state_dir.iterdir()) if child.is_dir())
         return [vm for vm in found if vm is not None]
 
-    def _terminate(self, pid: int, marker: str) -> None:
-        if not _process_alive(pid, marker):
+    def _terminate(self, pid: int, marker: str, started: str | None) -> None:
+        if not _process_alive(pid, marker, started):
             return
         for sig, wait_s in ((signal.SIGTERM, self.stop_timeout_s), (signal.SIGKILL, 5.0)):
             with contextlib.suppress(ProcessLookupError):
@@ -229,7 +253,7 @@ class LocalProvider(NoPools, CatalogReads):
             deadline = time.monotonic() + wait_s
             delay = 0.02
             while time.monotonic() < deadline:
-                if not _process_alive(pid, marker):
+                if not _process_alive(pid, marker, started):
                     return
                 time.sleep(delay)
                 delay = min(delay * 2, 0.2)
