@@ -15,6 +15,9 @@ from typing import Any, Literal
 
 from cloudsim.boot import BRIDGE_PORT
 
+# VM addresses are 127.<block>.x.y, one block per simulator process (see `SimState.set_ip_block`).
+_IP_BLOCKS = 250
+
 # provisioning -> starting -> running; each provider maps these phases onto its own status words.
 Phase = Literal["provisioning", "starting", "running"]
 
@@ -103,12 +106,31 @@ class SimState:
             "firewall_rule": 0,
         }
         self._ip_block = 1
+        self._ip_block_claim: socket.socket | None = None
         self._ip_next = 0
 
     def set_ip_block(self, port: int) -> None:
-        # A per-process /16 (127.<block>.x.y), so two simulators on one machine rarely hand out the same address.
+        """Take a /16 (127.<block>.x.y) no other simulator on this machine holds, starting from one the port picks.
+
+        Checking a VM's address when it is handed out is not enough across processes: another simulator's VM may be
+        given the same address and bind it when it boots, later. So each simulator holds a socket bound to
+        127.<block>.255.1 (an address no VM is given) for its lifetime, the kernel's own exclusive claim on the
+        block, released when the process ends however it ends.
+        """
         with self.lock:
-            self._ip_block = 1 + port % 250
+            for step in range(_IP_BLOCKS):
+                block = 1 + (port + step) % _IP_BLOCKS
+                claim = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                try:
+                    claim.bind((f"127.{block}.255.1", BRIDGE_PORT))
+                except OSError:
+                    claim.close()
+                    continue
+                if self._ip_block_claim is not None:
+                    self._ip_block_claim.close()
+                self._ip_block, self._ip_block_claim = block, claim
+                return
+        raise RuntimeError(f"every one of the {_IP_BLOCKS} loopback address blocks is held by another simulator")
 
     # --- identifiers
     def next_int_id(self, kind: str) -> int:
@@ -123,10 +145,12 @@ class SimState:
     def allocate_ip(self) -> str:
         """A loopback address no VM holds and where the bridge port is free (Linux routes all of 127/8 to lo)."""
         with self.lock:
+            if self._ip_block_claim is None:
+                self.set_ip_block(0)  # an in-process simulator, never given a port: still one block to itself
             in_use = {vm.ip for vm in self.vms.values()}
             for _ in range(250 * 250):
                 n = self._ip_next
-                self._ip_next = (self._ip_next + 1) % (250 * 250)
+                self._ip_next = (self._ip_next + 1) % (250 * 250)  # third octet < 250: never the block's claim
                 ip = f"127.{self._ip_block}.{n // 250}.{n % 250 + 2}"
                 if ip not in in_use and _port_free(ip, BRIDGE_PORT):
                     return ip
