@@ -209,8 +209,9 @@ def test_adopt_makes_the_pool_vm_the_agents_in_every_way_cleanup_looks(
         assert adopted_raw["tags"] == [t.replace(cold_agent, agent_id) for t in cold_raw["tags"]]
         assert adopted_raw["firewall_group_id"] == firewall.firewall_id
 
-    # Twice is fine: a retry after success changes nothing and attaches the firewall no second time.
-    before = sim_vm(sim, pooled, pool_vm.vm_id)
+    # Twice is fine: a retry after success changes nothing and attaches the firewall no second time. The VM is let
+    # finish booting first, so the only change the boot makes on its own (phase, status, bridge) is not counted.
+    before = poll(lambda: sim_vm(sim, pooled, pool_vm.vm_id), lambda vm: vm is not None and vm["phase"] == "running")
     again = run(acts.adopt_pool_vm, request)
     assert (again.vm_id, again.name) == (ref.vm_id, ref.name)
     assert sim_vm(sim, pooled, pool_vm.vm_id) == before
