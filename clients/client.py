@@ -219,6 +219,8 @@ class LobstackClient(WarmPools):
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 static_summary=_agent_summary(spec, requester),
+                # Read back typed when the run ends before its admission update reaches it (a refusal).
+                result_type=LifecycleResult,
             )
         except WorkflowAlreadyStartedError:
             raise AgentExists(spec.agent_id) from None
