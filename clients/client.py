@@ -208,9 +208,13 @@ class LobstackClient(WarmPools):
             await self._check_approvers(spec)
         if not spec.agent_id:
             spec = replace(spec, agent_id=new_agent_id(spec.name))
-        requester = requested_by or self.temporal.identity
+        handle = await self._start_lifecycle(spec, requested_by or self.temporal.identity)
+        await self._admitted(spec.agent_id, handle)
+        return spec.agent_id
+
+    async def _start_lifecycle(self, spec: AgentSpec, requester: str) -> WorkflowHandle[Any, LifecycleResult]:
         try:
-            handle = await self.temporal.start_workflow(
+            return await self.temporal.start_workflow(
                 AGENT_LIFECYCLE,
                 LifecycleInput(spec=spec, requested_by=requester),
                 id=workflow_id(spec.agent_id),
@@ -224,8 +228,6 @@ class LobstackClient(WarmPools):
             )
         except WorkflowAlreadyStartedError:
             raise AgentExists(spec.agent_id) from None
-        await self._admitted(spec.agent_id, handle)
-        return spec.agent_id
 
     async def _admitted(self, agent_id: str, handle: WorkflowHandle[Any, LifecycleResult]) -> None:
         """Wait for admission, the lifecycle's first step: the account's quotas checked and the agent registered.

@@ -165,3 +165,20 @@ async def test_monthly_spend_is_capped_per_currency(database_url: str) -> None:
         assert (limits.usage("acme").monthly_usd_cents, limits.usage("acme").monthly_eur_cents) == (2400, 470)
     finally:
         registry.close()
+
+
+async def test_a_refusal_that_ended_the_run_before_the_admission_update_came_is_still_a_refusal(stack: Stack) -> None:
+    """A refused run can end before the client's admission update reaches it (the update then finds no run): the
+    client reads the run's result instead and still raises the refusal, never a failure of its own."""
+    async with stack.workers():
+        await stack.client.change_limits(LimitsChange(account_id="acme", action="set", max_agents=1))
+        first = await stack.client.create_agent(stack.spec())
+        spec = stack.spec(agent_id=f"t-{uuid.uuid4().hex[:12]}")
+        handle = await stack.client._start_lifecycle(spec, "test")
+        ended = await stack.client.result(spec.agent_id)  # refused and ended, before anyone asked for its admission
+        assert ended.state == AgentState.REJECTED
+        with pytest.raises(AgentRefused) as refused:
+            await stack.client._admitted(spec.agent_id, handle)
+        assert refused.value.why == ended.reason
+        await stack.client.destroy(first, requested_by="bob")
+        await stack.client.result(first)
