@@ -7,7 +7,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 
 from activities.cloud.base import vm_name
 from activities.secrets.pool_vault import PoolVault
@@ -202,3 +203,40 @@ async def test_the_sweep_removes_what_a_terminated_pool_left(stack: Stack, sim: 
     assert all(pool_vault(stack).pool_residue(slot) == Residue() for slot in slots)
     events = [e for e in stack.registry.events("warm-pools") if e.action == "pool.orphans_swept"]
     assert events and set(slots) <= set(events[-1].details["slots"].split(","))
+
+
+async def test_a_firewall_refused_right_after_a_claim_fails_the_agent_and_leaves_nothing(
+    stack: Stack, sim: RunningSim
+) -> None:
+    """The claim went through while the agent's firewall was refused: the VM was the agent's from its claim, so the
+    agent's cleanup deletes it (never a pool's VM left claimed by no one), with the agent's secrets and the pool
+    identity; the pool refills. The refusal outlasts the failure, so cleanup's own firewall look retries until it
+    ends."""
+    async with stack.workers(providers=clouds(sim, stack), vm_boot_s={"hetzner": 0.3}):
+        await stack.client.set_pool(*WHERE, min=1, max=1, tuning=FAST)
+        [ready] = [vm for vm in (await until_ready(stack, 1)).vms if vm.status == "ready"]
+        sim.set_faults(provider="hetzner", endpoint="firewall", error_rate=1.0, status=422)
+        try:
+            agent_id = await stack.client.create_agent(
+                stack.spec(provider="hetzner", region="eu-central", size="small")
+            )
+
+            async def refused() -> bool | None:
+                status = await stack.client.status(agent_id)
+                return True if "firewall" in status.last_error else None
+
+            await eventually(refused, timeout_s=60, what="the firewall's refusal in the agent's status")
+        finally:
+            sim.set_faults(provider="hetzner", endpoint="firewall", error_rate=0.0)
+        with pytest.raises(WorkflowFailureError) as failure:
+            await stack.client.result(agent_id)
+        assert isinstance(failure.value.cause, ApplicationError) and failure.value.cause.type == "AgentFailed"
+        status = await stack.client.status(agent_id)
+        assert status.state == AgentState.FAILED and "create firewall" in status.last_error
+        assert status.started_from == "warm pool hetzner-eu-central-small", "the claim did go through"
+        assert ready.vm_id not in {str(v["id"]) for v in sim.state()["vms"]}, "the claimed VM was deleted"
+        assert stack.vault.residue(agent_id) == Residue()
+        assert pool_vault(stack).pool_residue(ready.slot) == Residue()
+        await until_ready(stack, 1)  # the pool made a replacement
+        await stack.client.delete_pool(*WHERE)
+    assert pool_vms(sim) == []
