@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy
 
 from contracts.models import AgentState
-from tests.stack import Stack
+from tests.stack import Stack, eventually
 from tests.workflows.test_lifecycle import _open_gate, _wait_vm_created, actions, assert_nothing_left
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -49,20 +49,22 @@ async def test_a_registry_outage_mid_provisioning_holds_the_records_and_loses_no
         agent_id = await stack.client.create_agent(stack.spec())
         await _wait_vm_created(stack, agent_id)
         before = ["agent.requested", "secrets.minted", "vm.created"]
+
+        async def recorded(wanted: list[str]) -> bool | None:
+            return True if actions(stack, agent_id) == wanted else None
+
         # The VM shows in the status a moment before its record is written.
-        deadline = asyncio.get_running_loop().time() + 30
-        while actions(stack, agent_id) != before:
-            assert asyncio.get_running_loop().time() < deadline, f"records so far: {actions(stack, agent_id)}"
-            await asyncio.sleep(0.05)
+        await eventually(lambda: recorded(before), what=f"the records {before}")
 
         await asyncio.to_thread(_database, postgres_admin_url, name, up=False)
         try:
             await asyncio.to_thread(_open_gate, gate)
+
             # The VM boots, and its record meets the outage: the activity fails and is retried.
-            deadline = asyncio.get_running_loop().time() + 60
-            while "record_transition: database unavailable" not in caplog.text:
-                assert asyncio.get_running_loop().time() < deadline, "the record never met the outage"
-                await asyncio.sleep(0.05)
+            async def met() -> bool | None:
+                return True if "record_transition: database unavailable" in caplog.text else None
+
+            await eventually(met, timeout_s=60, what="the record meeting the outage")
             status = await stack.client.status(agent_id)
             assert status.state == AgentState.PROVISIONING, "nothing moves on before its record is written"
         finally:
