@@ -5,6 +5,9 @@ the activities, the orphan sweep and the client.
   `parse_approval_id`, `approval_prefix`);
 - Vault: the policy, AppRole role and Transit key of an agent are all `agent-<agent_id>` (`vault_name`, `agent_of`),
   its KV secrets live under `agents/<agent_id>/` of the KV mount (`kv_prefix`);
+- TLS: an agent's bridge serves a certificate for the DNS name `<agent_id>.agents.lobstack.internal`
+  (`certificate_name`), issued by Vault's PKI under the agent's role `agent-<agent_id>`; it names the agent, never an
+  address, so a reused address or a swapped VM cannot present it;
 - clouds: the VM is named `lobstack-<agent_id>` (`vm_name`) and carries the labels `AGENT_LABEL` and `ACCOUNT_LABEL`.
 
 Standard library only: it ships to the VM with the bridge, and the client imports it without the worker.
@@ -38,6 +41,8 @@ KV_AGENTS_PREFIX = "agents/"
 # VMs: a deterministic name, so a retried create finds the VM of the first attempt, and labels (Hetzner labels,
 # DigitalOcean and Vultr tags) by which the orphan sweep finds every managed VM and its owner.
 VM_NAME_PREFIX = "lobstack-"
+# Under ".internal", the top-level domain reserved for private use (ICANN, 2024): never resolvable on the internet.
+AGENT_CERT_DOMAIN = "agents.lobstack.internal"
 AGENT_LABEL = "lobstack-agent"
 ACCOUNT_LABEL = "lobstack-account"
 
@@ -107,6 +112,13 @@ def kv_prefix(agent_id: str) -> str:
     return f"{KV_AGENTS_PREFIX}{agent_id}/"
 
 
+def certificate_name(agent_id: str) -> str:
+    """The one DNS name an agent's TLS certificate carries (and its verifiers expect); ids are DNS-label safe."""
+    if not is_agent_id(agent_id):
+        raise ValueError(f"agent_id: must be {AGENT_ID_RULE}")
+    return f"{agent_id}.{AGENT_CERT_DOMAIN}"
+
+
 def vm_name(agent_id: str) -> str:
     """The deterministic VM name for an agent; agent ids are already DNS-label safe."""
     return f"{VM_NAME_PREFIX}{agent_id}"
@@ -114,6 +126,7 @@ def vm_name(agent_id: str) -> str:
 
 __all__ = [
     "ACCOUNT_LABEL",
+    "AGENT_CERT_DOMAIN",
     "AGENT_ID",
     "AGENT_ID_RULE",
     "AGENT_LABEL",
@@ -129,6 +142,7 @@ __all__ = [
     "agent_of",
     "approval_id",
     "approval_prefix",
+    "certificate_name",
     "is_agent_id",
     "is_request_id",
     "is_tool",

@@ -30,6 +30,30 @@ ROLE_SETTINGS: dict[str, Any] = {
     "token_max_ttl": "4h",
     "token_num_uses": 0,
 }
+# The agent's certificate role: server certificates for exactly one DNS name (set per agent), EC P-256, never stored
+# by Vault (destroy does not revoke: a certificate dies with its short TTL, see `destroy`), no lease.
+CERT_ROLE_SETTINGS: dict[str, Any] = {
+    "allow_bare_domains": True,
+    "allow_subdomains": False,
+    "allow_glob_domains": False,
+    "allow_wildcard_certificates": False,
+    "allow_any_name": False,
+    "allow_localhost": False,
+    "allow_ip_sans": False,
+    "allowed_uri_sans": "",
+    "allowed_other_sans": "",
+    "enforce_hostnames": True,
+    "server_flag": True,
+    "client_flag": False,
+    "key_type": "ec",
+    "key_bits": 256,
+    "no_store": True,
+    "generate_lease": False,
+}
+# The operator step makes the agents' CA; a stack that mounts its own engines (tests, on non-default mounts) makes one
+# like it. Ten years: the mount's max TTL is raised to match, since it caps the root too.
+CA_TTL = "87600h"
+CA_COMMON_NAME = "Lobstack agents CA"
 
 
 class AgentVault(VaultMaintenance):
@@ -53,13 +77,45 @@ class AgentVault(VaultMaintenance):
     # --- engines -----------------------------------------------------------------------------------------------
 
     def ensure_engines(self) -> None:
-        """Idempotently mount kv-v2, transit and approle where the settings say. Safe against a racing worker."""
+        """Idempotently mount kv-v2, transit, pki (with its CA) and approle where the settings say. Safe against a
+        racing worker. With the orchestrator's policy, which can only read the mount tables, this verifies them."""
         s = self.settings
         self._ensure_mount(s.kv_mount, "kv", options={"version": "2"})
         self._ensure_mount(s.transit_mount, "transit")
+        self._ensure_mount(s.pki_mount, "pki", config={"max_lease_ttl": CA_TTL})
+        self._ensure_ca()
         self._ensure_auth(s.approle_mount, "approle")
 
-    def _ensure_mount(self, path: str, kind: str, options: dict[str, str] | None = None) -> None:
+    def agents_ca_pem(self) -> str:
+        """The agents' CA certificate (PEM): every verifier of a bridge trusts it and nothing else does."""
+        pem = self._read_ca()
+        if not pem:
+            raise SecretsRejected(f"vault {self.settings.pki_mount}/ has no CA; run deploy/vault/bootstrap.sh")
+        return pem
+
+    def _read_ca(self) -> str:
+        path = f"{self.settings.pki_mount}/ca/pem"
+        with vault_errors("read", path):
+            try:
+                pem = self._client.secrets.pki.read_ca_certificate(mount_point=self.settings.pki_mount)
+            except (hv.InvalidPath, hv.InvalidRequest):
+                return ""  # a mount without a CA yet
+        return pem if "BEGIN CERTIFICATE" in pem else ""
+
+    def _ensure_ca(self) -> None:
+        if self._read_ca():
+            return
+        with vault_errors("write", f"{self.settings.pki_mount}/root/generate/internal"):
+            self._client.secrets.pki.generate_root(
+                "internal",
+                CA_COMMON_NAME,
+                extra_params={"ttl": CA_TTL, "key_type": "ec", "key_bits": 256},
+                mount_point=self.settings.pki_mount,
+            )
+
+    def _ensure_mount(
+        self, path: str, kind: str, options: dict[str, str] | None = None, config: dict[str, str] | None = None
+    ) -> None:
         def current() -> dict[str, Any] | None:
             with vault_errors("list", "sys/mounts"):
                 mounts = self._client.sys.list_mounted_secrets_engines()
@@ -70,7 +126,7 @@ class AgentVault(VaultMaintenance):
         if mount is None:
             with vault_errors("enable", f"sys/mounts/{path}"):
                 try:
-                    self._client.sys.enable_secrets_engine(kind, path=path, options=options)
+                    self._client.sys.enable_secrets_engine(kind, path=path, options=options, config=config)
                 except hv.InvalidRequest:
                     mount = current()  # another worker mounted it meanwhile
                     if mount is None:
@@ -111,7 +167,8 @@ class AgentVault(VaultMaintenance):
     # --- mint --------------------------------------------------------------------------------------------------
 
     def mint(self, agent_id: str, *, account_id: str = "") -> SecretRefs:
-        """Create the agent's policy, Transit key, AppRole role and identity secret. A retry changes nothing."""
+        """Create the agent's policy, Transit key, AppRole role, certificate role and identity secret. A retry
+        changes nothing."""
         n = self.names(agent_id)
         s = self.settings
         with vault_errors("write", f"sys/policies/acl/{n.policy}"):
@@ -134,6 +191,18 @@ class AgentVault(VaultMaintenance):
         with vault_errors("write", f"auth/{s.approle_mount}/role/{n.role}"):
             self._client.auth.approle.create_or_update_approle(
                 n.role, token_policies=[n.policy], mount_point=s.approle_mount, **ROLE_SETTINGS
+            )
+
+        with vault_errors("write", f"{s.pki_mount}/roles/{n.certificate_role}"):
+            self._client.secrets.pki.create_or_update_role(
+                n.certificate_role,
+                extra_params={
+                    **CERT_ROLE_SETTINGS,
+                    "allowed_domains": [n.certificate_name],
+                    "ttl": f"{s.cert_ttl_s}s",
+                    "max_ttl": f"{s.cert_ttl_s}s",
+                },
+                mount_point=s.pki_mount,
             )
 
         self._mint_identity(n, account_id)
@@ -207,17 +276,25 @@ class AgentVault(VaultMaintenance):
     def destroy(self, agent_id: str) -> Residue:
         """Remove everything of the agent; returns what was there. Everything already gone is success.
 
-        The role goes first so no new login can happen, then the tokens (a deleted role leaves its tokens alive),
-        then the policy, the Transit key and the KV keys.
+        The role goes first so no new login can happen, then the certificate role so no new certificate can be
+        issued, then the tokens (a deleted role leaves its tokens alive), then the policy, the Transit key and the KV
+        keys.
+
+        Certificates already issued are not revoked: Vault does not store them (`no_store`, so a fleet renewing
+        daily does not grow its storage) and the orchestrator never sees their serials. One dies within its TTL
+        (`cert_ttl_s`, at most 24 hours), names an agent id that is never reused, and its key lived only in the
+        memory of a VM this destroy deletes; without a role and a token, nothing can renew it.
         """
         n = self.names(agent_id)
         s = self.settings
         found = Residue()
 
         role_path = f"auth/{s.approle_mount}/role/{n.role}"
-        found.roles = int(self._role_exists(n))
+        found.roles = int(self._role_exists(n)) + int(self._certificate_role_exists(n))
         with vault_errors("delete", role_path):
             self._client.auth.approle.delete_role(n.role, mount_point=s.approle_mount)
+        with vault_errors("delete", f"{s.pki_mount}/roles/{n.certificate_role}"):
+            self._client.secrets.pki.delete_role(n.certificate_role, mount_point=s.pki_mount)
 
         accessors = self._tokens.accessors_of(n)
         for accessor in accessors:
@@ -256,7 +333,7 @@ class AgentVault(VaultMaintenance):
         return Residue(
             secrets=len(self._kv_keys(n)),
             policies=int(self._policy_exists(n)),
-            roles=int(self._role_exists(n)),
+            roles=int(self._role_exists(n)) + int(self._certificate_role_exists(n)),
             keys=int(self._transit_key_exists(n)),
             tokens=len(self._tokens.accessors_of(n)),
         )
@@ -300,6 +377,13 @@ class AgentVault(VaultMaintenance):
         mount = self.settings.approle_mount
         return self._exists(
             f"auth/{mount}/role/{n.role}", lambda: self._client.auth.approle.read_role(n.role, mount_point=mount)
+        )
+
+    def _certificate_role_exists(self, n: AgentNames) -> bool:
+        mount = self.settings.pki_mount
+        return self._exists(
+            f"{mount}/roles/{n.certificate_role}",
+            lambda: self._client.secrets.pki.read_role(n.certificate_role, mount_point=mount),
         )
 
     def _transit_key_exists(self, n: AgentNames) -> bool:

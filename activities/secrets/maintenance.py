@@ -151,8 +151,8 @@ class VaultMaintenance:
     # --- inventory for the orphan sweep ----------------------------------------------------------------------------
 
     def inventory(self) -> VaultInventory:
-        """Every agent id owning a policy, AppRole role, Transit key, KV folder or live token. LISTs only, plus
-        one lookup per token not seen before (see TokenFinder)."""
+        """Every agent id owning a policy, AppRole or certificate role, Transit key, KV folder or live token. LISTs
+        only, plus one lookup per token not seen before (see TokenFinder)."""
         s = self.settings
         found = VaultInventory()
         with vault_errors("list", "sys/policy"):
@@ -162,7 +162,13 @@ class VaultMaintenance:
             f"auth/{s.approle_mount}/role",
             lambda: self._client.auth.approle.list_roles(mount_point=s.approle_mount),
         )
+        certificate_roles = self._list(
+            f"{s.pki_mount}/roles",
+            lambda: self._client.secrets.pki.list_roles(mount_point=s.pki_mount),
+        )
         found.roles = _ones(roles)
+        for agent_id in _ones(certificate_roles):
+            found.roles[agent_id] = found.roles.get(agent_id, 0) + 1
         found.keys = dict.fromkeys(self.agents_with_keys(), 1)
         folders = self._list(
             f"{s.kv_mount}/metadata/{KV_AGENTS_PREFIX}",

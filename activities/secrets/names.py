@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from activities.errors import SecretsRejected
 from activities.secrets.settings import VaultSettings
-from contracts.identifiers import kv_prefix, vault_name
+from contracts.identifiers import certificate_name, kv_prefix, vault_name
 from contracts.spec import SpecError, validate_agent_id
 
 IDENTITY_KEY = "identity"
@@ -18,6 +18,7 @@ class AgentNames:
     kv_mount: str
     transit_mount: str
     approle_mount: str
+    pki_mount: str
 
     @classmethod
     def of(cls, agent_id: str, settings: VaultSettings) -> AgentNames:
@@ -26,7 +27,7 @@ class AgentNames:
             validate_agent_id(agent_id)
         except SpecError as exc:
             raise SecretsRejected(str(exc)) from exc
-        return cls(agent_id, settings.kv_mount, settings.transit_mount, settings.approle_mount)
+        return cls(agent_id, settings.kv_mount, settings.transit_mount, settings.approle_mount, settings.pki_mount)
 
     @property
     def policy(self) -> str:
@@ -39,6 +40,19 @@ class AgentNames:
     @property
     def transit_key(self) -> str:
         return vault_name(self.agent_id)
+
+    @property
+    def certificate_role(self) -> str:
+        """The PKI role that issues this agent's certificates, and only for `certificate_name`."""
+        return vault_name(self.agent_id)
+
+    @property
+    def certificate_name(self) -> str:
+        return certificate_name(self.agent_id)
+
+    @property
+    def issue_path(self) -> str:
+        return f"{self.pki_mount}/issue/{self.certificate_role}"
 
     @property
     def kv_prefix(self) -> str:

@@ -19,6 +19,12 @@ mounted() { # mounted secrets|auth PATH
 
 mounted secrets secret || "$BAO" secrets enable -path=secret -version=2 kv
 mounted secrets transit || "$BAO" secrets enable -path=transit transit
+# The agents' CA: a role per agent (made by the service) issues a certificate for that agent's name only, for at most
+# 24 hours (the role's max_ttl). The mount's own max TTL must cover the root's ten years, which it also caps.
+mounted secrets pki-agents || "$BAO" secrets enable -path=pki-agents -max-lease-ttl=87600h pki
+"$BAO" read -field=certificate pki-agents/cert/ca 2>/dev/null | grep -q "BEGIN CERTIFICATE" ||
+    "$BAO" write -field=expiration pki-agents/root/generate/internal common_name="Lobstack agents CA" \
+        ttl=87600h key_type=ec key_bits=256 >/dev/null
 mounted auth approle || "$BAO" auth enable -path=approle approle
 mounted auth kubernetes || "$BAO" auth enable -path=kubernetes kubernetes
 # No user lockout on the agents' AppRole mount, on every run (also for a mount made earlier): a role_id travels in

@@ -50,7 +50,7 @@ def test_bridge_introduces_serves_health_and_refuses_a_replayed_config(
     assert first.stop(signal.SIGTERM) == 0
     assert second.stop(signal.SIGTERM) == 0
     # A stopped bridge can never log in again (single-use SecretID), so it revokes its own token on the way out.
-    assert bridge_vault.residue(agent_id) == Residue(secrets=1, policies=1, roles=1, keys=1, tokens=0)
+    assert bridge_vault.residue(agent_id) == Residue(secrets=1, policies=1, roles=2, keys=1, tokens=0)
     for proc in (first, second):
         assert config.wrapped_secret_id not in proc.log()
     bridge_vault.destroy(agent_id)

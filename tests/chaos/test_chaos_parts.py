@@ -83,7 +83,7 @@ def test_count_leftovers_sees_each_kind(vault: AgentVault, tmp_path: Path) -> No
         "duplicates 0"
     )
 
-    vault.mint("a1", account_id="acct")  # its secret, policy, role and key stay behind
+    vault.mint("a1", account_id="acct")  # its secret, policy, roles and key stay behind
     _vm_created(registry, "a2", "wf/run/3")
     _vm_created(registry, "a2", "wf/run2/3")  # a second VM recorded for one agent
     sim_state = {
@@ -94,7 +94,7 @@ def test_count_leftovers_sees_each_kind(vault: AgentVault, tmp_path: Path) -> No
     left = count_leftovers(sim_state, vault, registry, ["a1", "a2"])
     registry.close()
     r = left.residue
-    assert (r.vms, r.firewalls, r.secrets, r.policies, r.roles, r.keys) == (2, 2, 1, 1, 1, 1)
+    assert (r.vms, r.firewalls, r.secrets, r.policies, r.roles, r.keys) == (2, 2, 1, 1, 2, 1)  # roles: AppRole, PKI
     assert left.who["firewalls"] == ["a1", "a2"]
     assert (left.duplicate_vms, left.duplicate_audit, left.duplicates) == (2, 1, 3)  # a2: 3 creates, 2 too many
     assert left.who["vms"] == ["a1"] and left.who["duplicate_audit"] == ["a2"]

@@ -43,6 +43,8 @@ NEEDED = {
     f"transit/decrypt/agent-{A}": {"update"},
     f"transit/rewrap/agent-{A}": {"update"},
     "transit/decrypt/lobstack-codec": {"update"},
+    "pki-agents/roles": {"list"},
+    f"pki-agents/roles/agent-{A}": CRUD,
     "auth/approle/role": {"list"},
     f"auth/approle/role/agent-{A}": CRUD,
     f"auth/approle/role/agent-{A}/role-id": CRUD,
@@ -93,6 +95,16 @@ DENIED = [
     "transit/encrypt/lobstack-codec",
     f"transit/export/encryption-key/agent-{A}",
     f"transit/backup/agent-{A}",
+    # the agents' CA and certificates are Vault's and the agents': the service makes roles, never a certificate
+    f"pki-agents/issue/agent-{A}",
+    f"pki-agents/sign/agent-{A}",
+    "pki-agents/sign-verbatim",
+    "pki-agents/root/generate/internal",
+    "pki-agents/root/sign-intermediate",
+    "pki-agents/config/ca",
+    "pki-agents/issuers/generate/root/internal",
+    "pki-agents/roles/operator",
+    "pki-agents/revoke",
     # issued without the default policy
     "cubbyhole/anything",
     "sys/wrapping/wrap",
@@ -153,7 +165,9 @@ def test_escalation_attempts_fail_for_real(orchestrator: hvac.Client, root: hvac
 
 def test_engines_are_verified_not_mounted_by_the_service(openbao: OpenBaoDev) -> None:
     token = orchestrator_token(openbao)
-    AgentVault(VaultSettings(addr=openbao.addr, token=token)).ensure_engines()  # mounted by the operator step
+    vault = AgentVault(VaultSettings(addr=openbao.addr, token=token))
+    vault.ensure_engines()  # mounted by the operator step, its CA included
+    assert vault.agents_ca_pem().startswith("-----BEGIN CERTIFICATE-----")
     missing = VaultSettings(addr=openbao.addr, token=token, transit_mount="transit-not-mounted")
     with pytest.raises(SecretsRejected):
         AgentVault(missing).ensure_engines()

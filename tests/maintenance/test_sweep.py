@@ -88,7 +88,7 @@ async def test_sweep_removes_what_a_terminated_lifecycle_left_and_nothing_else(s
         status = await stack.client.status(alive)
         assert status.state == AgentState.RUNNING and stack.vms_of(alive) == 1
         residue = stack.vault.residue(alive)
-        assert (residue.policies, residue.roles, residue.keys, residue.tokens) == (1, 1, 1, 1)
+        assert (residue.policies, residue.roles, residue.keys, residue.tokens) == (1, 2, 1, 1)  # AppRole, PKI
         assert data.get(alive, "api-credential") == b"customer-value"
         assert alive not in swept.found.agent_ids
 

@@ -146,7 +146,7 @@ async def test_cancel_during_provisioning_cleans_up(stack: Stack, gated_argv: tu
         booting = await _wait_vm_created(stack, agent_id)
         pid = stack.local.pid_of(agent_id)
         assert booting.state == AgentState.PROVISIONING and pid is not None
-        assert stack.vault.residue(agent_id).roles == 1, "secrets exist before the cancel"
+        assert stack.vault.residue(agent_id).roles == 2, "secrets exist before the cancel"  # AppRole and PKI roles
 
         handle = stack.temporal.get_workflow_handle(workflow_id(agent_id))
         await handle.cancel()

@@ -1,11 +1,11 @@
 # lobstack-orchestrator: the workers' Vault token (activities/secrets). Least privilege for what the code calls, on
-# the default mounts secret/ (kv v2), transit/ and auth/approle/. Mounting engines is an operator step
+# the default mounts secret/ (kv v2), transit/, pki-agents/ and auth/approle/. Mounting engines is an operator step
 # (deploy/vault/bootstrap.sh, once, with an admin token); this policy can only read the mount tables to verify them.
 # Every name it may touch starts with "agent-" or, for a warm pool VM's identity, "lobstack-pool-pv" (or lives under
 # secret/agents/, secret/pool/ for pool claims, or secret/lobstack-webhooks/ for the webhook signing secrets): it can
 # never write its own policy, an operator's policy, a non-agent role or the codec key. tests/deploy/test_vault_policies.py pins each path.
 
-# ensure_engines at worker start: verify kv v2, transit and approle are mounted.
+# ensure_engines at worker start: verify kv v2, transit, pki and approle are mounted.
 path "sys/mounts" {
   capabilities = ["read"]
 }
@@ -96,6 +96,16 @@ path "auth/approle/role/agent-*" {
 }
 
 path "auth/approle/role/lobstack-pool-pv*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+
+# PKI: one certificate role per agent, made at mint (it issues that agent's name only) and deleted on destroy; listing
+# feeds the orphan sweep. The service never issues a certificate itself and cannot touch the CA.
+path "pki-agents/roles" {
+  capabilities = ["list"]
+}
+
+path "pki-agents/roles/agent-*" {
   capabilities = ["create", "read", "update", "delete"]
 }
 

@@ -30,12 +30,13 @@ def test_destroy_removes_everything_and_revokes_every_token(vault: AgentVault, r
     neighbour_session = Introduction(vault.issue_bootstrap(neighbour)).run()
     unused = vault.issue_bootstrap(agent_id)  # an outstanding, never-unwrapped wrapping token
 
-    before = Residue(secrets=2, policies=1, roles=1, keys=1, tokens=2)
+    # roles: its AppRole role and its certificate role
+    before = Residue(secrets=2, policies=1, roles=2, keys=1, tokens=2)
     assert vault.residue(agent_id) == before
     with pytest.raises(SecretsLeftBehind) as err:
         env.run(acts.verify_secrets_gone, ref)
     message = str(err.value)
-    assert "secrets=2 policies=1 roles=1 keys=1 tokens=2" in message
+    assert "secrets=2 policies=1 roles=2 keys=1 tokens=2" in message
     assert agent_id in message
     for secret in (agent_key, "v2", unused.wrapped_secret_id, session.client.token):
         assert secret not in message
@@ -56,6 +57,8 @@ def test_destroy_removes_everything_and_revokes_every_token(vault: AgentVault, r
         root.auth.approle.read_role(f"agent-{agent_id}")
     with pytest.raises(hv.InvalidPath):
         root.secrets.transit.read_key(f"agent-{agent_id}")
+    with pytest.raises(hv.InvalidPath):
+        root.secrets.pki.read_role(f"agent-{agent_id}", mount_point="pki-agents")
     # The login token is revoked, not merely stripped of its policy.
     with pytest.raises(hv.Forbidden):
         session.client.auth.token.lookup_self()
@@ -69,7 +72,7 @@ def test_destroy_removes_everything_and_revokes_every_token(vault: AgentVault, r
     assert env.run(acts.destroy_secrets, ref) == Residue()
     # The neighbour is untouched.
     assert neighbour_session.client.auth.token.lookup_self()["data"]["meta"]["role_name"] == f"agent-{neighbour}"
-    assert vault.residue(neighbour) == Residue(secrets=1, policies=1, roles=1, keys=1, tokens=1)
+    assert vault.residue(neighbour) == Residue(secrets=1, policies=1, roles=2, keys=1, tokens=1)
     vault.destroy(neighbour)
     assert vault.residue(neighbour) == Residue()
 

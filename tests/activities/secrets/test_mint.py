@@ -38,7 +38,7 @@ def test_mint_is_idempotent(vault: AgentVault, root: hvac.Client, agent_id: str)
 
 
 def test_policy_text_is_exactly_scoped(vault: AgentVault, root: hvac.Client, agent_id: str) -> None:
-    expected = f"""# Lobstack agent {agent_id}: its own secrets and Transit key, nothing else.
+    expected = f"""# Lobstack agent {agent_id}: its own secrets, Transit key and certificate, nothing else.
 path "secret/data/agents/{agent_id}/*" {{
   capabilities = ["read"]
 }}
@@ -56,6 +56,10 @@ path "transit/encrypt/agent-{agent_id}" {{
 }}
 
 path "transit/decrypt/agent-{agent_id}" {{
+  capabilities = ["update"]
+}}
+
+path "pki-agents/issue/agent-{agent_id}" {{
   capabilities = ["update"]
 }}
 """
@@ -81,6 +85,18 @@ def test_role_and_key_settings(vault: AgentVault, root: hvac.Client, agent_id: s
     assert key["deletion_allowed"] is False
     assert key["exportable"] is False
 
+    cert_role = root.secrets.pki.read_role(f"agent-{agent_id}", mount_point="pki-agents")["data"]
+    assert cert_role["allowed_domains"] == [f"{agent_id}.agents.lobstack.internal"]
+    assert cert_role["allow_bare_domains"] is True
+    for widening in ("allow_subdomains", "allow_glob_domains", "allow_any_name", "allow_localhost", "allow_ip_sans"):
+        assert cert_role[widening] is False, widening
+    assert cert_role["allow_wildcard_certificates"] is False
+    assert cert_role["allowed_uri_sans"] == [] and cert_role["allowed_other_sans"] == []
+    assert (cert_role["server_flag"], cert_role["client_flag"]) == (True, False)
+    assert (cert_role["key_type"], cert_role["key_bits"]) == ("ec", 256)
+    assert cert_role["max_ttl"] == cert_role["ttl"] == 24 * 3600
+    assert (cert_role["no_store"], cert_role["generate_lease"]) == (True, False)
+
 
 @pytest.mark.parametrize("bad", ["Bad_Id", "a/../b", "-x", "x" * 41, "", 'a"}'])
 def test_bad_agent_id_is_refused_before_anything_is_created(vault: AgentVault, root: hvac.Client, bad: str) -> None:
@@ -102,6 +118,7 @@ def test_ensure_engines_is_idempotent_and_mounts_missing_engines(
         kv_mount=f"kv-{suffix}",
         transit_mount=f"transit-{suffix}",
         approle_mount=f"approle-{suffix}",
+        pki_mount=f"pki-{suffix}",
     )
     vault = AgentVault(settings)
     vault.ensure_engines()
@@ -110,6 +127,10 @@ def test_ensure_engines_is_idempotent_and_mounts_missing_engines(
     assert mounts[f"kv-{suffix}/"]["type"] == "kv"
     assert mounts[f"kv-{suffix}/"]["options"]["version"] == "2"
     assert mounts[f"transit-{suffix}/"]["type"] == "transit"
+    assert mounts[f"pki-{suffix}/"]["type"] == "pki"
+    issuers = root.list(f"pki-{suffix}/issuers")
+    assert isinstance(issuers, dict), issuers
+    assert len(issuers["data"]["keys"]) == 1, "a second ensure_engines made a second CA"
     assert root.sys.list_auth_methods()["data"][f"approle-{suffix}/"]["type"] == "approle"
     # Mounted by the service itself, AppRole still never locks an agent out after wrong SecretIDs.
     answer = root.read(f"sys/auth/approle-{suffix}/tune")
@@ -123,7 +144,10 @@ def test_ensure_engines_is_idempotent_and_mounts_missing_engines(
     config = vault.issue_bootstrap(agent_id)
     assert config.expected_creation_path == f"auth/approle-{suffix}/role/agent-{agent_id}/secret-id"
     assert config.kv_mount == f"kv-{suffix}"
-    assert vault.residue(agent_id).total == 5  # 1 secret, policy, role, key, the wrapping token
+    # 1 secret, policy, AppRole and certificate roles, key, the wrapping token
+    assert vault.residue(agent_id).total == 6
+    # A mount the service made itself has its CA, and the agent's role issues from it.
+    assert vault.agents_ca_pem() == root.secrets.pki.read_ca_certificate(mount_point=f"pki-{suffix}")
     vault.destroy(agent_id)
     assert vault.residue(agent_id).total == 0
 
@@ -144,11 +168,18 @@ def test_settings_from_env() -> None:
         "LOBSTACK_VAULT_WRAP_TTL_S": "120",
         "LOBSTACK_VAULT_TIMEOUT_S": "2.5",
         "LOBSTACK_VAULT_AGENT_ADDR": "http://10.0.0.2:8200",
+        "LOBSTACK_VAULT_PKI_MOUNT": "pki-test",
+        "LOBSTACK_VAULT_CERT_TTL_S": "3600",
     }
     s = from_env(env)
     assert (s.addr, s.kv_mount, s.transit_mount, s.approle_mount) == ("http://vault:8200", "kv", "transit", "approle")
     assert (s.wrap_ttl_s, s.request_timeout_s, s.bootstrap_addr) == (120, 2.5, "http://10.0.0.2:8200")
+    assert (s.pki_mount, s.cert_ttl_s) == ("pki-test", 3600)
     assert "not-a-real-token" not in repr(s)
+    with pytest.raises(ValueError, match="cert_ttl_s: 90000 is not allowed; must be 60 to 86400 seconds"):
+        from_env({**env, "LOBSTACK_VAULT_CERT_TTL_S": "90000"})
+    with pytest.raises(ValueError, match="pki_mount"):
+        from_env({**env, "LOBSTACK_VAULT_PKI_MOUNT": 'pki" {'})
     with pytest.raises(ValueError, match="wrap_ttl_s"):
         from_env({**env, "LOBSTACK_VAULT_WRAP_TTL_S": "601"})
     with pytest.raises(ValueError, match="kv_mount"):
